@@ -1,0 +1,51 @@
+//! The `sprat` binary: parses the command line, loads `server.properties`, and runs the broker
+//! until SIGINT or SIGTERM.
+
+use clap::Parser;
+use log::{debug, error, info};
+use sprat::broker::Broker;
+use sprat::config::BrokerConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A single-node, Kafka-compatible message broker.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Path to a Kafka `server.properties` file. Without it, Kafka's defaults apply.
+    config: Option<PathBuf>,
+    /// Overrides one property, as `key=value` (repeatable), like Kafka's `--override`.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    let config = match BrokerConfig::load(args.config.as_deref(), &args.overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("invalid configuration: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (key, value) in &config.unknown {
+        debug!("ignoring unused property {key}={value}");
+    }
+    let broker = match Broker::start(config) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("could not start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        "sprat {} started on {}",
+        env!("CARGO_PKG_VERSION"),
+        broker.local_addr()
+    );
+    sprat::broker::wait_for_shutdown_signal();
+    let mut broker = broker;
+    broker.shutdown();
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,381 @@
+//! The cluster metadata: which topics exist, their ids, partitions and configs.
+//!
+//! As in a KRaft broker, the source of truth is the `__cluster_metadata-0` log: a sequence of
+//! record batches whose records are framed metadata records (TopicRecord, PartitionRecord, ...).
+//! At start-up the log is replayed into a [`MetadataImage`]; topic creation and deletion append new
+//! records to it (see [`log`]). The image is shared behind a lock; readers take a snapshot of what
+//! they need and never hold the lock across I/O.
+
+pub mod log;
+pub mod records;
+
+use crate::protocol::wire::{DecodeError, Decoder, Encoder, Uuid};
+use records::*;
+use std::collections::{BTreeMap, HashMap};
+
+/// The internal topic that holds committed consumer group offsets.
+pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The longest topic name Kafka allows.
+pub const MAX_TOPIC_NAME_LENGTH: usize = 249;
+
+/// Kafka's topic name rule: 1 to 249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn topic_name_is_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_TOPIC_NAME_LENGTH
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// One partition as the metadata log describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionMetadata {
+    pub partition_index: i32,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replica_nodes: Vec<i32>,
+    pub isr_nodes: Vec<i32>,
+    pub eligible_leader_replicas: Option<Vec<i32>>,
+    pub last_known_elr: Option<Vec<i32>>,
+}
+
+/// One topic: name, id, partitions in index order, and topic-level config overrides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionMetadata>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicMetadata {
+    pub fn is_internal(&self) -> bool {
+        self.name == CONSUMER_OFFSETS_TOPIC || self.name == "__transaction_state"
+    }
+}
+
+/// A metadata record decoded from its frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataRecord {
+    Topic(topic_record::TopicRecord),
+    Partition(partition_record::PartitionRecord),
+    PartitionChange(partition_change_record::PartitionChangeRecord),
+    RemoveTopic(remove_topic_record::RemoveTopicRecord),
+    FeatureLevel(feature_level_record::FeatureLevelRecord),
+    Config(config_record::ConfigRecord),
+    /// A record type sprat does not need (broker registrations, ACLs, ...), kept by type only.
+    Other {
+        record_type: u16,
+        version: i16,
+    },
+}
+
+/// ConfigRecord's resource type for a topic (Kafka's `ConfigResource.Type.TOPIC`).
+pub const CONFIG_RESOURCE_TOPIC: i8 = 2;
+
+impl MetadataRecord {
+    /// Decodes a record value: `frame version (uvarint) = 0 or 1, type (uvarint), version
+    /// (uvarint), body`.
+    pub fn decode(value: &[u8]) -> Result<MetadataRecord, DecodeError> {
+        let mut d = Decoder::new(value);
+        let _frame_version = d.uvarint()?;
+        let record_type = d.uvarint()?;
+        let version = d.uvarint()? as i16;
+        let record = match record_type as u16 {
+            topic_record::RECORD_TYPE => {
+                MetadataRecord::Topic(topic_record::TopicRecord::decode(&mut d, version)?)
+            }
+            partition_record::RECORD_TYPE => MetadataRecord::Partition(
+                partition_record::PartitionRecord::decode(&mut d, version)?,
+            ),
+            partition_change_record::RECORD_TYPE => MetadataRecord::PartitionChange(
+                partition_change_record::PartitionChangeRecord::decode(&mut d, version)?,
+            ),
+            remove_topic_record::RECORD_TYPE => MetadataRecord::RemoveTopic(
+                remove_topic_record::RemoveTopicRecord::decode(&mut d, version)?,
+            ),
+            feature_level_record::RECORD_TYPE => MetadataRecord::FeatureLevel(
+                feature_level_record::FeatureLevelRecord::decode(&mut d, version)?,
+            ),
+            config_record::RECORD_TYPE => {
+                MetadataRecord::Config(config_record::ConfigRecord::decode(&mut d, version)?)
+            }
+            other => MetadataRecord::Other {
+                record_type: other,
+                version,
+            },
+        };
+        Ok(record)
+    }
+
+    /// Encodes the record with frame version 1, as Kafka writes it.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        let (record_type, version) = match self {
+            MetadataRecord::Topic(_) => (topic_record::RECORD_TYPE, 0),
+            MetadataRecord::Partition(_) => (partition_record::RECORD_TYPE, 0),
+            MetadataRecord::PartitionChange(_) => (partition_change_record::RECORD_TYPE, 0),
+            MetadataRecord::RemoveTopic(_) => (remove_topic_record::RECORD_TYPE, 0),
+            MetadataRecord::FeatureLevel(_) => (feature_level_record::RECORD_TYPE, 0),
+            MetadataRecord::Config(_) => (config_record::RECORD_TYPE, 0),
+            MetadataRecord::Other {
+                record_type,
+                version,
+            } => (*record_type, *version),
+        };
+        e.uvarint(1);
+        e.uvarint(u32::from(record_type));
+        e.uvarint(version as u32);
+        match self {
+            MetadataRecord::Topic(r) => r.encode(&mut e, version),
+            MetadataRecord::Partition(r) => r.encode(&mut e, version),
+            MetadataRecord::PartitionChange(r) => r.encode(&mut e, version),
+            MetadataRecord::RemoveTopic(r) => r.encode(&mut e, version),
+            MetadataRecord::FeatureLevel(r) => r.encode(&mut e, version),
+            MetadataRecord::Config(r) => r.encode(&mut e, version),
+            MetadataRecord::Other { .. } => {}
+        }
+        e.into_inner()
+    }
+}
+
+/// The current state of the cluster metadata, built by replaying metadata records in order.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataImage {
+    topics: BTreeMap<String, TopicMetadata>,
+    names_by_id: HashMap<Uuid, String>,
+    pub feature_levels: BTreeMap<String, i16>,
+    /// Config records that arrived before their topic, applied when it appears.
+    pending_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl MetadataImage {
+    /// Applies one record. Records that refer to unknown topics are ignored, as a replay of a
+    /// log whose earlier part was deleted would produce them.
+    pub fn apply(&mut self, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::Topic(r) => {
+                if let Some(old) = self.topics.get(&r.name) {
+                    self.names_by_id.remove(&old.topic_id);
+                }
+                let configs = self.pending_configs.remove(&r.name).unwrap_or_default();
+                self.names_by_id.insert(r.topic_id, r.name.clone());
+                self.topics.insert(
+                    r.name.clone(),
+                    TopicMetadata {
+                        name: r.name.clone(),
+                        topic_id: r.topic_id,
+                        partitions: BTreeMap::new(),
+                        configs,
+                    },
+                );
+            }
+            MetadataRecord::Partition(r) => {
+                if let Some(topic) = self.topic_by_id_mut(&r.topic_id) {
+                    topic.partitions.insert(
+                        r.partition_id,
+                        PartitionMetadata {
+                            partition_index: r.partition_id,
+                            leader_id: r.leader,
+                            leader_epoch: r.leader_epoch,
+                            partition_epoch: r.partition_epoch,
+                            replica_nodes: r.replicas.clone(),
+                            isr_nodes: r.isr.clone(),
+                            eligible_leader_replicas: r.eligible_leader_replicas.clone(),
+                            last_known_elr: r.last_known_elr.clone(),
+                        },
+                    );
+                }
+            }
+            MetadataRecord::PartitionChange(r) => self.apply_partition_change(r),
+            MetadataRecord::RemoveTopic(r) => {
+                if let Some(name) = self.names_by_id.remove(&r.topic_id) {
+                    self.topics.remove(&name);
+                }
+            }
+            MetadataRecord::FeatureLevel(r) => {
+                self.feature_levels.insert(r.name.clone(), r.feature_level);
+            }
+            MetadataRecord::Config(r) if r.resource_type == CONFIG_RESOURCE_TOPIC => {
+                let configs = match self.topics.get_mut(&r.resource_name) {
+                    Some(topic) => &mut topic.configs,
+                    None => self
+                        .pending_configs
+                        .entry(r.resource_name.clone())
+                        .or_default(),
+                };
+                match &r.value {
+                    Some(v) => configs.insert(r.name.clone(), v.clone()),
+                    None => configs.remove(&r.name),
+                };
+            }
+            MetadataRecord::Config(_) | MetadataRecord::Other { .. } => {}
+        }
+    }
+
+    fn apply_partition_change(&mut self, r: &partition_change_record::PartitionChangeRecord) {
+        let Some(topic) = self.topic_by_id_mut(&r.topic_id) else {
+            return;
+        };
+        let Some(p) = topic.partitions.get_mut(&r.partition_id) else {
+            return;
+        };
+        if let Some(isr) = &r.isr {
+            p.isr_nodes = isr.clone();
+        }
+        if let Some(replicas) = &r.replicas {
+            p.replica_nodes = replicas.clone();
+        }
+        // Leader -2 means "unchanged"; a new leader starts a new leader epoch.
+        if r.leader != -2 {
+            p.leader_id = r.leader;
+            p.leader_epoch += 1;
+        }
+        if r.eligible_leader_replicas.is_some() {
+            p.eligible_leader_replicas = r.eligible_leader_replicas.clone();
+        }
+        if r.last_known_elr.is_some() {
+            p.last_known_elr = r.last_known_elr.clone();
+        }
+        p.partition_epoch += 1;
+    }
+
+    fn topic_by_id_mut(&mut self, id: &Uuid) -> Option<&mut TopicMetadata> {
+        let name = self.names_by_id.get(id)?;
+        self.topics.get_mut(name)
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicMetadata> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicMetadata> {
+        self.topics.get(self.names_by_id.get(id)?)
+    }
+
+    /// All topics, ordered by name.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicMetadata> {
+        self.topics.values()
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str, id: u8) -> MetadataRecord {
+        MetadataRecord::Topic(topic_record::TopicRecord {
+            name: name.into(),
+            topic_id: Uuid([id; 16]),
+        })
+    }
+
+    fn partition(id: u8, index: i32) -> MetadataRecord {
+        MetadataRecord::Partition(partition_record::PartitionRecord {
+            partition_id: index,
+            topic_id: Uuid([id; 16]),
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn records_round_trip_through_their_frame() {
+        for record in [topic("a", 1), partition(1, 3)] {
+            let bytes = record.encode();
+            assert_eq!(bytes[0], 1, "frame version");
+            assert_eq!(MetadataRecord::decode(&bytes).unwrap(), record);
+        }
+        // TopicRecord: frame 1, type 2, version 0, compact name, uuid, no tagged fields.
+        let bytes = topic("ab", 9).encode();
+        let mut expected = vec![1, 2, 0, 3, b'a', b'b'];
+        expected.extend_from_slice(&[9; 16]);
+        expected.push(0);
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn replay_builds_topics_and_partitions() {
+        let mut image = MetadataImage::default();
+        for r in [
+            topic("b", 2),
+            topic("a", 1),
+            partition(1, 1),
+            partition(1, 0),
+            partition(2, 0),
+        ] {
+            image.apply(&r);
+        }
+        let names: Vec<_> = image.topics().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let a = image.topic_by_id(&Uuid([1; 16])).unwrap();
+        assert_eq!(a.partitions.keys().copied().collect::<Vec<_>>(), [0, 1]);
+        image.apply(&MetadataRecord::RemoveTopic(
+            remove_topic_record::RemoveTopicRecord {
+                topic_id: Uuid([1; 16]),
+            },
+        ));
+        assert!(image.topic("a").is_none());
+        assert!(image.topic_by_id(&Uuid([1; 16])).is_none());
+        assert_eq!(image.topic_count(), 1);
+    }
+
+    #[test]
+    fn configs_and_partition_changes_apply() {
+        let mut image = MetadataImage::default();
+        image.apply(&topic("t", 5));
+        image.apply(&partition(5, 0));
+        image.apply(&MetadataRecord::Config(config_record::ConfigRecord {
+            resource_type: CONFIG_RESOURCE_TOPIC,
+            resource_name: "t".into(),
+            name: "retention.ms".into(),
+            value: Some("1000".into()),
+        }));
+        image.apply(&MetadataRecord::PartitionChange(
+            partition_change_record::PartitionChangeRecord {
+                partition_id: 0,
+                topic_id: Uuid([5; 16]),
+                leader: 1,
+                ..Default::default()
+            },
+        ));
+        let t = image.topic("t").unwrap();
+        assert_eq!(t.configs["retention.ms"], "1000");
+        assert_eq!(t.partitions[&0].leader_epoch, 1);
+        assert_eq!(t.partitions[&0].partition_epoch, 1);
+    }
+
+    #[test]
+    fn topic_name_rules() {
+        for ok in ["a", "foo.bar", "x_y-z", "A9", &"t".repeat(249)] {
+            assert!(topic_name_is_valid(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a b", "a/b", "é", &"t".repeat(250)] {
+            assert!(!topic_name_is_valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_record_types_are_kept_by_type() {
+        let bytes = [1, 17, 0, 0];
+        assert_eq!(
+            MetadataRecord::decode(&bytes).unwrap(),
+            MetadataRecord::Other {
+                record_type: 17,
+                version: 0
+            }
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The API layer (Kafka's `KafkaApis`): decodes a request body, does the work, encodes the response.
+//! One module per API. Handlers return Kafka error codes inside their responses; only framing
+//! problems and undecodable bodies close the connection.
+
+mod api_versions;
+mod describe_topic_partitions;
+mod fetch;
+mod produce;
+
+use crate::broker::BrokerContext;
+use crate::protocol::messages::{self, api_versions as av};
+use crate::protocol::wire::{DecodeResult, Decoder, Encoder};
+use crate::protocol::{self, RequestHeader};
+
+/// What the connection does after a request.
+pub enum Outcome {
+    /// Write this frame (size prefix included).
+    Respond(Vec<u8>),
+    /// Write nothing (Produce with acks=0).
+    NoResponse,
+    /// Close the connection, logging why.
+    Close(String),
+}
+
+/// Dispatches one request whose header has been read. `supported` is false only for an ApiVersions
+/// request of a version sprat does not implement.
+pub fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    d: &mut Decoder<'_>,
+    supported: bool,
+) -> Outcome {
+    let version = header.api_version;
+    let result = match header.api_key {
+        av::API_KEY if !supported => Ok(api_versions::unsupported_version(header)),
+        av::API_KEY => api_versions::handle(ctx, header, d),
+        messages::produce::API_KEY => produce::handle(ctx, header, d),
+        messages::fetch::API_KEY => fetch::handle(ctx, header, d),
+        messages::describe_topic_partitions::API_KEY => {
+            describe_topic_partitions::handle(ctx, header, d)
+        }
+        key => return Outcome::Close(format!("no handler for API key {key} v{version}")),
+    };
+    result.unwrap_or_else(|e| {
+        Outcome::Close(format!(
+            "malformed {} v{version} request: {e}",
+            protocol::api_name(header.api_key)
+        ))
+    })
+}
+
+/// Encodes a complete response frame: size, response header (v0 or v1 as the API and version
+/// require) and body.
+pub fn respond(header: &RequestHeader, body: impl FnOnce(&mut Encoder)) -> Outcome {
+    let mut e = Encoder::with_capacity(64);
+    e.i32(0);
+    let flexible = protocol::response_header_is_flexible(header.api_key, header.api_version);
+    protocol::encode_response_header(&mut e, header.correlation_id, flexible);
+    body(&mut e);
+    let mut frame = e.into_inner();
+    let size = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    Outcome::Respond(frame)
+}
+
+/// The result type of handlers: a decode error closes the connection.
+pub type HandlerResult = DecodeResult<Outcome>;
+
+/// The current wall-clock time in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,123 @@
+//! One client connection: read a size-prefixed frame, decode the request header, dispatch, write
+//! the response, repeat. Requests on a connection are answered strictly in order.
+//!
+//! Framing rules: a size prefix that is negative or larger than `socket.request.max.bytes` is
+//! refused before anything is allocated, and the connection is closed, because the start of the
+//! next request can no longer be known. A request for an unknown API or an unsupported version
+//! (other than ApiVersions, which answers with error 35) also closes the connection, as Kafka does.
+
+use super::apis::{self, Outcome};
+use crate::broker::BrokerContext;
+use crate::protocol::{self, RequestHeader, wire::Decoder};
+use byteorder::{BigEndian, ByteOrder};
+use log::{debug, trace, warn};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+/// Serves one connection until the peer closes it or framing is lost.
+pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>) {
+    let _ = stream.set_nodelay(true);
+    let max_frame = ctx.config.socket_request_max_bytes;
+    let mut frame = Vec::new();
+    loop {
+        match read_frame(&mut stream, &mut frame, max_frame) {
+            Ok(true) => {}
+            Ok(false) => {
+                debug!("{peer} closed the connection");
+                return;
+            }
+            Err(e) => {
+                warn!("dropping {peer}: {e}");
+                return;
+            }
+        }
+        trace!("{peer} request bytes: {:02x?}", frame);
+        match handle_frame(&ctx, &peer, &frame) {
+            Outcome::Respond(response) => {
+                trace!("{peer} response bytes: {:02x?}", response);
+                if let Err(e) = stream.write_all(&response) {
+                    warn!("dropping {peer}: write failed: {e}");
+                    return;
+                }
+            }
+            Outcome::NoResponse => {}
+            Outcome::Close(reason) => {
+                warn!("closing connection to {peer}: {reason}");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one frame into `frame`. Returns `Ok(false)` on a clean end of stream before a frame.
+fn read_frame(stream: &mut TcpStream, frame: &mut Vec<u8>, max_frame: usize) -> io::Result<bool> {
+    let mut size_bytes = [0u8; 4];
+    let mut read = 0;
+    while read < 4 {
+        match stream.read(&mut size_bytes[read..]) {
+            Ok(0) if read == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed inside a size prefix",
+                ));
+            }
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let size = BigEndian::read_i32(&size_bytes);
+    if size < 0 || size as usize > max_frame {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame size {size} is outside 0..={max_frame} (socket.request.max.bytes)"),
+        ));
+    }
+    frame.clear();
+    frame.resize(size as usize, 0);
+    stream.read_exact(frame)?;
+    Ok(true)
+}
+
+/// Decodes the header of one frame and dispatches it. Returns the full response frame.
+pub fn handle_frame(ctx: &BrokerContext, peer: &str, frame: &[u8]) -> Outcome {
+    if frame.len() < 8 {
+        return Outcome::Close(format!(
+            "request of {} bytes is too short for a header",
+            frame.len()
+        ));
+    }
+    let api_key = BigEndian::read_i16(&frame[0..]);
+    let api_version = BigEndian::read_i16(&frame[2..]);
+    let correlation_id = BigEndian::read_i32(&frame[4..]);
+    let Some(api) = protocol::api_support(api_key) else {
+        return Outcome::Close(format!(
+            "unknown API key {api_key} (correlation id {correlation_id})"
+        ));
+    };
+    let supported = (api.min_version..=api.max_version).contains(&api_version);
+    if !supported && api_key != protocol::messages::api_versions::API_KEY {
+        return Outcome::Close(format!(
+            "unsupported version {api_version} of {} (supported {}-{})",
+            api.name, api.min_version, api.max_version
+        ));
+    }
+    // An ApiVersions request of a version newer than ours is read with the newest header we know.
+    let flexible = protocol::is_flexible(api_key, api_version.min(api.max_version));
+    let mut d = Decoder::new(frame);
+    let header = match RequestHeader::decode(&mut d, flexible) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("malformed {} request header: {e}", api.name)),
+    };
+    debug!(
+        "{peer} {} v{} correlation_id={} client_id={:?} size={}",
+        api.name,
+        api_version,
+        correlation_id,
+        header.client_id.as_deref().unwrap_or(""),
+        frame.len()
+    );
+    apis::handle(ctx, &header, &mut d, supported)
+}

@@ -1,0 +1,5 @@
+//! The storage layer: record batches and the partition logs that hold them, in Kafka's on-disk
+//! format.
+
+pub mod log;
+pub mod record_batch;

@@ -1,0 +1,355 @@
+//! Test harness: starts the real `sprat` binary on an ephemeral port with its own temporary log
+//! directory, and talks to it with the crate's own codec.
+
+#![allow(dead_code)]
+
+use sprat::metadata::MetadataRecord;
+use sprat::metadata::records::{feature_level_record::FeatureLevelRecord, partition_record::PartitionRecord, topic_record::TopicRecord};
+use sprat::protocol::RequestHeader;
+use sprat::protocol::wire::{Decoder, Encoder, Uuid};
+use sprat::storage::record_batch::{BatchHeader, Record, build_batch};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("sprat-it-{}-{n}-{name}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running broker process. Killed (and its directory removed) when dropped.
+pub struct TestBroker {
+    pub dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub addr: SocketAddr,
+    child: Child,
+    pub extra_properties: Vec<String>,
+    log_lines: mpsc::Receiver<String>,
+}
+
+impl TestBroker {
+    /// Starts a broker on an empty log directory.
+    pub fn start(name: &str) -> TestBroker {
+        Self::start_with(name, |_| {}, &[])
+    }
+
+    /// Prepares the log directory with `setup`, then starts a broker with extra properties.
+    pub fn start_with(name: &str, setup: impl FnOnce(&Path), properties: &[&str]) -> TestBroker {
+        let dir = temp_dir(name);
+        let log_dir = dir.join("logs");
+        fs::create_dir_all(&log_dir).unwrap();
+        setup(&log_dir);
+        let props: Vec<String> = properties.iter().map(|s| s.to_string()).collect();
+        Self::launch(dir, log_dir, props)
+    }
+
+    fn launch(dir: PathBuf, log_dir: PathBuf, extra_properties: Vec<String>) -> TestBroker {
+        let (child, log_lines, addr) = spawn(&dir, &log_dir, &extra_properties);
+        TestBroker {
+            dir,
+            log_dir,
+            addr,
+            child,
+            extra_properties,
+            log_lines,
+        }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Kills the process with SIGKILL and starts a new one on the same directory.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.restart();
+    }
+
+    /// Starts a new process on the same directory (after the old one exited).
+    pub fn restart(&mut self) {
+        let (child, log_lines, addr) = spawn(&self.dir, &self.log_dir, &self.extra_properties);
+        self.child = child;
+        self.log_lines = log_lines;
+        self.addr = addr;
+    }
+
+    /// Stops the broker with SIGTERM and waits for it to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        send_signal(self.child.id(), 15);
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Log lines the broker has printed so far.
+    pub fn drain_log(&self) -> Vec<String> {
+        self.log_lines.try_iter().collect()
+    }
+}
+
+/// Starts the broker process and waits for its "listening on" line.
+fn spawn(dir: &Path, log_dir: &Path, extra_properties: &[String]) -> (Child, mpsc::Receiver<String>, SocketAddr) {
+    let config = dir.join("server.properties");
+    let mut text = format!(
+        "process.roles=broker,controller\nnode.id=1\nlisteners=PLAINTEXT://127.0.0.1:0,CONTROLLER://:9093\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
+        log_dir.display()
+    );
+    for p in extra_properties {
+        text.push_str(p);
+        text.push('\n');
+    }
+    fs::write(&config, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sprat"))
+        .arg(&config)
+        .env("RUST_LOG", std::env::var("SPRAT_TEST_LOG").unwrap_or_else(|_| "info".into()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sprat");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let echo = std::env::var_os("SPRAT_TEST_LOG").is_some();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if echo {
+                eprintln!("[broker] {line}");
+            }
+            // The receiver may be gone; keep draining so the broker never blocks on a full pipe.
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("broker did not start listening");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    (child, rx, addr)
+}
+
+fn send_signal(pid: u32, signal: i32) {
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A raw protocol client.
+pub struct Client {
+    pub stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Client {
+            stream,
+            next_correlation_id: 1,
+        }
+    }
+
+    /// Sends a request frame built from a header and an encoded body; returns the correlation id.
+    pub fn send(&mut self, api_key: i16, version: i16, body: impl FnOnce(&mut Encoder)) -> i32 {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let mut e = Encoder::new();
+        e.i32(0);
+        RequestHeader {
+            api_key,
+            api_version: version,
+            correlation_id,
+            client_id: Some("sprat-test".into()),
+        }
+        .encode(&mut e, sprat::protocol::is_flexible(api_key, version));
+        body(&mut e);
+        let mut frame = e.into_inner();
+        let size = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&frame).unwrap();
+        correlation_id
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads one response frame (without its size prefix).
+    pub fn receive(&mut self) -> Vec<u8> {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).unwrap();
+        body
+    }
+
+    /// Whether the broker closed the connection (EOF) within a few seconds.
+    pub fn is_closed(&mut self) -> bool {
+        self.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 1];
+        matches!(self.stream.read(&mut buf), Ok(0) | Err(_))
+    }
+
+    /// Sends a request and decodes the response with `decode`, checking the correlation id, the
+    /// response header version and that the body is consumed exactly.
+    pub fn call<T>(
+        &mut self,
+        api_key: i16,
+        version: i16,
+        body: impl FnOnce(&mut Encoder),
+        decode: impl FnOnce(&mut Decoder<'_>, i16) -> sprat::protocol::wire::DecodeResult<T>,
+    ) -> T {
+        let correlation_id = self.send(api_key, version, body);
+        let frame = self.receive();
+        let mut d = Decoder::new(&frame);
+        assert_eq!(d.i32().unwrap(), correlation_id, "correlation id");
+        if sprat::protocol::response_header_is_flexible(api_key, version) {
+            d.skip_tagged_fields().unwrap();
+        }
+        let value = decode(&mut d, version).unwrap();
+        d.finish().expect("response fully consumed");
+        value
+    }
+}
+
+/// A topic to write into a test metadata log.
+pub struct TopicSpec {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+}
+
+impl TopicSpec {
+    pub fn new(name: &str, id_byte: u8, partitions: i32) -> TopicSpec {
+        let mut id = [0x71, 0xa5, 0x9a, 0x51, 0x89, 0x68, 0x4f, 0x8b, 0x93, 0x7e, 0, 0, 0, 0, 0, 0];
+        id[15] = id_byte;
+        TopicSpec {
+            name: name.into(),
+            id: Uuid(id),
+            partitions,
+        }
+    }
+}
+
+/// Writes a `__cluster_metadata-0` log the way the CodeCrafters tester does: a FeatureLevelRecord
+/// batch at offset 1, then one batch per topic with its TopicRecord and PartitionRecords. Also
+/// creates each partition's directory with an empty log and `partition.metadata`.
+pub fn write_cluster_metadata(log_dir: &Path, topics: &[TopicSpec]) {
+    let dir = log_dir.join("__cluster_metadata-0");
+    fs::create_dir_all(&dir).unwrap();
+    let mut log = Vec::new();
+    let feature = MetadataRecord::FeatureLevel(FeatureLevelRecord {
+        name: "metadata.version".into(),
+        feature_level: 20,
+    });
+    let header = BatchHeader {
+        base_offset: 1,
+        partition_leader_epoch: 1,
+        base_timestamp: 1726045943832,
+        max_timestamp: 1726045943832,
+        ..BatchHeader::default()
+    };
+    log.extend(build_batch(&header, &[record(feature.encode())]));
+    let mut offset = 2;
+    for t in topics {
+        let mut records = vec![record(
+            MetadataRecord::Topic(TopicRecord {
+                name: t.name.clone(),
+                topic_id: t.id,
+            })
+            .encode(),
+        )];
+        for p in 0..t.partitions {
+            records.push(record(partition_record_v1(t.id, p)));
+        }
+        let header = BatchHeader {
+            base_offset: offset,
+            partition_leader_epoch: 1,
+            base_timestamp: 1726045957397,
+            max_timestamp: 1726045957397,
+            ..BatchHeader::default()
+        };
+        offset += records.len() as i64;
+        log.extend(build_batch(&header, &records));
+        for p in 0..t.partitions {
+            let pdir = log_dir.join(format!("{}-{p}", t.name));
+            fs::create_dir_all(&pdir).unwrap();
+            fs::write(pdir.join("00000000000000000000.log"), b"").unwrap();
+            fs::write(pdir.join("partition.metadata"), format!("version: 0\ntopic_id: {}", t.id)).unwrap();
+        }
+    }
+    fs::write(dir.join("00000000000000000000.log"), log).unwrap();
+}
+
+/// A PartitionRecord of version 1 (with directories), as KRaft writes it.
+fn partition_record_v1(topic_id: Uuid, partition: i32) -> Vec<u8> {
+    let record = PartitionRecord {
+        partition_id: partition,
+        topic_id,
+        replicas: vec![1],
+        isr: vec![1],
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        directories: vec![Uuid([0x10, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1])],
+        ..PartitionRecord::default()
+    };
+    let mut e = Encoder::new();
+    e.uvarint(1);
+    e.uvarint(3);
+    e.uvarint(1);
+    record.encode(&mut e, 1);
+    e.into_inner()
+}
+
+fn record(value: Vec<u8>) -> Record {
+    Record {
+        value: Some(value),
+        ..Record::default()
+    }
+}
+
+/// A batch like the CodeCrafters tester's: one record per message, producer id 0, fixed timestamps.
+pub fn tester_batch(base_offset: i64, values: &[&[u8]]) -> Vec<u8> {
+    let header = BatchHeader {
+        base_offset,
+        partition_leader_epoch: 0,
+        base_timestamp: 1726045973899,
+        max_timestamp: 1726045973899,
+        producer_id: 0,
+        producer_epoch: 0,
+        base_sequence: 0,
+        ..BatchHeader::default()
+    };
+    let records: Vec<_> = values
+        .iter()
+        .map(|v| Record {
+            value: Some(v.to_vec()),
+            ..Record::default()
+        })
+        .collect();
+    build_batch(&header, &records)
+}
+
+/// Appends batches to a partition's log file before the broker starts.
+pub fn write_partition_log(log_dir: &Path, topic: &str, partition: i32, batches: &[Vec<u8>]) {
+    let path = log_dir.join(format!("{topic}-{partition}")).join("00000000000000000000.log");
+    fs::write(path, batches.concat()).unwrap();
+}
