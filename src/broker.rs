@@ -85,12 +85,7 @@ impl Broker {
             log_dir.display()
         );
         logs.push(metadata_log);
-        let appends = Arc::new(AppendNotifier::default());
         let (writer_tx, writer_rx) = crossbeam_channel::bounded(WRITER_QUEUE_CAPACITY);
-        let writer = LogWriter::new(logs, appends.clone(), config.log_flush_on_ack);
-        let writer_thread = std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || writer.run(writer_rx))?;
         let listener = TcpListener::bind(config.bind_address())?;
         let local_addr = listener.local_addr()?;
         let context = Arc::new(BrokerContext {
@@ -99,8 +94,12 @@ impl Broker {
             metadata: RwLock::new(image),
             partitions: RwLock::new(partitions),
             writer: writer_tx,
-            appends,
+            appends: Arc::new(AppendNotifier::default()),
         });
+        let writer = LogWriter::new(context.clone(), logs);
+        let writer_thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || writer.run(writer_rx))?;
         info!(
             "listening on {local_addr} (cluster id {})",
             context.cluster_id

@@ -7,10 +7,17 @@
 //! to, publishes the new high watermarks, wakes waiting fetches, and only then replies to everyone.
 //! A reply therefore always means the bytes are in the log file.
 
+use crate::broker::{BrokerContext, open_partition_log, random_uuid};
+use crate::controller::{NewTopic, TopicError, topic_records};
+use crate::metadata::log::{build_metadata_batch, metadata_topic_partition};
+use crate::metadata::records::remove_topic_record::RemoveTopicRecord;
+use crate::metadata::{MetadataRecord, TopicMetadata};
 use crate::protocol::error_code::ErrorCode;
-use crate::storage::log::{AppendInfo, AppendNotifier, PartitionLog, TopicPartition};
+use crate::protocol::wire::Uuid;
+use crate::server::apis::now_ms;
+use crate::storage::log::{AppendInfo, PartitionLog, TopicPartition};
 use crossbeam_channel::{Receiver, Sender};
-use log::{debug, error, info};
+use log::{error, info};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -26,6 +33,9 @@ pub struct PartitionAppend {
 /// The result of one partition's append.
 pub type PartitionAppendResult = Result<AppendInfo, ErrorCode>;
 
+/// Where the writer sends an append command's results.
+pub type AppendReply = Sender<Vec<PartitionAppendResult>>;
+
 pub enum WriterCommand {
     /// Append batches to partitions; the reply lists one result per partition, in order.
     Append {
@@ -33,31 +43,39 @@ pub enum WriterCommand {
         /// Whether the producer waits for all replicas (acks=-1), which with `flush_on_ack`
         /// means waiting for fsync.
         acks_all: bool,
-        reply: Sender<Vec<PartitionAppendResult>>,
+        reply: AppendReply,
     },
-    /// Hands a newly opened partition log to the writer.
-    AddLog(PartitionLog),
+    /// Creates topics (already validated); one result per topic, in order.
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        reply: Sender<Vec<Result<Uuid, TopicError>>>,
+    },
+    /// Deletes topics by id; one result (the deleted name) per topic, in order.
+    DeleteTopics {
+        topic_ids: Vec<Uuid>,
+        reply: Sender<Vec<Result<String, ErrorCode>>>,
+    },
     /// Finishes queued work, flushes every log and stops.
     Shutdown { reply: Sender<()> },
 }
 
 /// The writer thread's state.
 pub struct LogWriter {
+    ctx: Arc<BrokerContext>,
     logs: HashMap<TopicPartition, PartitionLog>,
-    notifier: Arc<AppendNotifier>,
     flush_on_ack: bool,
 }
 
 impl LogWriter {
-    pub fn new(logs: Vec<PartitionLog>, notifier: Arc<AppendNotifier>, flush_on_ack: bool) -> Self {
+    pub fn new(ctx: Arc<BrokerContext>, logs: Vec<PartitionLog>) -> Self {
         let logs = logs
             .into_iter()
             .map(|l| (l.partition.topic_partition.clone(), l))
             .collect();
         LogWriter {
+            flush_on_ack: ctx.config.log_flush_on_ack,
+            ctx,
             logs,
-            notifier,
-            flush_on_ack,
         }
     }
 
@@ -81,7 +99,8 @@ impl LogWriter {
 
     /// Handles one group of commands. Returns true when the writer should stop.
     fn handle_group(&mut self, group: &mut Vec<WriterCommand>) -> bool {
-        let mut replies = Vec::with_capacity(group.len());
+        let mut replies: Vec<(AppendReply, Vec<(TopicPartition, PartitionAppendResult)>)> =
+            Vec::with_capacity(group.len());
         let mut to_sync: HashSet<TopicPartition> = HashSet::new();
         let mut shutdown = None;
         for command in group.drain(..) {
@@ -94,25 +113,39 @@ impl LogWriter {
                     let results: Vec<_> = partitions
                         .into_iter()
                         .map(|p| {
-                            let result = self.append(p.topic_partition.clone(), p.batches);
+                            let result = self.append(&p.topic_partition, p.batches);
                             if acks_all && self.flush_on_ack && result.is_ok() {
-                                to_sync.insert(p.topic_partition);
+                                to_sync.insert(p.topic_partition.clone());
                             }
-                            result
+                            (p.topic_partition, result)
                         })
                         .collect();
                     replies.push((reply, results));
                 }
-                WriterCommand::AddLog(log) => {
-                    info!("log-writer now owns {}", log.partition.topic_partition);
-                    self.logs.insert(log.partition.topic_partition.clone(), log);
+                WriterCommand::CreateTopics { topics, reply } => {
+                    let results = topics.into_iter().map(|t| self.create_topic(t)).collect();
+                    let _ = reply.send(results);
+                }
+                WriterCommand::DeleteTopics { topic_ids, reply } => {
+                    let results = topic_ids.iter().map(|id| self.delete_topic(id)).collect();
+                    let _ = reply.send(results);
                 }
                 WriterCommand::Shutdown { reply } => shutdown = Some(reply),
             }
         }
-        self.sync(&to_sync, &mut replies);
-        self.notifier.notify();
+        let failed = self.sync(&to_sync);
+        self.ctx.appends.notify();
         for (reply, results) in replies {
+            let results = results
+                .into_iter()
+                .map(|(tp, r)| {
+                    if failed.contains(&tp) {
+                        Err(ErrorCode::KafkaStorageError)
+                    } else {
+                        r
+                    }
+                })
+                .collect();
             // A connection that went away no longer wants its answer.
             let _ = reply.send(results);
         }
@@ -124,8 +157,89 @@ impl LogWriter {
         false
     }
 
-    fn append(&mut self, tp: TopicPartition, mut batches: Vec<u8>) -> PartitionAppendResult {
-        let Some(log) = self.logs.get_mut(&tp) else {
+    /// Records a new topic in the metadata log (fsynced), opens its partition logs, and then
+    /// publishes it.
+    fn create_topic(&mut self, topic: NewTopic) -> Result<Uuid, TopicError> {
+        if self.ctx.metadata.read().topic(&topic.name).is_some() {
+            let message = format!("Topic '{}' already exists.", topic.name);
+            return Err((ErrorCode::TopicAlreadyExists, message));
+        }
+        let topic_id = random_uuid();
+        let records = topic_records(self.ctx.config.node_id, topic_id, &topic);
+        self.append_metadata(&records)
+            .map_err(|code| (code, "Could not write the metadata log.".to_string()))?;
+        let metadata = TopicMetadata {
+            name: topic.name.clone(),
+            topic_id,
+            partitions: Default::default(),
+            configs: topic.configs.clone(),
+        };
+        let log_dir = self.ctx.config.log_dir().to_path_buf();
+        for index in 0..topic.num_partitions {
+            match open_partition_log(&log_dir, &self.ctx.config, &metadata, index) {
+                Ok(log) => {
+                    let tp = log.partition.topic_partition.clone();
+                    self.ctx
+                        .partitions
+                        .write()
+                        .insert(tp.clone(), log.partition.clone());
+                    self.logs.insert(tp, log);
+                }
+                Err(e) => error!("creating the log of {}-{index} failed: {e}", topic.name),
+            }
+        }
+        let mut image = self.ctx.metadata.write();
+        for r in &records {
+            image.apply(r);
+        }
+        info!(
+            "created topic {} ({topic_id}) with {} partitions",
+            topic.name, topic.num_partitions
+        );
+        Ok(topic_id)
+    }
+
+    /// Records the removal in the metadata log, unpublishes the topic, and deletes its logs.
+    fn delete_topic(&mut self, topic_id: &Uuid) -> Result<String, ErrorCode> {
+        let Some(topic) = self.ctx.metadata.read().topic_by_id(topic_id).cloned() else {
+            return Err(ErrorCode::UnknownTopicId);
+        };
+        let record = MetadataRecord::RemoveTopic(RemoveTopicRecord {
+            topic_id: *topic_id,
+        });
+        self.append_metadata(std::slice::from_ref(&record))?;
+        self.ctx.metadata.write().apply(&record);
+        for &index in topic.partitions.keys() {
+            let tp = TopicPartition::new(topic.name.clone(), index);
+            self.ctx.partitions.write().remove(&tp);
+            if let Some(log) = self.logs.remove(&tp)
+                && let Err(e) = std::fs::remove_dir_all(&log.partition.dir)
+            {
+                error!("removing {} failed: {e}", log.partition.dir.display());
+            }
+        }
+        info!("deleted topic {} ({topic_id})", topic.name);
+        Ok(topic.name)
+    }
+
+    /// Appends records to the cluster metadata log and fsyncs it: topic changes are rare and must
+    /// survive a power loss.
+    fn append_metadata(&mut self, records: &[MetadataRecord]) -> Result<(), ErrorCode> {
+        let tp = metadata_topic_partition();
+        let batch = build_metadata_batch(records, now_ms(), 1);
+        self.append(&tp, batch)?;
+        match self.logs.get(&tp).map(PartitionLog::flush) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => {
+                error!("fsync of the metadata log failed: {e}");
+                Err(ErrorCode::KafkaStorageError)
+            }
+            None => Err(ErrorCode::KafkaStorageError),
+        }
+    }
+
+    fn append(&mut self, tp: &TopicPartition, mut batches: Vec<u8>) -> PartitionAppendResult {
+        let Some(log) = self.logs.get_mut(tp) else {
             return Err(ErrorCode::UnknownTopicOrPartition);
         };
         log.append(&mut batches).map_err(|e| {
@@ -134,16 +248,9 @@ impl LogWriter {
         })
     }
 
-    /// fsyncs each partition once; a failed fsync turns that partition's results into storage
-    /// errors, since the data may not be durable.
-    fn sync(
-        &self,
-        partitions: &HashSet<TopicPartition>,
-        replies: &mut [(
-            Sender<Vec<PartitionAppendResult>>,
-            Vec<PartitionAppendResult>,
-        )],
-    ) {
+    /// fsyncs each partition once and returns those whose fsync failed: their appends are
+    /// answered with a storage error, since the data may not be durable.
+    fn sync(&self, partitions: &HashSet<TopicPartition>) -> HashSet<TopicPartition> {
         let mut failed = HashSet::new();
         for tp in partitions {
             if let Some(log) = self.logs.get(tp)
@@ -153,17 +260,7 @@ impl LogWriter {
                 failed.insert(tp.clone());
             }
         }
-        if failed.is_empty() {
-            return;
-        }
-        debug!("{} partitions failed to sync", failed.len());
-        for (_, results) in replies.iter_mut() {
-            for r in results.iter_mut() {
-                if r.is_ok() {
-                    *r = Err(ErrorCode::KafkaStorageError);
-                }
-            }
-        }
+        failed
     }
 
     fn flush_all(&self) {

@@ -4,6 +4,8 @@
 //! Everything here is pure: it turns bytes into values and values into bytes, with no I/O, so every
 //! API version can be tested from bytes alone.
 
+#[cfg(test)]
+mod codec_tests;
 pub mod error_code;
 pub mod messages;
 pub mod wire;
@@ -39,7 +41,11 @@ macro_rules! api {
 pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(produce, "Produce", 3, 11),
     api!(fetch, "Fetch", 4, 17),
+    api!(list_offsets, "ListOffsets", 0, 9),
+    api!(metadata, "Metadata", 0, 12),
     api!(api_versions, "ApiVersions", 0, 4),
+    api!(create_topics, "CreateTopics", 0, 7),
+    api!(delete_topics, "DeleteTopics", 0, 6),
     api!(describe_topic_partitions, "DescribeTopicPartitions", 0, 0),
 ];
 

@@ -202,6 +202,111 @@ impl Partition {
     }
 }
 
+impl Partition {
+    /// The segments' files and published sizes, for scans that run without the lock.
+    fn segment_files(&self) -> Vec<(Arc<File>, u64)> {
+        self.state
+            .read()
+            .segments
+            .iter()
+            .map(|s| (s.file.clone(), s.size))
+            .collect()
+    }
+
+    /// Calls `visit` with each batch header (and its file and position) in offset order until it
+    /// returns false.
+    fn scan_headers(
+        &self,
+        mut visit: impl FnMut(&File, u64, &[u8; HEADER_SIZE]) -> io::Result<bool>,
+    ) -> io::Result<()> {
+        for (file, size) in self.segment_files() {
+            let mut position = 0;
+            while let Some(header) = read_header(&file, position, size)? {
+                if !visit(&file, position, &header)? {
+                    return Ok(());
+                }
+                position += header_view(&header).1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The offset and timestamp of the first record whose timestamp is at least `target`
+    /// (ListOffsets by timestamp), or `None` if every record is older.
+    pub fn offset_for_timestamp(&self, target: i64) -> io::Result<Option<(i64, i64)>> {
+        let mut found = None;
+        self.scan_headers(|file, position, header| {
+            let max_timestamp = BigEndian::read_i64(&header[record_batch::MAX_TIMESTAMP_OFFSET..]);
+            if max_timestamp < target {
+                return Ok(true);
+            }
+            found = record_timestamps(file, position, header)?
+                .into_iter()
+                .find(|&(_, ts)| ts >= target)
+                .or(Some((BigEndian::read_i64(header), max_timestamp)));
+            Ok(false)
+        })?;
+        Ok(found)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (the first one, if
+    /// several share it), for ListOffsets with MAX_TIMESTAMP.
+    pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
+        let mut best: Option<(File, u64, [u8; HEADER_SIZE])> = None;
+        let mut best_ts = i64::MIN;
+        self.scan_headers(|file, position, header| {
+            let ts = BigEndian::read_i64(&header[record_batch::MAX_TIMESTAMP_OFFSET..]);
+            if ts > best_ts {
+                best_ts = ts;
+                best = Some((file.try_clone()?, position, *header));
+            }
+            Ok(true)
+        })?;
+        let Some((file, position, header)) = best else {
+            return Ok(None);
+        };
+        let exact = record_timestamps(&file, position, &header)?
+            .into_iter()
+            .find(|&(_, ts)| ts == best_ts);
+        Ok(Some(exact.unwrap_or((header_view(&header).0, best_ts))))
+    }
+}
+
+/// The offsets and timestamps of an uncompressed batch's records; empty for a compressed one,
+/// whose records sprat does not decompress.
+fn record_timestamps(
+    file: &File,
+    position: u64,
+    header: &[u8; HEADER_SIZE],
+) -> io::Result<Vec<(i64, i64)>> {
+    let attributes = BigEndian::read_i16(&header[record_batch::ATTRIBUTES_OFFSET..]);
+    if attributes & record_batch::COMPRESSION_CODEC_MASK != 0 {
+        return Ok(Vec::new());
+    }
+    let size = header_view(header).1 as usize;
+    let mut bytes = vec![0u8; size];
+    file.read_exact_at(&mut bytes, position)?;
+    let Some(Ok(batch)) = Batches::new(&bytes).next() else {
+        return Ok(Vec::new());
+    };
+    let base_offset = batch.base_offset();
+    let base_timestamp = batch.base_timestamp();
+    let log_append_time = batch.attributes() & record_batch::TIMESTAMP_TYPE_MASK != 0;
+    Ok(record_batch::decode_records(&batch)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let ts = if log_append_time {
+                batch.max_timestamp()
+            } else {
+                base_timestamp + r.timestamp_delta
+            };
+            (base_offset + i as i64, ts)
+        })
+        .collect())
+}
+
 /// Reads the 61-byte batch header at `position`, or `None` past `end`.
 fn read_header(file: &File, position: u64, end: u64) -> io::Result<Option<[u8; HEADER_SIZE]>> {
     if position + HEADER_SIZE as u64 > end {

@@ -6,7 +6,9 @@
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder};
 
 pub const RECORD_TYPE: u16 = 4;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 0;
+pub const FIRST_FLEXIBLE_VERSION: i16 = 0;
 
 /// ConfigRecord, versions 0-0.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,5 +57,23 @@ impl ConfigRecord {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ConfigRecord {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.resource_type = 10;
+        this.resource_name = "resource_name-10".to_string();
+        this.name = "name-20".to_string();
+        this.value = if nulls {
+            None
+        } else {
+            Some("value-30".to_string())
+        };
+        this
     }
 }

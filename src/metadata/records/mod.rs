@@ -13,3 +13,23 @@ pub mod producer_ids_record;
 pub mod register_broker_record;
 pub mod remove_topic_record;
 pub mod topic_record;
+
+/// Calls `$callback!` with every metadata record module and its type, for table-driven codec tests.
+#[cfg(test)]
+macro_rules! for_each_record {
+    ($callback:ident) => {
+        $callback! {
+            topic_record: TopicRecord;
+            partition_record: PartitionRecord;
+            remove_topic_record: RemoveTopicRecord;
+            feature_level_record: FeatureLevelRecord;
+            config_record: ConfigRecord;
+            partition_change_record: PartitionChangeRecord;
+            producer_ids_record: ProducerIdsRecord;
+            register_broker_record: RegisterBrokerRecord;
+            no_op_record: NoOpRecord;
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use for_each_record;

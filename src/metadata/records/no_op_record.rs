@@ -6,7 +6,9 @@
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder};
 
 pub const RECORD_TYPE: u16 = 20;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 0;
+pub const FIRST_FLEXIBLE_VERSION: i16 = 0;
 
 /// NoOpRecord, versions 0-0.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,5 +35,14 @@ impl NoOpRecord {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl NoOpRecord {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        Self::default()
     }
 }

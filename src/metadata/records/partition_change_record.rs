@@ -6,7 +6,9 @@
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder, Uuid};
 
 pub const RECORD_TYPE: u16 = 5;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 2;
+pub const FIRST_FLEXIBLE_VERSION: i16 = 0;
 
 /// PartitionChangeRecord, versions 0-2.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,5 +167,60 @@ impl PartitionChangeRecord {
             }
             e.tagged_fields(&tagged);
         }
+    }
+}
+
+#[cfg(test)]
+impl PartitionChangeRecord {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_id = 70000;
+        this.topic_id = Uuid([11; 16]);
+        this.isr = if nulls {
+            None
+        } else {
+            Some(vec![70020, 70021])
+        };
+        this.leader = 70030;
+        this.replicas = if nulls {
+            None
+        } else {
+            Some(vec![70040, 70041])
+        };
+        this.removing_replicas = if nulls {
+            None
+        } else {
+            Some(vec![70050, 70051])
+        };
+        this.adding_replicas = if nulls {
+            None
+        } else {
+            Some(vec![70060, 70061])
+        };
+        this.leader_recovery_state = 80;
+        if version >= 1 {
+            this.directories = if nulls {
+                None
+            } else {
+                Some(vec![Uuid([81; 16]), Uuid([82; 16])])
+            };
+        }
+        if version >= 2 {
+            this.eligible_leader_replicas = if nulls {
+                None
+            } else {
+                Some(vec![70090, 70091])
+            };
+        }
+        if version >= 2 {
+            this.last_known_elr = if nulls {
+                None
+            } else {
+                Some(vec![70100, 70101])
+            };
+        }
+        this
     }
 }

@@ -6,7 +6,9 @@
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder, Uuid};
 
 pub const RECORD_TYPE: u16 = 3;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 2;
+pub const FIRST_FLEXIBLE_VERSION: i16 = 0;
 
 /// PartitionRecord, versions 0-2.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,5 +139,42 @@ impl PartitionRecord {
             }
             e.tagged_fields(&tagged);
         }
+    }
+}
+
+#[cfg(test)]
+impl PartitionRecord {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_id = 70000;
+        this.topic_id = Uuid([11; 16]);
+        this.replicas = vec![70020, 70021];
+        this.isr = vec![70030, 70031];
+        this.removing_replicas = vec![70040, 70041];
+        this.adding_replicas = vec![70050, 70051];
+        this.leader = 70060;
+        this.leader_recovery_state = 80;
+        this.leader_epoch = 70080;
+        this.partition_epoch = 70090;
+        if version >= 1 {
+            this.directories = vec![Uuid([101; 16]), Uuid([102; 16])];
+        }
+        if version >= 2 {
+            this.eligible_leader_replicas = if nulls {
+                None
+            } else {
+                Some(vec![70110, 70111])
+            };
+        }
+        if version >= 2 {
+            this.last_known_elr = if nulls {
+                None
+            } else {
+                Some(vec![70120, 70121])
+            };
+        }
+        this
     }
 }

@@ -6,7 +6,9 @@
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder};
 
 pub const RECORD_TYPE: u16 = 15;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 0;
+pub const FIRST_FLEXIBLE_VERSION: i16 = 0;
 
 /// ProducerIdsRecord, versions 0-0.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,5 +52,18 @@ impl ProducerIdsRecord {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ProducerIdsRecord {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.broker_id = 70000;
+        this.broker_epoch = 5000000010;
+        this.next_producer_id = 5000000020;
+        this
     }
 }

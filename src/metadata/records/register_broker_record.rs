@@ -6,7 +6,9 @@
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder, Uuid};
 
 pub const RECORD_TYPE: u16 = 0;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 3;
+pub const FIRST_FLEXIBLE_VERSION: i16 = 0;
 
 /// RegisterBrokerRecord, versions 0-3.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +111,42 @@ impl RegisterBrokerRecord {
     }
 }
 
+#[cfg(test)]
+impl RegisterBrokerRecord {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.broker_id = 70000;
+        if version >= 2 {
+            this.is_migrating_zk_broker = true;
+        }
+        this.incarnation_id = Uuid([21; 16]);
+        this.broker_epoch = 5000000030;
+        this.end_points = vec![
+            BrokerEndpoint::sample(version, nulls),
+            BrokerEndpoint::sample(version, nulls),
+        ];
+        this.features = vec![
+            BrokerFeature::sample(version, nulls),
+            BrokerFeature::sample(version, nulls),
+        ];
+        this.rack = if nulls {
+            None
+        } else {
+            Some("rack-60".to_string())
+        };
+        this.fenced = false;
+        if version >= 1 {
+            this.in_controlled_shutdown = true;
+        }
+        if version >= 3 {
+            this.log_dirs = vec![Uuid([91; 16]), Uuid([92; 16])];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerEndpoint {
     /// v0+
@@ -158,6 +196,20 @@ impl BrokerEndpoint {
     }
 }
 
+#[cfg(test)]
+impl BrokerEndpoint {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.host = "host-10".to_string();
+        this.port = 40020;
+        this.security_protocol = 330;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerFeature {
     /// v0+
@@ -199,5 +251,18 @@ impl BrokerFeature {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl BrokerFeature {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.min_supported_version = 310;
+        this.max_supported_version = 320;
+        this
     }
 }

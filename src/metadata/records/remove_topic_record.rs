@@ -6,7 +6,9 @@
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder, Uuid};
 
 pub const RECORD_TYPE: u16 = 9;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 0;
+pub const FIRST_FLEXIBLE_VERSION: i16 = 0;
 
 /// RemoveTopicRecord, versions 0-0.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,5 +42,16 @@ impl RemoveTopicRecord {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl RemoveTopicRecord {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topic_id = Uuid([1; 16]);
+        this
     }
 }

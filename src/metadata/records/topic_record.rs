@@ -6,7 +6,9 @@
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder, Uuid};
 
 pub const RECORD_TYPE: u16 = 2;
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 0;
+pub const FIRST_FLEXIBLE_VERSION: i16 = 0;
 
 /// TopicRecord, versions 0-0.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,5 +47,17 @@ impl TopicRecord {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl TopicRecord {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.topic_id = Uuid([11; 16]);
+        this
     }
 }

@@ -60,6 +60,20 @@ impl AddOffsetsToTxnRequest {
     }
 }
 
+#[cfg(test)]
+impl AddOffsetsToTxnRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.transactional_id = "transactional_id-0".to_string();
+        this.producer_id = 5000000010;
+        this.producer_epoch = 320;
+        this.group_id = "group_id-30".to_string();
+        this
+    }
+}
+
 /// AddOffsetsToTxnResponse, versions 0-4.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddOffsetsToTxnResponse {
@@ -97,5 +111,17 @@ impl AddOffsetsToTxnResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl AddOffsetsToTxnResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.error_code = 310;
+        this
     }
 }

@@ -90,6 +90,37 @@ impl AddPartitionsToTxnRequest {
     }
 }
 
+#[cfg(test)]
+impl AddPartitionsToTxnRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 4 {
+            this.transactions = vec![
+                AddPartitionsToTxnTransaction::sample(version, nulls),
+                AddPartitionsToTxnTransaction::sample(version, nulls),
+            ];
+        }
+        if version <= 3 {
+            this.v3_and_below_transactional_id = "v3_and_below_transactional_id-10".to_string();
+        }
+        if version <= 3 {
+            this.v3_and_below_producer_id = 5000000020;
+        }
+        if version <= 3 {
+            this.v3_and_below_producer_epoch = 330;
+        }
+        if version <= 3 {
+            this.v3_and_below_topics = vec![
+                AddPartitionsToTxnTopic::sample(version, nulls),
+                AddPartitionsToTxnTopic::sample(version, nulls),
+            ];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnTransaction {
     /// v4+
@@ -164,6 +195,34 @@ impl AddPartitionsToTxnTransaction {
     }
 }
 
+#[cfg(test)]
+impl AddPartitionsToTxnTransaction {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 4 {
+            this.transactional_id = "transactional_id-0".to_string();
+        }
+        if version >= 4 {
+            this.producer_id = 5000000010;
+        }
+        if version >= 4 {
+            this.producer_epoch = 320;
+        }
+        if version >= 4 {
+            this.verify_only = true;
+        }
+        if version >= 4 {
+            this.topics = vec![
+                AddPartitionsToTxnTopic::sample(version, nulls),
+                AddPartitionsToTxnTopic::sample(version, nulls),
+            ];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnTopic {
     /// v0+
@@ -200,6 +259,18 @@ impl AddPartitionsToTxnTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl AddPartitionsToTxnTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![70010, 70011];
+        this
     }
 }
 
@@ -272,6 +343,32 @@ impl AddPartitionsToTxnResponse {
     }
 }
 
+#[cfg(test)]
+impl AddPartitionsToTxnResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        if version >= 4 {
+            this.error_code = 310;
+        }
+        if version >= 4 {
+            this.results_by_transaction = vec![
+                AddPartitionsToTxnResult::sample(version, nulls),
+                AddPartitionsToTxnResult::sample(version, nulls),
+            ];
+        }
+        if version <= 3 {
+            this.results_by_topic_v3_and_below = vec![
+                AddPartitionsToTxnTopicResult::sample(version, nulls),
+                AddPartitionsToTxnTopicResult::sample(version, nulls),
+            ];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnResult {
     /// v4+
@@ -321,6 +418,25 @@ impl AddPartitionsToTxnResult {
     }
 }
 
+#[cfg(test)]
+impl AddPartitionsToTxnResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 4 {
+            this.transactional_id = "transactional_id-0".to_string();
+        }
+        if version >= 4 {
+            this.topic_results = vec![
+                AddPartitionsToTxnTopicResult::sample(version, nulls),
+                AddPartitionsToTxnTopicResult::sample(version, nulls),
+            ];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnTopicResult {
     /// v0+
@@ -364,6 +480,21 @@ impl AddPartitionsToTxnTopicResult {
     }
 }
 
+#[cfg(test)]
+impl AddPartitionsToTxnTopicResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.results_by_partition = vec![
+            AddPartitionsToTxnPartitionResult::sample(version, nulls),
+            AddPartitionsToTxnPartitionResult::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddPartitionsToTxnPartitionResult {
     /// v0+
@@ -400,5 +531,17 @@ impl AddPartitionsToTxnPartitionResult {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl AddPartitionsToTxnPartitionResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.partition_error_code = 310;
+        this
     }
 }

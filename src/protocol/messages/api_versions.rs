@@ -58,6 +58,22 @@ impl ApiVersionsRequest {
     }
 }
 
+#[cfg(test)]
+impl ApiVersionsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.client_software_name = "client_software_name-0".to_string();
+        }
+        if version >= 3 {
+            this.client_software_version = "client_software_version-10".to_string();
+        }
+        this
+    }
+}
+
 /// ApiVersionsResponse, versions 0-4.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiVersionsResponse {
@@ -167,6 +183,42 @@ impl ApiVersionsResponse {
     }
 }
 
+#[cfg(test)]
+impl ApiVersionsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.api_keys = vec![
+            ApiVersion::sample(version, nulls),
+            ApiVersion::sample(version, nulls),
+        ];
+        if version >= 1 {
+            this.throttle_time_ms = 70020;
+        }
+        if version >= 3 {
+            this.supported_features = vec![
+                SupportedFeatureKey::sample(version, nulls),
+                SupportedFeatureKey::sample(version, nulls),
+            ];
+        }
+        if version >= 3 {
+            this.finalized_features_epoch = 5000000040;
+        }
+        if version >= 3 {
+            this.finalized_features = vec![
+                FinalizedFeatureKey::sample(version, nulls),
+                FinalizedFeatureKey::sample(version, nulls),
+            ];
+        }
+        if version >= 3 {
+            this.zk_migration_ready = true;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiVersion {
     /// v0+
@@ -208,6 +260,19 @@ impl ApiVersion {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ApiVersion {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.api_key = 300;
+        this.min_version = 310;
+        this.max_version = 320;
+        this
     }
 }
 
@@ -267,6 +332,25 @@ impl SupportedFeatureKey {
     }
 }
 
+#[cfg(test)]
+impl SupportedFeatureKey {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.name = "name-0".to_string();
+        }
+        if version >= 3 {
+            this.min_version = 310;
+        }
+        if version >= 3 {
+            this.max_version = 320;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinalizedFeatureKey {
     /// v3+
@@ -320,5 +404,24 @@ impl FinalizedFeatureKey {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl FinalizedFeatureKey {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.name = "name-0".to_string();
+        }
+        if version >= 3 {
+            this.max_version_level = 310;
+        }
+        if version >= 3 {
+            this.min_version_level = 320;
+        }
+        this
     }
 }

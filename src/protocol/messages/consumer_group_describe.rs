@@ -50,6 +50,18 @@ impl ConsumerGroupDescribeRequest {
     }
 }
 
+#[cfg(test)]
+impl ConsumerGroupDescribeRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.group_ids = vec!["group_ids-0".to_string(), "group_ids-1".to_string()];
+        this.include_authorized_operations = true;
+        this
+    }
+}
+
 /// ConsumerGroupDescribeResponse, versions 0-0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerGroupDescribeResponse {
@@ -87,6 +99,21 @@ impl ConsumerGroupDescribeResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ConsumerGroupDescribeResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.groups = vec![
+            DescribedGroup::sample(version, nulls),
+            DescribedGroup::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -161,6 +188,32 @@ impl DescribedGroup {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribedGroup {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.error_message = if nulls {
+            None
+        } else {
+            Some("error_message-10".to_string())
+        };
+        this.group_id = "group_id-20".to_string();
+        this.group_state = "group_state-30".to_string();
+        this.group_epoch = 70040;
+        this.assignment_epoch = 70050;
+        this.assignor_name = "assignor_name-60".to_string();
+        this.members = vec![
+            Member::sample(version, nulls),
+            Member::sample(version, nulls),
+        ];
+        this.authorized_operations = 70080;
+        this
     }
 }
 
@@ -245,6 +298,41 @@ impl Member {
     }
 }
 
+#[cfg(test)]
+impl Member {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.member_id = "member_id-0".to_string();
+        this.instance_id = if nulls {
+            None
+        } else {
+            Some("instance_id-10".to_string())
+        };
+        this.rack_id = if nulls {
+            None
+        } else {
+            Some("rack_id-20".to_string())
+        };
+        this.member_epoch = 70030;
+        this.client_id = "client_id-40".to_string();
+        this.client_host = "client_host-50".to_string();
+        this.subscribed_topic_names = vec![
+            "subscribed_topic_names-60".to_string(),
+            "subscribed_topic_names-61".to_string(),
+        ];
+        this.subscribed_topic_regex = if nulls {
+            None
+        } else {
+            Some("subscribed_topic_regex-70".to_string())
+        };
+        this.assignment = Assignment::sample(version, nulls);
+        this.target_assignment = Assignment::sample(version, nulls);
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
     /// v0+
@@ -278,6 +366,20 @@ impl Assignment {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl Assignment {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topic_partitions = vec![
+            TopicPartitions::sample(version, nulls),
+            TopicPartitions::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -322,5 +424,18 @@ impl TopicPartitions {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl TopicPartitions {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topic_id = Uuid([1; 16]);
+        this.topic_name = "topic_name-10".to_string();
+        this.partitions = vec![70020, 70021];
+        this
     }
 }

@@ -5,7 +5,9 @@
 
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder};
 
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 3;
+pub const FIRST_FLEXIBLE_VERSION: i16 = -1;
 
 /// ConsumerProtocolAssignment, versions 0-3.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +45,21 @@ impl ConsumerProtocolAssignment {
     }
 }
 
+#[cfg(test)]
+impl ConsumerProtocolAssignment {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.assigned_partitions = vec![
+            TopicPartition::sample(version, nulls),
+            TopicPartition::sample(version, nulls),
+        ];
+        this.user_data = if nulls { None } else { Some(vec![10, 0xff, 0]) };
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartition {
     /// v0+
@@ -73,5 +90,17 @@ impl TopicPartition {
         let flexible = false;
         e.string(flexible, &self.topic);
         e.array(flexible, &self.partitions, |e, v| e.i32(*v));
+    }
+}
+
+#[cfg(test)]
+impl TopicPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topic = "topic-0".to_string();
+        this.partitions = vec![70010, 70011];
+        this
     }
 }

@@ -5,7 +5,9 @@
 
 use crate::protocol::wire::{DecodeResult, Decoder, Encoder};
 
+pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 3;
+pub const FIRST_FLEXIBLE_VERSION: i16 = -1;
 
 /// ConsumerProtocolSubscription, versions 0-3.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +72,34 @@ impl ConsumerProtocolSubscription {
     }
 }
 
+#[cfg(test)]
+impl ConsumerProtocolSubscription {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topics = vec!["topics-0".to_string(), "topics-1".to_string()];
+        this.user_data = if nulls { None } else { Some(vec![10, 0xff, 0]) };
+        if version >= 1 {
+            this.owned_partitions = vec![
+                TopicPartition::sample(version, nulls),
+                TopicPartition::sample(version, nulls),
+            ];
+        }
+        if version >= 2 {
+            this.generation_id = 70030;
+        }
+        if version >= 3 {
+            this.rack_id = if nulls {
+                None
+            } else {
+                Some("rack_id-40".to_string())
+            };
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPartition {
     /// v1+
@@ -108,5 +138,21 @@ impl TopicPartition {
         if version >= 1 {
             e.array(flexible, &self.partitions, |e, v| e.i32(*v));
         }
+    }
+}
+
+#[cfg(test)]
+impl TopicPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.topic = "topic-0".to_string();
+        }
+        if version >= 1 {
+            this.partitions = vec![70010, 70011];
+        }
+        this
     }
 }

@@ -55,6 +55,22 @@ impl CreatePartitionsRequest {
     }
 }
 
+#[cfg(test)]
+impl CreatePartitionsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topics = vec![
+            CreatePartitionsTopic::sample(version, nulls),
+            CreatePartitionsTopic::sample(version, nulls),
+        ];
+        this.timeout_ms = 70010;
+        this.validate_only = true;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatePartitionsTopic {
     /// v0+
@@ -102,6 +118,26 @@ impl CreatePartitionsTopic {
     }
 }
 
+#[cfg(test)]
+impl CreatePartitionsTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.count = 70010;
+        this.assignments = if nulls {
+            None
+        } else {
+            Some(vec![
+                CreatePartitionsAssignment::sample(version, nulls),
+                CreatePartitionsAssignment::sample(version, nulls),
+            ])
+        };
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatePartitionsAssignment {
     /// v0+
@@ -133,6 +169,17 @@ impl CreatePartitionsAssignment {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl CreatePartitionsAssignment {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.broker_ids = vec![70000, 70001];
+        this
     }
 }
 
@@ -178,6 +225,21 @@ impl CreatePartitionsResponse {
     }
 }
 
+#[cfg(test)]
+impl CreatePartitionsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.results = vec![
+            CreatePartitionsTopicResult::sample(version, nulls),
+            CreatePartitionsTopicResult::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatePartitionsTopicResult {
     /// v0+
@@ -219,5 +281,22 @@ impl CreatePartitionsTopicResult {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl CreatePartitionsTopicResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.error_code = 310;
+        this.error_message = if nulls {
+            None
+        } else {
+            Some("error_message-20".to_string())
+        };
+        this
     }
 }

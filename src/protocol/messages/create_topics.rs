@@ -59,6 +59,24 @@ impl CreateTopicsRequest {
     }
 }
 
+#[cfg(test)]
+impl CreateTopicsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topics = vec![
+            CreatableTopic::sample(version, nulls),
+            CreatableTopic::sample(version, nulls),
+        ];
+        this.timeout_ms = 70010;
+        if version >= 1 {
+            this.validate_only = true;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableTopic {
     /// v0+
@@ -113,6 +131,27 @@ impl CreatableTopic {
     }
 }
 
+#[cfg(test)]
+impl CreatableTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.num_partitions = 70010;
+        this.replication_factor = 320;
+        this.assignments = vec![
+            CreatableReplicaAssignment::sample(version, nulls),
+            CreatableReplicaAssignment::sample(version, nulls),
+        ];
+        this.configs = vec![
+            CreatableTopicConfig::sample(version, nulls),
+            CreatableTopicConfig::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableReplicaAssignment {
     /// v0+
@@ -152,6 +191,18 @@ impl CreatableReplicaAssignment {
     }
 }
 
+#[cfg(test)]
+impl CreatableReplicaAssignment {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.broker_ids = vec![70010, 70011];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableTopicConfig {
     /// v0+
@@ -188,6 +239,22 @@ impl CreatableTopicConfig {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl CreatableTopicConfig {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.value = if nulls {
+            None
+        } else {
+            Some("value-10".to_string())
+        };
+        this
     }
 }
 
@@ -232,6 +299,23 @@ impl CreateTopicsResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl CreateTopicsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 2 {
+            this.throttle_time_ms = 70000;
+        }
+        this.topics = vec![
+            CreatableTopicResult::sample(version, nulls),
+            CreatableTopicResult::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -340,6 +424,47 @@ impl CreatableTopicResult {
     }
 }
 
+#[cfg(test)]
+impl CreatableTopicResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        if version >= 7 {
+            this.topic_id = Uuid([11; 16]);
+        }
+        this.error_code = 320;
+        if version >= 1 {
+            this.error_message = if nulls {
+                None
+            } else {
+                Some("error_message-30".to_string())
+            };
+        }
+        if version >= 5 {
+            this.topic_config_error_code = 340;
+        }
+        if version >= 5 {
+            this.num_partitions = 70050;
+        }
+        if version >= 5 {
+            this.replication_factor = 360;
+        }
+        if version >= 5 {
+            this.configs = if nulls {
+                None
+            } else {
+                Some(vec![
+                    CreatableTopicConfigs::sample(version, nulls),
+                    CreatableTopicConfigs::sample(version, nulls),
+                ])
+            };
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatableTopicConfigs {
     /// v5+
@@ -411,5 +536,34 @@ impl CreatableTopicConfigs {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl CreatableTopicConfigs {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 5 {
+            this.name = "name-0".to_string();
+        }
+        if version >= 5 {
+            this.value = if nulls {
+                None
+            } else {
+                Some("value-10".to_string())
+            };
+        }
+        if version >= 5 {
+            this.read_only = true;
+        }
+        if version >= 5 {
+            this.config_source = 40;
+        }
+        if version >= 5 {
+            this.is_sensitive = true;
+        }
+        this
     }
 }

@@ -45,6 +45,17 @@ impl DeleteGroupsRequest {
     }
 }
 
+#[cfg(test)]
+impl DeleteGroupsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.groups_names = vec!["groups_names-0".to_string(), "groups_names-1".to_string()];
+        this
+    }
+}
+
 /// DeleteGroupsResponse, versions 0-2.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteGroupsResponse {
@@ -85,6 +96,21 @@ impl DeleteGroupsResponse {
     }
 }
 
+#[cfg(test)]
+impl DeleteGroupsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.results = vec![
+            DeletableGroupResult::sample(version, nulls),
+            DeletableGroupResult::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeletableGroupResult {
     /// v0+
@@ -121,5 +147,17 @@ impl DeletableGroupResult {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DeletableGroupResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.group_id = "group_id-0".to_string();
+        this.error_code = 310;
+        this
     }
 }

@@ -50,6 +50,21 @@ impl DeleteRecordsRequest {
     }
 }
 
+#[cfg(test)]
+impl DeleteRecordsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topics = vec![
+            DeleteRecordsTopic::sample(version, nulls),
+            DeleteRecordsTopic::sample(version, nulls),
+        ];
+        this.timeout_ms = 70010;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRecordsTopic {
     /// v0+
@@ -86,6 +101,21 @@ impl DeleteRecordsTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DeleteRecordsTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            DeleteRecordsPartition::sample(version, nulls),
+            DeleteRecordsPartition::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -128,6 +158,18 @@ impl DeleteRecordsPartition {
     }
 }
 
+#[cfg(test)]
+impl DeleteRecordsPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.offset = 5000000010;
+        this
+    }
+}
+
 /// DeleteRecordsResponse, versions 0-2.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRecordsResponse {
@@ -165,6 +207,21 @@ impl DeleteRecordsResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DeleteRecordsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.topics = vec![
+            DeleteRecordsTopicResult::sample(version, nulls),
+            DeleteRecordsTopicResult::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -209,6 +266,21 @@ impl DeleteRecordsTopicResult {
     }
 }
 
+#[cfg(test)]
+impl DeleteRecordsTopicResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            DeleteRecordsPartitionResult::sample(version, nulls),
+            DeleteRecordsPartitionResult::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRecordsPartitionResult {
     /// v0+
@@ -250,5 +322,18 @@ impl DeleteRecordsPartitionResult {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DeleteRecordsPartitionResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.low_watermark = 5000000010;
+        this.error_code = 320;
+        this
     }
 }

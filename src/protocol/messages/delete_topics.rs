@@ -63,6 +63,26 @@ impl DeleteTopicsRequest {
     }
 }
 
+#[cfg(test)]
+impl DeleteTopicsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 6 {
+            this.topics = vec![
+                DeleteTopicState::sample(version, nulls),
+                DeleteTopicState::sample(version, nulls),
+            ];
+        }
+        if version <= 5 {
+            this.topic_names = vec!["topic_names-10".to_string(), "topic_names-11".to_string()];
+        }
+        this.timeout_ms = 70020;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteTopicState {
     /// v6+, nullable
@@ -110,6 +130,26 @@ impl DeleteTopicState {
     }
 }
 
+#[cfg(test)]
+impl DeleteTopicState {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 6 {
+            this.name = if nulls {
+                None
+            } else {
+                Some("name-0".to_string())
+            };
+        }
+        if version >= 6 {
+            this.topic_id = Uuid([11; 16]);
+        }
+        this
+    }
+}
+
 /// DeleteTopicsResponse, versions 0-6.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteTopicsResponse {
@@ -154,6 +194,23 @@ impl DeleteTopicsResponse {
     }
 }
 
+#[cfg(test)]
+impl DeleteTopicsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = 70000;
+        }
+        this.responses = vec![
+            DeletableTopicResult::sample(version, nulls),
+            DeletableTopicResult::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeletableTopicResult {
     /// v0+, nullable v6+
@@ -169,7 +226,7 @@ pub struct DeletableTopicResult {
 impl Default for DeletableTopicResult {
     fn default() -> Self {
         Self {
-            name: None,
+            name: Some(String::new()),
             topic_id: Uuid::ZERO,
             error_code: 0,
             error_message: None,
@@ -216,5 +273,31 @@ impl DeletableTopicResult {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DeletableTopicResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = if nulls && version >= 6 {
+            None
+        } else {
+            Some("name-0".to_string())
+        };
+        if version >= 6 {
+            this.topic_id = Uuid([11; 16]);
+        }
+        this.error_code = 320;
+        if version >= 5 {
+            this.error_message = if nulls {
+                None
+            } else {
+                Some("error_message-30".to_string())
+            };
+        }
+        this
     }
 }

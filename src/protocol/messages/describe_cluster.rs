@@ -54,6 +54,20 @@ impl DescribeClusterRequest {
     }
 }
 
+#[cfg(test)]
+impl DescribeClusterRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.include_cluster_authorized_operations = true;
+        if version >= 1 {
+            this.endpoint_type = 20;
+        }
+        this
+    }
+}
+
 /// DescribeClusterResponse, versions 0-1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeClusterResponse {
@@ -128,6 +142,33 @@ impl DescribeClusterResponse {
     }
 }
 
+#[cfg(test)]
+impl DescribeClusterResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.error_code = 310;
+        this.error_message = if nulls {
+            None
+        } else {
+            Some("error_message-20".to_string())
+        };
+        if version >= 1 {
+            this.endpoint_type = 40;
+        }
+        this.cluster_id = "cluster_id-40".to_string();
+        this.controller_id = 70050;
+        this.brokers = vec![
+            DescribeClusterBroker::sample(version, nulls),
+            DescribeClusterBroker::sample(version, nulls),
+        ];
+        this.cluster_authorized_operations = 70070;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeClusterBroker {
     /// v0+
@@ -174,5 +215,23 @@ impl DescribeClusterBroker {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeClusterBroker {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.broker_id = 70000;
+        this.host = "host-10".to_string();
+        this.port = 70020;
+        this.rack = if nulls {
+            None
+        } else {
+            Some("rack-30".to_string())
+        };
+        this
     }
 }

@@ -63,6 +63,26 @@ impl DescribeConfigsRequest {
     }
 }
 
+#[cfg(test)]
+impl DescribeConfigsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.resources = vec![
+            DescribeConfigsResource::sample(version, nulls),
+            DescribeConfigsResource::sample(version, nulls),
+        ];
+        if version >= 1 {
+            this.include_synonyms = true;
+        }
+        if version >= 3 {
+            this.include_documentation = true;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsResource {
     /// v0+
@@ -109,6 +129,26 @@ impl DescribeConfigsResource {
     }
 }
 
+#[cfg(test)]
+impl DescribeConfigsResource {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.resource_type = 10;
+        this.resource_name = "resource_name-10".to_string();
+        this.configuration_keys = if nulls {
+            None
+        } else {
+            Some(vec![
+                "configuration_keys-20".to_string(),
+                "configuration_keys-21".to_string(),
+            ])
+        };
+        this
+    }
+}
+
 /// DescribeConfigsResponse, versions 0-4.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsResponse {
@@ -146,6 +186,21 @@ impl DescribeConfigsResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeConfigsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.results = vec![
+            DescribeConfigsResult::sample(version, nulls),
+            DescribeConfigsResult::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -202,6 +257,28 @@ impl DescribeConfigsResult {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeConfigsResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.error_message = if nulls {
+            None
+        } else {
+            Some("error_message-10".to_string())
+        };
+        this.resource_type = 30;
+        this.resource_name = "resource_name-30".to_string();
+        this.configs = vec![
+            DescribeConfigsResourceResult::sample(version, nulls),
+            DescribeConfigsResourceResult::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -299,6 +376,46 @@ impl DescribeConfigsResourceResult {
     }
 }
 
+#[cfg(test)]
+impl DescribeConfigsResourceResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.value = if nulls {
+            None
+        } else {
+            Some("value-10".to_string())
+        };
+        this.read_only = true;
+        if version <= 0 {
+            this.is_default = true;
+        }
+        if version >= 1 {
+            this.config_source = 50;
+        }
+        this.is_sensitive = true;
+        if version >= 1 {
+            this.synonyms = vec![
+                DescribeConfigsSynonym::sample(version, nulls),
+                DescribeConfigsSynonym::sample(version, nulls),
+            ];
+        }
+        if version >= 3 {
+            this.config_type = 80;
+        }
+        if version >= 3 {
+            this.documentation = if nulls {
+                None
+            } else {
+                Some("documentation-80".to_string())
+            };
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeConfigsSynonym {
     /// v1+
@@ -352,5 +469,28 @@ impl DescribeConfigsSynonym {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeConfigsSynonym {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.name = "name-0".to_string();
+        }
+        if version >= 1 {
+            this.value = if nulls {
+                None
+            } else {
+                Some("value-10".to_string())
+            };
+        }
+        if version >= 1 {
+            this.source = 30;
+        }
+        this
     }
 }

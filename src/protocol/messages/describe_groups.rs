@@ -54,6 +54,20 @@ impl DescribeGroupsRequest {
     }
 }
 
+#[cfg(test)]
+impl DescribeGroupsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.groups = vec!["groups-0".to_string(), "groups-1".to_string()];
+        if version >= 3 {
+            this.include_authorized_operations = true;
+        }
+        this
+    }
+}
+
 /// DescribeGroupsResponse, versions 0-5.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeGroupsResponse {
@@ -95,6 +109,23 @@ impl DescribeGroupsResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeGroupsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = 70000;
+        }
+        this.groups = vec![
+            DescribedGroup::sample(version, nulls),
+            DescribedGroup::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -166,6 +197,28 @@ impl DescribedGroup {
     }
 }
 
+#[cfg(test)]
+impl DescribedGroup {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.group_id = "group_id-10".to_string();
+        this.group_state = "group_state-20".to_string();
+        this.protocol_type = "protocol_type-30".to_string();
+        this.protocol_data = "protocol_data-40".to_string();
+        this.members = vec![
+            DescribedGroupMember::sample(version, nulls),
+            DescribedGroupMember::sample(version, nulls),
+        ];
+        if version >= 3 {
+            this.authorized_operations = 70060;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribedGroupMember {
     /// v0+
@@ -226,5 +279,27 @@ impl DescribedGroupMember {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribedGroupMember {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.member_id = "member_id-0".to_string();
+        if version >= 4 {
+            this.group_instance_id = if nulls {
+                None
+            } else {
+                Some("group_instance_id-10".to_string())
+            };
+        }
+        this.client_id = "client_id-20".to_string();
+        this.client_host = "client_host-30".to_string();
+        this.member_metadata = vec![40, 0xff, 0];
+        this.member_assignment = vec![50, 0xff, 0];
+        this
     }
 }

@@ -45,6 +45,24 @@ impl DescribeLogDirsRequest {
     }
 }
 
+#[cfg(test)]
+impl DescribeLogDirsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topics = if nulls {
+            None
+        } else {
+            Some(vec![
+                DescribableLogDirTopic::sample(version, nulls),
+                DescribableLogDirTopic::sample(version, nulls),
+            ])
+        };
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribableLogDirTopic {
     /// v0+
@@ -81,6 +99,18 @@ impl DescribableLogDirTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribableLogDirTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topic = "topic-0".to_string();
+        this.partitions = vec![70010, 70011];
+        this
     }
 }
 
@@ -130,6 +160,24 @@ impl DescribeLogDirsResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeLogDirsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        if version >= 3 {
+            this.error_code = 310;
+        }
+        this.results = vec![
+            DescribeLogDirsResult::sample(version, nulls),
+            DescribeLogDirsResult::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -195,6 +243,28 @@ impl DescribeLogDirsResult {
     }
 }
 
+#[cfg(test)]
+impl DescribeLogDirsResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.log_dir = "log_dir-10".to_string();
+        this.topics = vec![
+            DescribeLogDirsTopic::sample(version, nulls),
+            DescribeLogDirsTopic::sample(version, nulls),
+        ];
+        if version >= 4 {
+            this.total_bytes = 5000000030;
+        }
+        if version >= 4 {
+            this.usable_bytes = 5000000040;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DescribeLogDirsTopic {
     /// v0+
@@ -231,6 +301,21 @@ impl DescribeLogDirsTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeLogDirsTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            DescribeLogDirsPartition::sample(version, nulls),
+            DescribeLogDirsPartition::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -280,5 +365,19 @@ impl DescribeLogDirsPartition {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeLogDirsPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.partition_size = 5000000010;
+        this.offset_lag = 5000000020;
+        this.is_future_key = true;
+        this
     }
 }

@@ -43,6 +43,20 @@ impl DescribeProducersRequest {
     }
 }
 
+#[cfg(test)]
+impl DescribeProducersRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topics = vec![
+            TopicRequest::sample(version, nulls),
+            TopicRequest::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicRequest {
     /// v0+
@@ -79,6 +93,18 @@ impl TopicRequest {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl TopicRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partition_indexes = vec![70010, 70011];
+        this
     }
 }
 
@@ -122,6 +148,21 @@ impl DescribeProducersResponse {
     }
 }
 
+#[cfg(test)]
+impl DescribeProducersResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.topics = vec![
+            TopicResponse::sample(version, nulls),
+            TopicResponse::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicResponse {
     /// v0+
@@ -158,6 +199,21 @@ impl TopicResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl TopicResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            PartitionResponse::sample(version, nulls),
+            PartitionResponse::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -209,6 +265,27 @@ impl PartitionResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl PartitionResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.error_code = 310;
+        this.error_message = if nulls {
+            None
+        } else {
+            Some("error_message-20".to_string())
+        };
+        this.active_producers = vec![
+            ProducerState::sample(version, nulls),
+            ProducerState::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -268,5 +345,21 @@ impl ProducerState {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ProducerState {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.producer_id = 5000000000;
+        this.producer_epoch = 70010;
+        this.last_sequence = 70020;
+        this.last_timestamp = 5000000030;
+        this.coordinator_epoch = 70040;
+        this.current_txn_start_offset = 5000000050;
+        this
     }
 }

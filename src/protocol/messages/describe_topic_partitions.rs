@@ -65,6 +65,26 @@ impl DescribeTopicPartitionsRequest {
     }
 }
 
+#[cfg(test)]
+impl DescribeTopicPartitionsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topics = vec![
+            TopicRequest::sample(version, nulls),
+            TopicRequest::sample(version, nulls),
+        ];
+        this.response_partition_limit = 70010;
+        this.cursor = if nulls {
+            None
+        } else {
+            Some(Cursor::sample(version, nulls))
+        };
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicRequest {
     /// v0+
@@ -96,6 +116,17 @@ impl TopicRequest {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl TopicRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this
     }
 }
 
@@ -135,6 +166,18 @@ impl Cursor {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl Cursor {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topic_name = "topic_name-0".to_string();
+        this.partition_index = 70010;
+        this
     }
 }
 
@@ -192,6 +235,26 @@ impl DescribeTopicPartitionsResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeTopicPartitionsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.topics = vec![
+            DescribeTopicPartitionsResponseTopic::sample(version, nulls),
+            DescribeTopicPartitionsResponseTopic::sample(version, nulls),
+        ];
+        this.next_cursor = if nulls {
+            None
+        } else {
+            Some(Cursor::sample(version, nulls))
+        };
+        this
     }
 }
 
@@ -253,6 +316,29 @@ impl DescribeTopicPartitionsResponseTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeTopicPartitionsResponseTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.name = if nulls {
+            None
+        } else {
+            Some("name-10".to_string())
+        };
+        this.topic_id = Uuid([21; 16]);
+        this.is_internal = true;
+        this.partitions = vec![
+            DescribeTopicPartitionsResponsePartition::sample(version, nulls),
+            DescribeTopicPartitionsResponsePartition::sample(version, nulls),
+        ];
+        this.topic_authorized_operations = 70050;
+        this
     }
 }
 
@@ -331,5 +417,32 @@ impl DescribeTopicPartitionsResponsePartition {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl DescribeTopicPartitionsResponsePartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.partition_index = 70010;
+        this.leader_id = 70020;
+        this.leader_epoch = 70030;
+        this.replica_nodes = vec![70040, 70041];
+        this.isr_nodes = vec![70050, 70051];
+        this.eligible_leader_replicas = if nulls {
+            None
+        } else {
+            Some(vec![70060, 70061])
+        };
+        this.last_known_elr = if nulls {
+            None
+        } else {
+            Some(vec![70070, 70071])
+        };
+        this.offline_replicas = vec![70080, 70081];
+        this
     }
 }

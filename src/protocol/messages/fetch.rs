@@ -151,6 +151,56 @@ impl FetchRequest {
     }
 }
 
+#[cfg(test)]
+impl FetchRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 12 {
+            this.cluster_id = if nulls {
+                None
+            } else {
+                Some("cluster_id-0".to_string())
+            };
+        }
+        if version <= 14 {
+            this.replica_id = 70010;
+        }
+        if version >= 15 {
+            this.replica_state = ReplicaState::sample(version, nulls);
+        }
+        this.max_wait_ms = 70030;
+        this.min_bytes = 70040;
+        if version >= 3 {
+            this.max_bytes = 70050;
+        }
+        if version >= 4 {
+            this.isolation_level = 70;
+        }
+        if version >= 7 {
+            this.session_id = 70070;
+        }
+        if version >= 7 {
+            this.session_epoch = 70080;
+        }
+        this.topics = vec![
+            FetchTopic::sample(version, nulls),
+            FetchTopic::sample(version, nulls),
+        ];
+        if version >= 7 {
+            this.forgotten_topics_data = vec![
+                ForgottenTopic::sample(version, nulls),
+                ForgottenTopic::sample(version, nulls),
+            ];
+        }
+        if version >= 11 {
+            this.rack_id = "rack_id-110".to_string();
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaState {
     /// v15+
@@ -195,6 +245,22 @@ impl ReplicaState {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ReplicaState {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 15 {
+            this.replica_id = 70000;
+        }
+        if version >= 15 {
+            this.replica_epoch = 5000000010;
+        }
+        this
     }
 }
 
@@ -247,6 +313,26 @@ impl FetchTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl FetchTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version <= 12 {
+            this.topic = "topic-0".to_string();
+        }
+        if version >= 13 {
+            this.topic_id = Uuid([11; 16]);
+        }
+        this.partitions = vec![
+            FetchPartition::sample(version, nulls),
+            FetchPartition::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -339,6 +425,31 @@ impl FetchPartition {
     }
 }
 
+#[cfg(test)]
+impl FetchPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition = 70000;
+        if version >= 9 {
+            this.current_leader_epoch = 70010;
+        }
+        this.fetch_offset = 5000000020;
+        if version >= 12 {
+            this.last_fetched_epoch = 70030;
+        }
+        if version >= 5 {
+            this.log_start_offset = 5000000040;
+        }
+        this.partition_max_bytes = 70050;
+        if version >= 17 {
+            this.replica_directory_id = Uuid([61; 16]);
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForgottenTopic {
     /// v7-12
@@ -392,6 +503,25 @@ impl ForgottenTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ForgottenTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if (7..=12).contains(&version) {
+            this.topic = "topic-0".to_string();
+        }
+        if version >= 13 {
+            this.topic_id = Uuid([11; 16]);
+        }
+        if version >= 7 {
+            this.partitions = vec![70020, 70021];
+        }
+        this
     }
 }
 
@@ -477,6 +607,35 @@ impl FetchResponse {
     }
 }
 
+#[cfg(test)]
+impl FetchResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = 70000;
+        }
+        if version >= 7 {
+            this.error_code = 310;
+        }
+        if version >= 7 {
+            this.session_id = 70020;
+        }
+        this.responses = vec![
+            FetchableTopicResponse::sample(version, nulls),
+            FetchableTopicResponse::sample(version, nulls),
+        ];
+        if version >= 16 {
+            this.node_endpoints = vec![
+                NodeEndpoint::sample(version, nulls),
+                NodeEndpoint::sample(version, nulls),
+            ];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchableTopicResponse {
     /// v0-12
@@ -526,6 +685,26 @@ impl FetchableTopicResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl FetchableTopicResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version <= 12 {
+            this.topic = "topic-0".to_string();
+        }
+        if version >= 13 {
+            this.topic_id = Uuid([11; 16]);
+        }
+        this.partitions = vec![
+            PartitionData::sample(version, nulls),
+            PartitionData::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -663,6 +842,52 @@ impl PartitionData {
     }
 }
 
+#[cfg(test)]
+impl PartitionData {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.error_code = 310;
+        this.high_watermark = 5000000020;
+        if version >= 4 {
+            this.last_stable_offset = 5000000030;
+        }
+        if version >= 5 {
+            this.log_start_offset = 5000000040;
+        }
+        if version >= 12 {
+            this.diverging_epoch = EpochEndOffset::sample(version, nulls);
+        }
+        if version >= 12 {
+            this.current_leader = LeaderIdAndEpoch::sample(version, nulls);
+        }
+        if version >= 12 {
+            this.snapshot_id = SnapshotId::sample(version, nulls);
+        }
+        if version >= 4 {
+            this.aborted_transactions = if nulls {
+                None
+            } else {
+                Some(vec![
+                    AbortedTransaction::sample(version, nulls),
+                    AbortedTransaction::sample(version, nulls),
+                ])
+            };
+        }
+        if version >= 11 {
+            this.preferred_read_replica = 70090;
+        }
+        this.records = if nulls {
+            None
+        } else {
+            Some(vec![100, 0xff, 0])
+        };
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochEndOffset {
     /// v12+
@@ -707,6 +932,22 @@ impl EpochEndOffset {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl EpochEndOffset {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 12 {
+            this.epoch = 70000;
+        }
+        if version >= 12 {
+            this.end_offset = 5000000010;
+        }
+        this
     }
 }
 
@@ -757,6 +998,22 @@ impl LeaderIdAndEpoch {
     }
 }
 
+#[cfg(test)]
+impl LeaderIdAndEpoch {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 12 {
+            this.leader_id = 70000;
+        }
+        if version >= 12 {
+            this.leader_epoch = 70010;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotId {
     /// v0+
@@ -793,6 +1050,18 @@ impl SnapshotId {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl SnapshotId {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.end_offset = 5000000000;
+        this.epoch = 70010;
+        this
     }
 }
 
@@ -840,6 +1109,22 @@ impl AbortedTransaction {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl AbortedTransaction {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 4 {
+            this.producer_id = 5000000000;
+        }
+        if version >= 4 {
+            this.first_offset = 5000000010;
+        }
+        this
     }
 }
 
@@ -905,5 +1190,31 @@ impl NodeEndpoint {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl NodeEndpoint {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 16 {
+            this.node_id = 70000;
+        }
+        if version >= 16 {
+            this.host = "host-10".to_string();
+        }
+        if version >= 16 {
+            this.port = 70020;
+        }
+        if version >= 16 {
+            this.rack = if nulls {
+                None
+            } else {
+                Some("rack-30".to_string())
+            };
+        }
+        this
     }
 }

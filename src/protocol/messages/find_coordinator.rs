@@ -69,6 +69,28 @@ impl FindCoordinatorRequest {
     }
 }
 
+#[cfg(test)]
+impl FindCoordinatorRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version <= 3 {
+            this.key = "key-0".to_string();
+        }
+        if version >= 1 {
+            this.key_type = 20;
+        }
+        if version >= 4 {
+            this.coordinator_keys = vec![
+                "coordinator_keys-20".to_string(),
+                "coordinator_keys-21".to_string(),
+            ];
+        }
+        this
+    }
+}
+
 /// FindCoordinatorResponse, versions 0-6.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FindCoordinatorResponse {
@@ -162,6 +184,44 @@ impl FindCoordinatorResponse {
     }
 }
 
+#[cfg(test)]
+impl FindCoordinatorResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = 70000;
+        }
+        if version <= 3 {
+            this.error_code = 310;
+        }
+        if (1..=3).contains(&version) {
+            this.error_message = if nulls {
+                None
+            } else {
+                Some("error_message-20".to_string())
+            };
+        }
+        if version <= 3 {
+            this.node_id = 70030;
+        }
+        if version <= 3 {
+            this.host = "host-40".to_string();
+        }
+        if version <= 3 {
+            this.port = 70050;
+        }
+        if version >= 4 {
+            this.coordinators = vec![
+                Coordinator::sample(version, nulls),
+                Coordinator::sample(version, nulls),
+            ];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Coordinator {
     /// v4+
@@ -242,5 +302,37 @@ impl Coordinator {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl Coordinator {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 4 {
+            this.key = "key-0".to_string();
+        }
+        if version >= 4 {
+            this.node_id = 70010;
+        }
+        if version >= 4 {
+            this.host = "host-20".to_string();
+        }
+        if version >= 4 {
+            this.port = 70030;
+        }
+        if version >= 4 {
+            this.error_code = 340;
+        }
+        if version >= 4 {
+            this.error_message = if nulls {
+                None
+            } else {
+                Some("error_message-50".to_string())
+            };
+        }
+        this
     }
 }

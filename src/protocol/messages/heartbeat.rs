@@ -64,6 +64,26 @@ impl HeartbeatRequest {
     }
 }
 
+#[cfg(test)]
+impl HeartbeatRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.group_id = "group_id-0".to_string();
+        this.generation_id = 70010;
+        this.member_id = "member_id-20".to_string();
+        if version >= 3 {
+            this.group_instance_id = if nulls {
+                None
+            } else {
+                Some("group_instance_id-30".to_string())
+            };
+        }
+        this
+    }
+}
+
 /// HeartbeatResponse, versions 0-4.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeartbeatResponse {
@@ -105,5 +125,19 @@ impl HeartbeatResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl HeartbeatResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = 70000;
+        }
+        this.error_code = 310;
+        this
     }
 }

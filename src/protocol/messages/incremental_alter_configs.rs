@@ -50,6 +50,21 @@ impl IncrementalAlterConfigsRequest {
     }
 }
 
+#[cfg(test)]
+impl IncrementalAlterConfigsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.resources = vec![
+            AlterConfigsResource::sample(version, nulls),
+            AlterConfigsResource::sample(version, nulls),
+        ];
+        this.validate_only = true;
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlterConfigsResource {
     /// v0+
@@ -91,6 +106,22 @@ impl AlterConfigsResource {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl AlterConfigsResource {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.resource_type = 10;
+        this.resource_name = "resource_name-10".to_string();
+        this.configs = vec![
+            AlterableConfig::sample(version, nulls),
+            AlterableConfig::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -138,6 +169,23 @@ impl AlterableConfig {
     }
 }
 
+#[cfg(test)]
+impl AlterableConfig {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.config_operation = 20;
+        this.value = if nulls {
+            None
+        } else {
+            Some("value-20".to_string())
+        };
+        this
+    }
+}
+
 /// IncrementalAlterConfigsResponse, versions 0-1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncrementalAlterConfigsResponse {
@@ -177,6 +225,21 @@ impl IncrementalAlterConfigsResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl IncrementalAlterConfigsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.responses = vec![
+            AlterConfigsResourceResponse::sample(version, nulls),
+            AlterConfigsResourceResponse::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -226,5 +289,23 @@ impl AlterConfigsResourceResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl AlterConfigsResourceResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.error_message = if nulls {
+            None
+        } else {
+            Some("error_message-10".to_string())
+        };
+        this.resource_type = 30;
+        this.resource_name = "resource_name-30".to_string();
+        this
     }
 }

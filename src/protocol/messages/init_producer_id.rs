@@ -68,6 +68,28 @@ impl InitProducerIdRequest {
     }
 }
 
+#[cfg(test)]
+impl InitProducerIdRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.transactional_id = if nulls {
+            None
+        } else {
+            Some("transactional_id-0".to_string())
+        };
+        this.transaction_timeout_ms = 70010;
+        if version >= 3 {
+            this.producer_id = 5000000020;
+        }
+        if version >= 3 {
+            this.producer_epoch = 330;
+        }
+        this
+    }
+}
+
 /// InitProducerIdResponse, versions 0-5.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitProducerIdResponse {
@@ -115,5 +137,19 @@ impl InitProducerIdResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl InitProducerIdResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.error_code = 310;
+        this.producer_id = 5000000020;
+        this.producer_epoch = 330;
+        this
     }
 }

@@ -92,6 +92,41 @@ impl JoinGroupRequest {
     }
 }
 
+#[cfg(test)]
+impl JoinGroupRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.group_id = "group_id-0".to_string();
+        this.session_timeout_ms = 70010;
+        if version >= 1 {
+            this.rebalance_timeout_ms = 70020;
+        }
+        this.member_id = "member_id-30".to_string();
+        if version >= 5 {
+            this.group_instance_id = if nulls {
+                None
+            } else {
+                Some("group_instance_id-40".to_string())
+            };
+        }
+        this.protocol_type = "protocol_type-50".to_string();
+        this.protocols = vec![
+            JoinGroupRequestProtocol::sample(version, nulls),
+            JoinGroupRequestProtocol::sample(version, nulls),
+        ];
+        if version >= 8 {
+            this.reason = if nulls {
+                None
+            } else {
+                Some("reason-70".to_string())
+            };
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinGroupRequestProtocol {
     /// v0+
@@ -131,6 +166,18 @@ impl JoinGroupRequestProtocol {
     }
 }
 
+#[cfg(test)]
+impl JoinGroupRequestProtocol {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.metadata = vec![10, 0xff, 0];
+        this
+    }
+}
+
 /// JoinGroupResponse, versions 0-9.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinGroupResponse {
@@ -161,7 +208,7 @@ impl Default for JoinGroupResponse {
             error_code: 0,
             generation_id: -1,
             protocol_type: None,
-            protocol_name: None,
+            protocol_name: Some(String::new()),
             leader: String::new(),
             skip_assignment: false,
             member_id: String::new(),
@@ -226,6 +273,42 @@ impl JoinGroupResponse {
     }
 }
 
+#[cfg(test)]
+impl JoinGroupResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 2 {
+            this.throttle_time_ms = 70000;
+        }
+        this.error_code = 310;
+        this.generation_id = 70020;
+        if version >= 7 {
+            this.protocol_type = if nulls {
+                None
+            } else {
+                Some("protocol_type-30".to_string())
+            };
+        }
+        this.protocol_name = if nulls && version >= 7 {
+            None
+        } else {
+            Some("protocol_name-40".to_string())
+        };
+        this.leader = "leader-50".to_string();
+        if version >= 9 {
+            this.skip_assignment = true;
+        }
+        this.member_id = "member_id-70".to_string();
+        this.members = vec![
+            JoinGroupResponseMember::sample(version, nulls),
+            JoinGroupResponseMember::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinGroupResponseMember {
     /// v0+
@@ -271,5 +354,24 @@ impl JoinGroupResponseMember {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl JoinGroupResponseMember {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.member_id = "member_id-0".to_string();
+        if version >= 5 {
+            this.group_instance_id = if nulls {
+                None
+            } else {
+                Some("group_instance_id-10".to_string())
+            };
+        }
+        this.metadata = vec![20, 0xff, 0];
+        this
     }
 }

@@ -63,6 +63,26 @@ impl LeaveGroupRequest {
     }
 }
 
+#[cfg(test)]
+impl LeaveGroupRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.group_id = "group_id-0".to_string();
+        if version <= 2 {
+            this.member_id = "member_id-10".to_string();
+        }
+        if version >= 3 {
+            this.members = vec![
+                MemberIdentity::sample(version, nulls),
+                MemberIdentity::sample(version, nulls),
+            ];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemberIdentity {
     /// v3+
@@ -119,6 +139,33 @@ impl MemberIdentity {
     }
 }
 
+#[cfg(test)]
+impl MemberIdentity {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.member_id = "member_id-0".to_string();
+        }
+        if version >= 3 {
+            this.group_instance_id = if nulls {
+                None
+            } else {
+                Some("group_instance_id-10".to_string())
+            };
+        }
+        if version >= 5 {
+            this.reason = if nulls {
+                None
+            } else {
+                Some("reason-20".to_string())
+            };
+        }
+        this
+    }
+}
+
 /// LeaveGroupResponse, versions 0-5.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaveGroupResponse {
@@ -169,6 +216,26 @@ impl LeaveGroupResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl LeaveGroupResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = 70000;
+        }
+        this.error_code = 310;
+        if version >= 3 {
+            this.members = vec![
+                MemberResponse::sample(version, nulls),
+                MemberResponse::sample(version, nulls),
+            ];
+        }
+        this
     }
 }
 
@@ -225,5 +292,28 @@ impl MemberResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl MemberResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.member_id = "member_id-0".to_string();
+        }
+        if version >= 3 {
+            this.group_instance_id = if nulls {
+                None
+            } else {
+                Some("group_instance_id-10".to_string())
+            };
+        }
+        if version >= 3 {
+            this.error_code = 320;
+        }
+        this
     }
 }

@@ -58,6 +58,22 @@ impl ListGroupsRequest {
     }
 }
 
+#[cfg(test)]
+impl ListGroupsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 4 {
+            this.states_filter = vec!["states_filter-0".to_string(), "states_filter-1".to_string()];
+        }
+        if version >= 5 {
+            this.types_filter = vec!["types_filter-10".to_string(), "types_filter-11".to_string()];
+        }
+        this
+    }
+}
+
 /// ListGroupsResponse, versions 0-5.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListGroupsResponse {
@@ -104,6 +120,24 @@ impl ListGroupsResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ListGroupsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = 70000;
+        }
+        this.error_code = 310;
+        this.groups = vec![
+            ListedGroup::sample(version, nulls),
+            ListedGroup::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -161,5 +195,23 @@ impl ListedGroup {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ListedGroup {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.group_id = "group_id-0".to_string();
+        this.protocol_type = "protocol_type-10".to_string();
+        if version >= 4 {
+            this.group_state = "group_state-20".to_string();
+        }
+        if version >= 5 {
+            this.group_type = "group_type-30".to_string();
+        }
+        this
     }
 }

@@ -59,6 +59,24 @@ impl ListOffsetsRequest {
     }
 }
 
+#[cfg(test)]
+impl ListOffsetsRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.replica_id = 70000;
+        if version >= 2 {
+            this.isolation_level = 20;
+        }
+        this.topics = vec![
+            ListOffsetsTopic::sample(version, nulls),
+            ListOffsetsTopic::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsTopic {
     /// v0+
@@ -95,6 +113,21 @@ impl ListOffsetsTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ListOffsetsTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            ListOffsetsPartition::sample(version, nulls),
+            ListOffsetsPartition::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -155,6 +188,24 @@ impl ListOffsetsPartition {
     }
 }
 
+#[cfg(test)]
+impl ListOffsetsPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        if version >= 4 {
+            this.current_leader_epoch = 70010;
+        }
+        this.timestamp = 5000000020;
+        if version <= 0 {
+            this.max_num_offsets = 70030;
+        }
+        this
+    }
+}
+
 /// ListOffsetsResponse, versions 0-9.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsResponse {
@@ -199,6 +250,23 @@ impl ListOffsetsResponse {
     }
 }
 
+#[cfg(test)]
+impl ListOffsetsResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 2 {
+            this.throttle_time_ms = 70000;
+        }
+        this.topics = vec![
+            ListOffsetsTopicResponse::sample(version, nulls),
+            ListOffsetsTopicResponse::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListOffsetsTopicResponse {
     /// v0+
@@ -237,6 +305,21 @@ impl ListOffsetsTopicResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ListOffsetsTopicResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            ListOffsetsPartitionResponse::sample(version, nulls),
+            ListOffsetsPartitionResponse::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -312,5 +395,29 @@ impl ListOffsetsPartitionResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl ListOffsetsPartitionResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.error_code = 310;
+        if version <= 0 {
+            this.old_style_offsets = vec![5000000020, 5000000021];
+        }
+        if version >= 1 {
+            this.timestamp = 5000000030;
+        }
+        if version >= 1 {
+            this.offset = 5000000040;
+        }
+        if version >= 4 {
+            this.leader_epoch = 70050;
+        }
+        this
     }
 }

@@ -26,7 +26,7 @@ pub struct MetadataRequest {
 impl Default for MetadataRequest {
     fn default() -> Self {
         Self {
-            topics: None,
+            topics: Some(Vec::new()),
             allow_auto_topic_creation: true,
             include_cluster_authorized_operations: false,
             include_topic_authorized_operations: false,
@@ -84,6 +84,33 @@ impl MetadataRequest {
     }
 }
 
+#[cfg(test)]
+impl MetadataRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topics = if nulls && version >= 1 {
+            None
+        } else {
+            Some(vec![
+                MetadataRequestTopic::sample(version, nulls),
+                MetadataRequestTopic::sample(version, nulls),
+            ])
+        };
+        if version >= 4 {
+            this.allow_auto_topic_creation = false;
+        }
+        if (8..=10).contains(&version) {
+            this.include_cluster_authorized_operations = true;
+        }
+        if version >= 8 {
+            this.include_topic_authorized_operations = true;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataRequestTopic {
     /// v10+
@@ -96,7 +123,7 @@ impl Default for MetadataRequestTopic {
     fn default() -> Self {
         Self {
             topic_id: Uuid::ZERO,
-            name: None,
+            name: Some(String::new()),
         }
     }
 }
@@ -132,6 +159,24 @@ impl MetadataRequestTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl MetadataRequestTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 10 {
+            this.topic_id = Uuid([1; 16]);
+        }
+        this.name = if nulls && version >= 10 {
+            None
+        } else {
+            Some("name-10".to_string())
+        };
+        this
     }
 }
 
@@ -211,6 +256,40 @@ impl MetadataResponse {
     }
 }
 
+#[cfg(test)]
+impl MetadataResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.throttle_time_ms = 70000;
+        }
+        this.brokers = vec![
+            MetadataResponseBroker::sample(version, nulls),
+            MetadataResponseBroker::sample(version, nulls),
+        ];
+        if version >= 2 {
+            this.cluster_id = if nulls {
+                None
+            } else {
+                Some("cluster_id-20".to_string())
+            };
+        }
+        if version >= 1 {
+            this.controller_id = 70030;
+        }
+        this.topics = vec![
+            MetadataResponseTopic::sample(version, nulls),
+            MetadataResponseTopic::sample(version, nulls),
+        ];
+        if (8..=10).contains(&version) {
+            this.cluster_authorized_operations = 70050;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataResponseBroker {
     /// v0+
@@ -264,6 +343,26 @@ impl MetadataResponseBroker {
     }
 }
 
+#[cfg(test)]
+impl MetadataResponseBroker {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.node_id = 70000;
+        this.host = "host-10".to_string();
+        this.port = 70020;
+        if version >= 1 {
+            this.rack = if nulls {
+                None
+            } else {
+                Some("rack-30".to_string())
+            };
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetadataResponseTopic {
     /// v0+
@@ -284,7 +383,7 @@ impl Default for MetadataResponseTopic {
     fn default() -> Self {
         Self {
             error_code: 0,
-            name: None,
+            name: Some(String::new()),
             topic_id: Uuid::ZERO,
             is_internal: false,
             partitions: Vec::new(),
@@ -340,6 +439,35 @@ impl MetadataResponseTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl MetadataResponseTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.name = if nulls && version >= 12 {
+            None
+        } else {
+            Some("name-10".to_string())
+        };
+        if version >= 10 {
+            this.topic_id = Uuid([21; 16]);
+        }
+        if version >= 1 {
+            this.is_internal = true;
+        }
+        this.partitions = vec![
+            MetadataResponsePartition::sample(version, nulls),
+            MetadataResponsePartition::sample(version, nulls),
+        ];
+        if version >= 8 {
+            this.topic_authorized_operations = 70050;
+        }
+        this
     }
 }
 
@@ -412,5 +540,26 @@ impl MetadataResponsePartition {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl MetadataResponsePartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.partition_index = 70010;
+        this.leader_id = 70020;
+        if version >= 7 {
+            this.leader_epoch = 70030;
+        }
+        this.replica_nodes = vec![70040, 70041];
+        this.isr_nodes = vec![70050, 70051];
+        if version >= 5 {
+            this.offline_replicas = vec![70060, 70061];
+        }
+        this
     }
 }

@@ -41,3 +41,62 @@ pub mod produce;
 pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
+
+/// Calls `$callback!` with every API module and its request and response types, for table-driven codec tests.
+#[cfg(test)]
+macro_rules! for_each_api {
+    ($callback:ident) => {
+        $callback! {
+            produce: ProduceRequest, ProduceResponse;
+            fetch: FetchRequest, FetchResponse;
+            list_offsets: ListOffsetsRequest, ListOffsetsResponse;
+            metadata: MetadataRequest, MetadataResponse;
+            offset_commit: OffsetCommitRequest, OffsetCommitResponse;
+            offset_fetch: OffsetFetchRequest, OffsetFetchResponse;
+            find_coordinator: FindCoordinatorRequest, FindCoordinatorResponse;
+            join_group: JoinGroupRequest, JoinGroupResponse;
+            heartbeat: HeartbeatRequest, HeartbeatResponse;
+            leave_group: LeaveGroupRequest, LeaveGroupResponse;
+            sync_group: SyncGroupRequest, SyncGroupResponse;
+            describe_groups: DescribeGroupsRequest, DescribeGroupsResponse;
+            list_groups: ListGroupsRequest, ListGroupsResponse;
+            api_versions: ApiVersionsRequest, ApiVersionsResponse;
+            create_topics: CreateTopicsRequest, CreateTopicsResponse;
+            delete_topics: DeleteTopicsRequest, DeleteTopicsResponse;
+            delete_records: DeleteRecordsRequest, DeleteRecordsResponse;
+            init_producer_id: InitProducerIdRequest, InitProducerIdResponse;
+            describe_configs: DescribeConfigsRequest, DescribeConfigsResponse;
+            alter_configs: AlterConfigsRequest, AlterConfigsResponse;
+            incremental_alter_configs: IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
+            create_partitions: CreatePartitionsRequest, CreatePartitionsResponse;
+            describe_cluster: DescribeClusterRequest, DescribeClusterResponse;
+            describe_topic_partitions: DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse;
+            offset_delete: OffsetDeleteRequest, OffsetDeleteResponse;
+            delete_groups: DeleteGroupsRequest, DeleteGroupsResponse;
+            describe_producers: DescribeProducersRequest, DescribeProducersResponse;
+            add_partitions_to_txn: AddPartitionsToTxnRequest, AddPartitionsToTxnResponse;
+            add_offsets_to_txn: AddOffsetsToTxnRequest, AddOffsetsToTxnResponse;
+            end_txn: EndTxnRequest, EndTxnResponse;
+            txn_offset_commit: TxnOffsetCommitRequest, TxnOffsetCommitResponse;
+            sasl_handshake: SaslHandshakeRequest, SaslHandshakeResponse;
+            describe_log_dirs: DescribeLogDirsRequest, DescribeLogDirsResponse;
+            offset_for_leader_epoch: OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
+            consumer_group_describe: ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use for_each_api;
+
+/// Calls `$callback!` with every data schema module and its type, for table-driven codec tests.
+#[cfg(test)]
+macro_rules! for_each_data_schema {
+    ($callback:ident) => {
+        $callback! {
+            consumer_protocol_subscription: ConsumerProtocolSubscription;
+            consumer_protocol_assignment: ConsumerProtocolAssignment;
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use for_each_data_schema;

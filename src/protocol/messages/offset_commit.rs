@@ -86,6 +86,37 @@ impl OffsetCommitRequest {
     }
 }
 
+#[cfg(test)]
+impl OffsetCommitRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.group_id = "group_id-0".to_string();
+        if version >= 1 {
+            this.generation_id_or_member_epoch = 70010;
+        }
+        if version >= 1 {
+            this.member_id = "member_id-20".to_string();
+        }
+        if version >= 7 {
+            this.group_instance_id = if nulls {
+                None
+            } else {
+                Some("group_instance_id-30".to_string())
+            };
+        }
+        if (2..=4).contains(&version) {
+            this.retention_time_ms = 5000000040;
+        }
+        this.topics = vec![
+            OffsetCommitRequestTopic::sample(version, nulls),
+            OffsetCommitRequestTopic::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetCommitRequestTopic {
     /// v0+
@@ -124,6 +155,21 @@ impl OffsetCommitRequestTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl OffsetCommitRequestTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            OffsetCommitRequestPartition::sample(version, nulls),
+            OffsetCommitRequestPartition::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -189,6 +235,29 @@ impl OffsetCommitRequestPartition {
     }
 }
 
+#[cfg(test)]
+impl OffsetCommitRequestPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.committed_offset = 5000000010;
+        if version >= 6 {
+            this.committed_leader_epoch = 70020;
+        }
+        if (1..=1).contains(&version) {
+            this.commit_timestamp = 5000000030;
+        }
+        this.committed_metadata = if nulls {
+            None
+        } else {
+            Some("committed_metadata-40".to_string())
+        };
+        this
+    }
+}
+
 /// OffsetCommitResponse, versions 0-9.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetCommitResponse {
@@ -233,6 +302,23 @@ impl OffsetCommitResponse {
     }
 }
 
+#[cfg(test)]
+impl OffsetCommitResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.throttle_time_ms = 70000;
+        }
+        this.topics = vec![
+            OffsetCommitResponseTopic::sample(version, nulls),
+            OffsetCommitResponseTopic::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetCommitResponseTopic {
     /// v0+
@@ -274,6 +360,21 @@ impl OffsetCommitResponseTopic {
     }
 }
 
+#[cfg(test)]
+impl OffsetCommitResponseTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            OffsetCommitResponsePartition::sample(version, nulls),
+            OffsetCommitResponsePartition::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetCommitResponsePartition {
     /// v0+
@@ -310,5 +411,17 @@ impl OffsetCommitResponsePartition {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl OffsetCommitResponsePartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.error_code = 310;
+        this
     }
 }

@@ -44,6 +44,21 @@ impl OffsetDeleteRequest {
     }
 }
 
+#[cfg(test)]
+impl OffsetDeleteRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.group_id = "group_id-0".to_string();
+        this.topics = vec![
+            OffsetDeleteRequestTopic::sample(version, nulls),
+            OffsetDeleteRequestTopic::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetDeleteRequestTopic {
     /// v0+
@@ -79,6 +94,21 @@ impl OffsetDeleteRequestTopic {
     }
 }
 
+#[cfg(test)]
+impl OffsetDeleteRequestTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            OffsetDeleteRequestPartition::sample(version, nulls),
+            OffsetDeleteRequestPartition::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetDeleteRequestPartition {
     /// v0+
@@ -100,6 +130,17 @@ impl OffsetDeleteRequestPartition {
 
     pub fn encode(&self, e: &mut Encoder, _version: i16) {
         e.i32(self.partition_index);
+    }
+}
+
+#[cfg(test)]
+impl OffsetDeleteRequestPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this
     }
 }
 
@@ -142,6 +183,22 @@ impl OffsetDeleteResponse {
     }
 }
 
+#[cfg(test)]
+impl OffsetDeleteResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.throttle_time_ms = 70010;
+        this.topics = vec![
+            OffsetDeleteResponseTopic::sample(version, nulls),
+            OffsetDeleteResponseTopic::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetDeleteResponseTopic {
     /// v0+
@@ -177,6 +234,21 @@ impl OffsetDeleteResponseTopic {
     }
 }
 
+#[cfg(test)]
+impl OffsetDeleteResponseTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            OffsetDeleteResponsePartition::sample(version, nulls),
+            OffsetDeleteResponsePartition::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetDeleteResponsePartition {
     /// v0+
@@ -205,5 +277,17 @@ impl OffsetDeleteResponsePartition {
     pub fn encode(&self, e: &mut Encoder, _version: i16) {
         e.i32(self.partition_index);
         e.i16(self.error_code);
+    }
+}
+
+#[cfg(test)]
+impl OffsetDeleteResponsePartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.error_code = 310;
+        this
     }
 }

@@ -27,7 +27,7 @@ impl Default for OffsetFetchRequest {
     fn default() -> Self {
         Self {
             group_id: String::new(),
-            topics: None,
+            topics: Some(Vec::new()),
             groups: Vec::new(),
             require_stable: false,
         }
@@ -88,6 +88,38 @@ impl OffsetFetchRequest {
     }
 }
 
+#[cfg(test)]
+impl OffsetFetchRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version <= 7 {
+            this.group_id = "group_id-0".to_string();
+        }
+        if version <= 7 {
+            this.topics = if nulls && (2..=7).contains(&version) {
+                None
+            } else {
+                Some(vec![
+                    OffsetFetchRequestTopic::sample(version, nulls),
+                    OffsetFetchRequestTopic::sample(version, nulls),
+                ])
+            };
+        }
+        if version >= 8 {
+            this.groups = vec![
+                OffsetFetchRequestGroup::sample(version, nulls),
+                OffsetFetchRequestGroup::sample(version, nulls),
+            ];
+        }
+        if version >= 7 {
+            this.require_stable = true;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchRequestTopic {
     /// v0-7
@@ -132,6 +164,22 @@ impl OffsetFetchRequestTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl OffsetFetchRequestTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version <= 7 {
+            this.name = "name-0".to_string();
+        }
+        if version <= 7 {
+            this.partition_indexes = vec![70010, 70011];
+        }
+        this
     }
 }
 
@@ -203,6 +251,39 @@ impl OffsetFetchRequestGroup {
     }
 }
 
+#[cfg(test)]
+impl OffsetFetchRequestGroup {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 8 {
+            this.group_id = "group_id-0".to_string();
+        }
+        if version >= 9 {
+            this.member_id = if nulls {
+                None
+            } else {
+                Some("member_id-10".to_string())
+            };
+        }
+        if version >= 9 {
+            this.member_epoch = 70020;
+        }
+        if version >= 8 {
+            this.topics = if nulls {
+                None
+            } else {
+                Some(vec![
+                    OffsetFetchRequestTopics::sample(version, nulls),
+                    OffsetFetchRequestTopics::sample(version, nulls),
+                ])
+            };
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchRequestTopics {
     /// v8+
@@ -247,6 +328,22 @@ impl OffsetFetchRequestTopics {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl OffsetFetchRequestTopics {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 8 {
+            this.name = "name-0".to_string();
+        }
+        if version >= 8 {
+            this.partition_indexes = vec![70010, 70011];
+        }
+        this
     }
 }
 
@@ -316,6 +413,34 @@ impl OffsetFetchResponse {
     }
 }
 
+#[cfg(test)]
+impl OffsetFetchResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.throttle_time_ms = 70000;
+        }
+        if version <= 7 {
+            this.topics = vec![
+                OffsetFetchResponseTopic::sample(version, nulls),
+                OffsetFetchResponseTopic::sample(version, nulls),
+            ];
+        }
+        if (2..=7).contains(&version) {
+            this.error_code = 320;
+        }
+        if version >= 8 {
+            this.groups = vec![
+                OffsetFetchResponseGroup::sample(version, nulls),
+                OffsetFetchResponseGroup::sample(version, nulls),
+            ];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchResponseTopic {
     /// v0-7
@@ -362,6 +487,25 @@ impl OffsetFetchResponseTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl OffsetFetchResponseTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version <= 7 {
+            this.name = "name-0".to_string();
+        }
+        if version <= 7 {
+            this.partitions = vec![
+                OffsetFetchResponsePartition::sample(version, nulls),
+                OffsetFetchResponsePartition::sample(version, nulls),
+            ];
+        }
+        this
     }
 }
 
@@ -439,6 +583,35 @@ impl OffsetFetchResponsePartition {
     }
 }
 
+#[cfg(test)]
+impl OffsetFetchResponsePartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version <= 7 {
+            this.partition_index = 70000;
+        }
+        if version <= 7 {
+            this.committed_offset = 5000000010;
+        }
+        if (5..=7).contains(&version) {
+            this.committed_leader_epoch = 70020;
+        }
+        if version <= 7 {
+            this.metadata = if nulls {
+                None
+            } else {
+                Some("metadata-30".to_string())
+            };
+        }
+        if version <= 7 {
+            this.error_code = 340;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchResponseGroup {
     /// v8+
@@ -495,6 +668,28 @@ impl OffsetFetchResponseGroup {
     }
 }
 
+#[cfg(test)]
+impl OffsetFetchResponseGroup {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 8 {
+            this.group_id = "group_id-0".to_string();
+        }
+        if version >= 8 {
+            this.topics = vec![
+                OffsetFetchResponseTopics::sample(version, nulls),
+                OffsetFetchResponseTopics::sample(version, nulls),
+            ];
+        }
+        if version >= 8 {
+            this.error_code = 320;
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetFetchResponseTopics {
     /// v8+
@@ -541,6 +736,25 @@ impl OffsetFetchResponseTopics {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl OffsetFetchResponseTopics {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 8 {
+            this.name = "name-0".to_string();
+        }
+        if version >= 8 {
+            this.partitions = vec![
+                OffsetFetchResponsePartitions::sample(version, nulls),
+                OffsetFetchResponsePartitions::sample(version, nulls),
+            ];
+        }
+        this
     }
 }
 
@@ -615,5 +829,34 @@ impl OffsetFetchResponsePartitions {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl OffsetFetchResponsePartitions {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 8 {
+            this.partition_index = 70000;
+        }
+        if version >= 8 {
+            this.committed_offset = 5000000010;
+        }
+        if version >= 8 {
+            this.committed_leader_epoch = 70020;
+        }
+        if version >= 8 {
+            this.metadata = if nulls {
+                None
+            } else {
+                Some("metadata-30".to_string())
+            };
+        }
+        if version >= 8 {
+            this.error_code = 340;
+        }
+        this
     }
 }

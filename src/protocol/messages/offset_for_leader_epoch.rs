@@ -54,6 +54,23 @@ impl OffsetForLeaderEpochRequest {
     }
 }
 
+#[cfg(test)]
+impl OffsetForLeaderEpochRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.replica_id = 70000;
+        }
+        this.topics = vec![
+            OffsetForLeaderTopic::sample(version, nulls),
+            OffsetForLeaderTopic::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetForLeaderTopic {
     /// v0+
@@ -90,6 +107,21 @@ impl OffsetForLeaderTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl OffsetForLeaderTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topic = "topic-0".to_string();
+        this.partitions = vec![
+            OffsetForLeaderPartition::sample(version, nulls),
+            OffsetForLeaderPartition::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -141,6 +173,21 @@ impl OffsetForLeaderPartition {
     }
 }
 
+#[cfg(test)]
+impl OffsetForLeaderPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition = 70000;
+        if version >= 2 {
+            this.current_leader_epoch = 70010;
+        }
+        this.leader_epoch = 70020;
+        this
+    }
+}
+
 /// OffsetForLeaderEpochResponse, versions 0-4.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetForLeaderEpochResponse {
@@ -185,6 +232,23 @@ impl OffsetForLeaderEpochResponse {
     }
 }
 
+#[cfg(test)]
+impl OffsetForLeaderEpochResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 2 {
+            this.throttle_time_ms = 70000;
+        }
+        this.topics = vec![
+            OffsetForLeaderTopicResult::sample(version, nulls),
+            OffsetForLeaderTopicResult::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OffsetForLeaderTopicResult {
     /// v0+
@@ -221,6 +285,21 @@ impl OffsetForLeaderTopicResult {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl OffsetForLeaderTopicResult {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.topic = "topic-0".to_string();
+        this.partitions = vec![
+            EpochEndOffset::sample(version, nulls),
+            EpochEndOffset::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -274,5 +353,21 @@ impl EpochEndOffset {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl EpochEndOffset {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.partition = 70010;
+        if version >= 1 {
+            this.leader_epoch = 70020;
+        }
+        this.end_offset = 5000000030;
+        this
     }
 }

@@ -64,6 +64,29 @@ impl ProduceRequest {
     }
 }
 
+#[cfg(test)]
+impl ProduceRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 3 {
+            this.transactional_id = if nulls {
+                None
+            } else {
+                Some("transactional_id-0".to_string())
+            };
+        }
+        this.acks = 310;
+        this.timeout_ms = 70020;
+        this.topic_data = vec![
+            TopicProduceData::sample(version, nulls),
+            TopicProduceData::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicProduceData {
     /// v0+
@@ -103,6 +126,21 @@ impl TopicProduceData {
     }
 }
 
+#[cfg(test)]
+impl TopicProduceData {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partition_data = vec![
+            PartitionProduceData::sample(version, nulls),
+            PartitionProduceData::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionProduceData {
     /// v0+
@@ -139,6 +177,18 @@ impl PartitionProduceData {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl PartitionProduceData {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.index = 70000;
+        this.records = if nulls { None } else { Some(vec![10, 0xff, 0]) };
+        this
     }
 }
 
@@ -206,6 +256,29 @@ impl ProduceResponse {
     }
 }
 
+#[cfg(test)]
+impl ProduceResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.responses = vec![
+            TopicProduceResponse::sample(version, nulls),
+            TopicProduceResponse::sample(version, nulls),
+        ];
+        if version >= 1 {
+            this.throttle_time_ms = 70010;
+        }
+        if version >= 10 {
+            this.node_endpoints = vec![
+                NodeEndpoint::sample(version, nulls),
+                NodeEndpoint::sample(version, nulls),
+            ];
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicProduceResponse {
     /// v0+
@@ -245,6 +318,21 @@ impl TopicProduceResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl TopicProduceResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partition_responses = vec![
+            PartitionProduceResponse::sample(version, nulls),
+            PartitionProduceResponse::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -349,6 +437,41 @@ impl PartitionProduceResponse {
     }
 }
 
+#[cfg(test)]
+impl PartitionProduceResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.index = 70000;
+        this.error_code = 310;
+        this.base_offset = 5000000020;
+        if version >= 2 {
+            this.log_append_time_ms = 5000000030;
+        }
+        if version >= 5 {
+            this.log_start_offset = 5000000040;
+        }
+        if version >= 8 {
+            this.record_errors = vec![
+                BatchIndexAndErrorMessage::sample(version, nulls),
+                BatchIndexAndErrorMessage::sample(version, nulls),
+            ];
+        }
+        if version >= 8 {
+            this.error_message = if nulls {
+                None
+            } else {
+                Some("error_message-60".to_string())
+            };
+        }
+        if version >= 10 {
+            this.current_leader = LeaderIdAndEpoch::sample(version, nulls);
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchIndexAndErrorMessage {
     /// v8+
@@ -396,6 +519,26 @@ impl BatchIndexAndErrorMessage {
     }
 }
 
+#[cfg(test)]
+impl BatchIndexAndErrorMessage {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 8 {
+            this.batch_index = 70000;
+        }
+        if version >= 8 {
+            this.batch_index_error_message = if nulls {
+                None
+            } else {
+                Some("batch_index_error_message-10".to_string())
+            };
+        }
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaderIdAndEpoch {
     /// v10+
@@ -440,6 +583,22 @@ impl LeaderIdAndEpoch {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl LeaderIdAndEpoch {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 10 {
+            this.leader_id = 70000;
+        }
+        if version >= 10 {
+            this.leader_epoch = 70010;
+        }
+        this
     }
 }
 
@@ -505,5 +664,31 @@ impl NodeEndpoint {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl NodeEndpoint {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 10 {
+            this.node_id = 70000;
+        }
+        if version >= 10 {
+            this.host = "host-10".to_string();
+        }
+        if version >= 10 {
+            this.port = 70020;
+        }
+        if version >= 10 {
+            this.rack = if nulls {
+                None
+            } else {
+                Some("rack-30".to_string())
+            };
+        }
+        this
     }
 }

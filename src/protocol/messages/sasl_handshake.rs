@@ -39,6 +39,17 @@ impl SaslHandshakeRequest {
     }
 }
 
+#[cfg(test)]
+impl SaslHandshakeRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.mechanism = "mechanism-0".to_string();
+        this
+    }
+}
+
 /// SaslHandshakeResponse, versions 0-1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SaslHandshakeResponse {
@@ -70,5 +81,17 @@ impl SaslHandshakeResponse {
         let flexible = false;
         e.i16(self.error_code);
         e.array(flexible, &self.mechanisms, |e, v| e.string(flexible, v));
+    }
+}
+
+#[cfg(test)]
+impl SaslHandshakeResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.error_code = 300;
+        this.mechanisms = vec!["mechanisms-10".to_string(), "mechanisms-11".to_string()];
+        this
     }
 }

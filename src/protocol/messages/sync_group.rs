@@ -87,6 +87,44 @@ impl SyncGroupRequest {
     }
 }
 
+#[cfg(test)]
+impl SyncGroupRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.group_id = "group_id-0".to_string();
+        this.generation_id = 70010;
+        this.member_id = "member_id-20".to_string();
+        if version >= 3 {
+            this.group_instance_id = if nulls {
+                None
+            } else {
+                Some("group_instance_id-30".to_string())
+            };
+        }
+        if version >= 5 {
+            this.protocol_type = if nulls {
+                None
+            } else {
+                Some("protocol_type-40".to_string())
+            };
+        }
+        if version >= 5 {
+            this.protocol_name = if nulls {
+                None
+            } else {
+                Some("protocol_name-50".to_string())
+            };
+        }
+        this.assignments = vec![
+            SyncGroupRequestAssignment::sample(version, nulls),
+            SyncGroupRequestAssignment::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncGroupRequestAssignment {
     /// v0+
@@ -123,6 +161,18 @@ impl SyncGroupRequestAssignment {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl SyncGroupRequestAssignment {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.member_id = "member_id-0".to_string();
+        this.assignment = vec![10, 0xff, 0];
+        this
     }
 }
 
@@ -190,5 +240,34 @@ impl SyncGroupResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl SyncGroupResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        if version >= 1 {
+            this.throttle_time_ms = 70000;
+        }
+        this.error_code = 310;
+        if version >= 5 {
+            this.protocol_type = if nulls {
+                None
+            } else {
+                Some("protocol_type-20".to_string())
+            };
+        }
+        if version >= 5 {
+            this.protocol_name = if nulls {
+                None
+            } else {
+                Some("protocol_name-30".to_string())
+            };
+        }
+        this.assignment = vec![40, 0xff, 0];
+        this
     }
 }

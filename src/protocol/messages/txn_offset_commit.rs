@@ -94,6 +94,37 @@ impl TxnOffsetCommitRequest {
     }
 }
 
+#[cfg(test)]
+impl TxnOffsetCommitRequest {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.transactional_id = "transactional_id-0".to_string();
+        this.group_id = "group_id-10".to_string();
+        this.producer_id = 5000000020;
+        this.producer_epoch = 330;
+        if version >= 3 {
+            this.generation_id = 70040;
+        }
+        if version >= 3 {
+            this.member_id = "member_id-50".to_string();
+        }
+        if version >= 3 {
+            this.group_instance_id = if nulls {
+                None
+            } else {
+                Some("group_instance_id-60".to_string())
+            };
+        }
+        this.topics = vec![
+            TxnOffsetCommitRequestTopic::sample(version, nulls),
+            TxnOffsetCommitRequestTopic::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitRequestTopic {
     /// v0+
@@ -132,6 +163,21 @@ impl TxnOffsetCommitRequestTopic {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl TxnOffsetCommitRequestTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            TxnOffsetCommitRequestPartition::sample(version, nulls),
+            TxnOffsetCommitRequestPartition::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -188,6 +234,26 @@ impl TxnOffsetCommitRequestPartition {
     }
 }
 
+#[cfg(test)]
+impl TxnOffsetCommitRequestPartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.committed_offset = 5000000010;
+        if version >= 2 {
+            this.committed_leader_epoch = 70020;
+        }
+        this.committed_metadata = if nulls {
+            None
+        } else {
+            Some("committed_metadata-30".to_string())
+        };
+        this
+    }
+}
+
 /// TxnOffsetCommitResponse, versions 0-4.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitResponse {
@@ -227,6 +293,21 @@ impl TxnOffsetCommitResponse {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl TxnOffsetCommitResponse {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.throttle_time_ms = 70000;
+        this.topics = vec![
+            TxnOffsetCommitResponseTopic::sample(version, nulls),
+            TxnOffsetCommitResponseTopic::sample(version, nulls),
+        ];
+        this
     }
 }
 
@@ -271,6 +352,21 @@ impl TxnOffsetCommitResponseTopic {
     }
 }
 
+#[cfg(test)]
+impl TxnOffsetCommitResponseTopic {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(version: i16, nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.name = "name-0".to_string();
+        this.partitions = vec![
+            TxnOffsetCommitResponsePartition::sample(version, nulls),
+            TxnOffsetCommitResponsePartition::sample(version, nulls),
+        ];
+        this
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TxnOffsetCommitResponsePartition {
     /// v0+
@@ -307,5 +403,17 @@ impl TxnOffsetCommitResponsePartition {
         if flexible {
             e.no_tagged_fields();
         }
+    }
+}
+
+#[cfg(test)]
+impl TxnOffsetCommitResponsePartition {
+    /// A value for codec tests: every field that exists in `version` is set to a non-default
+    /// value, and with `nulls` every field that may be null in `version` is null.
+    pub fn sample(_version: i16, _nulls: bool) -> Self {
+        let mut this = Self::default();
+        this.partition_index = 70000;
+        this.error_code = 310;
+        this
     }
 }

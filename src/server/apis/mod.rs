@@ -3,8 +3,12 @@
 //! problems and undecodable bodies close the connection.
 
 mod api_versions;
+mod create_topics;
+mod delete_topics;
 mod describe_topic_partitions;
 mod fetch;
+mod list_offsets;
+mod metadata;
 mod produce;
 
 use crate::broker::BrokerContext;
@@ -39,6 +43,10 @@ pub fn handle(
         messages::describe_topic_partitions::API_KEY => {
             describe_topic_partitions::handle(ctx, header, d)
         }
+        messages::list_offsets::API_KEY => list_offsets::handle(ctx, header, d),
+        messages::metadata::API_KEY => metadata::handle(ctx, header, d),
+        messages::create_topics::API_KEY => create_topics::handle(ctx, header, d),
+        messages::delete_topics::API_KEY => delete_topics::handle(ctx, header, d),
         key => return Outcome::Close(format!("no handler for API key {key} v{version}")),
     };
     result.unwrap_or_else(|e| {

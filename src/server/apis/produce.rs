@@ -14,7 +14,7 @@ use crate::protocol::messages::produce::*;
 use crate::protocol::wire::Decoder;
 use crate::storage::log::TopicPartition;
 use crate::storage::record_batch::{BatchError, Batches};
-use crate::writer::{PartitionAppend, WriterCommand};
+use crate::writer::{PartitionAppend, PartitionAppendResult, WriterCommand};
 use log::{debug, error};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
@@ -80,17 +80,17 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> Option<ProduceRespon
     let responses = layout
         .into_iter()
         .map(|(name, partitions)| TopicProduceResponse {
-            name,
             partition_responses: partitions
                 .into_iter()
                 .map(|(index, pending)| {
                     let result = match pending {
                         Pending::Failed(code) => Err(code),
-                        Pending::Appending(i) => results[i].clone(),
+                        Pending::Appending(i) => results[i],
                     };
-                    partition_response(ctx, index, result)
+                    partition_response(ctx, &name, index, result)
                 })
                 .collect(),
+            name,
         })
         .collect();
     Some(ProduceResponse {
@@ -104,28 +104,19 @@ fn append(
     ctx: &BrokerContext,
     appends: Vec<PartitionAppend>,
     acks_all: bool,
-) -> Vec<Result<(i64, String), ErrorCode>> {
+) -> Vec<PartitionAppendResult> {
     if appends.is_empty() {
         return Vec::new();
     }
     let count = appends.len();
-    let names: Vec<_> = appends
-        .iter()
-        .map(|a| a.topic_partition.topic.clone())
-        .collect();
     let (tx, rx) = crossbeam_channel::bounded(1);
     let command = WriterCommand::Append {
         partitions: appends,
         acks_all,
         reply: tx,
     };
-    let replies = ctx.writer.send(command).ok().and_then(|_| rx.recv().ok());
-    match replies {
-        Some(results) => results
-            .into_iter()
-            .zip(names)
-            .map(|(r, name)| r.map(|info| (info.first_offset, name)))
-            .collect(),
+    match ctx.writer.send(command).ok().and_then(|_| rx.recv().ok()) {
+        Some(results) => results,
         None => {
             error!("the log writer is gone; failing {count} appends");
             vec![Err(ErrorCode::KafkaStorageError); count]
@@ -135,18 +126,19 @@ fn append(
 
 fn partition_response(
     ctx: &BrokerContext,
+    topic: &str,
     index: i32,
-    result: Result<(i64, String), ErrorCode>,
+    result: PartitionAppendResult,
 ) -> PartitionProduceResponse {
     match result {
-        Ok((base_offset, topic)) => {
+        Ok(info) => {
             let log_start_offset = ctx
                 .partition(&TopicPartition::new(topic, index))
                 .map_or(0, |p| p.log_start_offset());
             PartitionProduceResponse {
                 index,
                 error_code: ErrorCode::None.code(),
-                base_offset,
+                base_offset: info.first_offset,
                 log_append_time_ms: -1,
                 log_start_offset,
                 ..PartitionProduceResponse::default()

@@ -1,0 +1,93 @@
+//! ListOffsets (key 2), versions 0-9: earliest (-2), latest (-1), max timestamp (-3), earliest
+//! local (-4), or the first offset at or after a timestamp.
+
+use super::{HandlerResult, respond};
+use crate::broker::BrokerContext;
+use crate::protocol::RequestHeader;
+use crate::protocol::error_code::ErrorCode;
+use crate::protocol::messages::list_offsets::*;
+use crate::protocol::wire::Decoder;
+use crate::storage::log::{Partition, TopicPartition};
+use log::error;
+use std::io;
+
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
+    let version = header.api_version;
+    let request = ListOffsetsRequest::decode(d, version)?;
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| ListOffsetsTopicResponse {
+            name: topic.name.clone(),
+            partitions: topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let tp = TopicPartition::new(topic.name.clone(), p.partition_index);
+                    list_partition(ctx, &tp, p, version)
+                })
+                .collect(),
+        })
+        .collect();
+    let response = ListOffsetsResponse {
+        topics,
+        ..ListOffsetsResponse::default()
+    };
+    Ok(respond(header, |e| response.encode(e, version)))
+}
+
+fn list_partition(
+    ctx: &BrokerContext,
+    tp: &TopicPartition,
+    request: &ListOffsetsPartition,
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    let mut response = ListOffsetsPartitionResponse {
+        partition_index: tp.partition,
+        timestamp: -1,
+        offset: -1,
+        leader_epoch: -1,
+        ..ListOffsetsPartitionResponse::default()
+    };
+    let Some(partition) = ctx.partition(tp) else {
+        response.error_code = ErrorCode::UnknownTopicOrPartition.code();
+        return response;
+    };
+    match lookup(&partition, request.timestamp) {
+        Ok(Some((offset, timestamp))) => {
+            response.offset = offset;
+            response.timestamp = timestamp;
+            response.leader_epoch = 0;
+            if version == 0 {
+                response.old_style_offsets = vec![offset];
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            error!("ListOffsets on {tp} failed: {e}");
+            response.error_code = ErrorCode::KafkaStorageError.code();
+        }
+    }
+    response
+}
+
+/// The (offset, timestamp) a ListOffsets timestamp asks for; `None` when no record matches.
+fn lookup(partition: &Partition, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
+    match timestamp {
+        LATEST_TIMESTAMP => Ok(Some((partition.high_watermark(), -1))),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+            Ok(Some((partition.log_start_offset(), -1)))
+        }
+        MAX_TIMESTAMP => partition.max_timestamp_offset(),
+        // No tiered storage: nothing has been uploaded.
+        LATEST_TIERED_TIMESTAMP => Ok(Some((-1, -1))),
+        t if t >= 0 => partition.offset_for_timestamp(t),
+        _ => Ok(None),
+    }
+}

@@ -1,0 +1,155 @@
+//! Metadata (key 3), versions 0-12: this broker, the cluster id, and topics with their partitions.
+//!
+//! Unknown topics are created on the fly when the request allows it (v4+ `allow_auto_topic_creation`,
+//! always before v4) and `auto.create.topics.enable` is set, as Kafka does; otherwise they get
+//! UNKNOWN_TOPIC_OR_PARTITION. Consumers and admin clients ask with auto-creation off.
+
+use super::describe_topic_partitions::TOPIC_AUTHORIZED_OPERATIONS;
+use super::{HandlerResult, respond};
+use crate::broker::BrokerContext;
+use crate::controller::validate_new_topic;
+use crate::metadata::{TopicMetadata, topic_name_is_valid};
+use crate::protocol::RequestHeader;
+use crate::protocol::error_code::ErrorCode;
+use crate::protocol::messages::metadata::*;
+use crate::protocol::wire::{Decoder, Uuid};
+use crate::writer::WriterCommand;
+use log::info;
+
+/// Kafka's authorized-operations bitfield for the cluster when no authorizer is configured.
+const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0x0fb6;
+
+pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
+    let version = header.api_version;
+    let request = MetadataRequest::decode(d, version)?;
+    let (host, port) = ctx.config.advertised_host_port();
+    let allow_auto_create =
+        (version < 4 || request.allow_auto_topic_creation) && ctx.config.auto_create_topics_enable;
+    let topics = match &request.topics {
+        // v0 uses an empty list, later versions null, to mean "all topics".
+        None => all_topics(ctx),
+        Some(list) if list.is_empty() && version == 0 => all_topics(ctx),
+        Some(list) => list
+            .iter()
+            .map(|t| describe(ctx, t, allow_auto_create))
+            .collect(),
+    };
+    let topics = topics
+        .into_iter()
+        .map(|mut t| {
+            t.topic_authorized_operations = if request.include_topic_authorized_operations {
+                TOPIC_AUTHORIZED_OPERATIONS
+            } else {
+                i32::MIN
+            };
+            t
+        })
+        .collect();
+    let response = MetadataResponse {
+        brokers: vec![MetadataResponseBroker {
+            node_id: ctx.config.node_id,
+            host,
+            port: i32::from(port),
+            rack: None,
+        }],
+        cluster_id: Some(ctx.cluster_id.clone()),
+        controller_id: ctx.config.node_id,
+        topics,
+        cluster_authorized_operations: if request.include_cluster_authorized_operations {
+            CLUSTER_AUTHORIZED_OPERATIONS
+        } else {
+            i32::MIN
+        },
+        ..MetadataResponse::default()
+    };
+    Ok(respond(header, |e| response.encode(e, version)))
+}
+
+fn all_topics(ctx: &BrokerContext) -> Vec<MetadataResponseTopic> {
+    ctx.metadata.read().topics().map(topic_entry).collect()
+}
+
+fn describe(
+    ctx: &BrokerContext,
+    requested: &MetadataRequestTopic,
+    allow_auto_create: bool,
+) -> MetadataResponseTopic {
+    let found = match &requested.name {
+        Some(name) => ctx.topic(name),
+        None => ctx.topic_by_id(&requested.topic_id),
+    };
+    if let Some(t) = found {
+        return topic_entry(&t);
+    }
+    let Some(name) = requested.name.clone() else {
+        return error_entry(None, requested.topic_id, ErrorCode::UnknownTopicId);
+    };
+    if !topic_name_is_valid(&name) {
+        return error_entry(Some(name), Uuid::ZERO, ErrorCode::InvalidTopicException);
+    }
+    if !allow_auto_create {
+        return error_entry(Some(name), Uuid::ZERO, ErrorCode::UnknownTopicOrPartition);
+    }
+    auto_create(ctx, name)
+}
+
+/// Creates a topic with the broker's default partition count, as Kafka's auto-creation does.
+fn auto_create(ctx: &BrokerContext, name: String) -> MetadataResponseTopic {
+    let new = match validate_new_topic(&ctx.config, &name, -1, -1, &[], &[]) {
+        Ok(t) => t,
+        Err((code, _)) => return error_entry(Some(name), Uuid::ZERO, code),
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let created = ctx
+        .writer
+        .send(WriterCommand::CreateTopics {
+            topics: vec![new],
+            reply: tx,
+        })
+        .ok()
+        .and_then(|_| rx.recv().ok());
+    match created.as_ref().and_then(|r| r.first()) {
+        Some(Ok(_)) => info!("auto-created topic {name}"),
+        // Another client created it first: describe it as it is.
+        Some(Err((ErrorCode::TopicAlreadyExists, _))) => {}
+        _ => return error_entry(Some(name), Uuid::ZERO, ErrorCode::LeaderNotAvailable),
+    }
+    match ctx.topic(&name) {
+        Some(t) => topic_entry(&t),
+        None => error_entry(Some(name), Uuid::ZERO, ErrorCode::LeaderNotAvailable),
+    }
+}
+
+fn topic_entry(topic: &TopicMetadata) -> MetadataResponseTopic {
+    MetadataResponseTopic {
+        error_code: ErrorCode::None.code(),
+        name: Some(topic.name.clone()),
+        topic_id: topic.topic_id,
+        is_internal: topic.is_internal(),
+        partitions: topic
+            .partitions
+            .values()
+            .map(|p| MetadataResponsePartition {
+                error_code: ErrorCode::None.code(),
+                partition_index: p.partition_index,
+                leader_id: p.leader_id,
+                leader_epoch: p.leader_epoch,
+                replica_nodes: p.replica_nodes.clone(),
+                isr_nodes: p.isr_nodes.clone(),
+                offline_replicas: Vec::new(),
+            })
+            .collect(),
+        topic_authorized_operations: i32::MIN,
+    }
+}
+
+fn error_entry(name: Option<String>, topic_id: Uuid, error: ErrorCode) -> MetadataResponseTopic {
+    MetadataResponseTopic {
+        error_code: error.code(),
+        name,
+        topic_id,
+        is_internal: false,
+        partitions: Vec::new(),
+        topic_authorized_operations: i32::MIN,
+    }
+}
