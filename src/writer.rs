@@ -10,16 +10,20 @@
 use crate::broker::{BrokerContext, open_partition_log, random_uuid};
 use crate::controller::{NewTopic, TopicError, topic_records};
 use crate::metadata::log::{build_metadata_batch, metadata_topic_partition};
+use crate::metadata::records::producer_ids_record::ProducerIdsRecord;
 use crate::metadata::records::remove_topic_record::RemoveTopicRecord;
 use crate::metadata::{MetadataRecord, TopicMetadata};
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::wire::Uuid;
 use crate::server::apis::now_ms;
-use crate::storage::log::{AppendInfo, PartitionLog, TopicPartition};
+use crate::storage::log::{AppendError, AppendInfo, PartitionLog, TopicPartition};
 use crossbeam_channel::{Receiver, Sender};
 use log::{error, info};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// How many producer ids one ProducerIdsRecord reserves (Kafka's block size).
+const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 /// The most commands handled as one group before replies go out.
 const MAX_GROUP_COMMANDS: usize = 1024;
@@ -55,6 +59,10 @@ pub enum WriterCommand {
         topic_ids: Vec<Uuid>,
         reply: Sender<Vec<Result<String, ErrorCode>>>,
     },
+    /// Hands out a new producer id (InitProducerId).
+    AllocateProducerId {
+        reply: Sender<Result<i64, ErrorCode>>,
+    },
     /// Finishes queued work, flushes every log and stops.
     Shutdown { reply: Sender<()> },
 }
@@ -64,6 +72,8 @@ pub struct LogWriter {
     ctx: Arc<BrokerContext>,
     logs: HashMap<TopicPartition, PartitionLog>,
     flush_on_ack: bool,
+    /// Producer ids reserved by the last ProducerIdsRecord and not yet handed out.
+    producer_ids: std::ops::Range<i64>,
 }
 
 impl LogWriter {
@@ -76,6 +86,7 @@ impl LogWriter {
             flush_on_ack: ctx.config.log_flush_on_ack,
             ctx,
             logs,
+            producer_ids: 0..0,
         }
     }
 
@@ -129,6 +140,9 @@ impl LogWriter {
                 WriterCommand::DeleteTopics { topic_ids, reply } => {
                     let results = topic_ids.iter().map(|id| self.delete_topic(id)).collect();
                     let _ = reply.send(results);
+                }
+                WriterCommand::AllocateProducerId { reply } => {
+                    let _ = reply.send(self.allocate_producer_id());
                 }
                 WriterCommand::Shutdown { reply } => shutdown = Some(reply),
             }
@@ -222,6 +236,33 @@ impl LogWriter {
         Ok(topic.name)
     }
 
+    /// Hands out the next producer id, reserving a new block in the metadata log (as Kafka's
+    /// controller does with ProducerIdsRecord) when the current one is used up, so that ids are
+    /// never reused after a restart.
+    fn allocate_producer_id(&mut self) -> Result<i64, ErrorCode> {
+        if self.producer_ids.is_empty() {
+            let seen = self
+                .logs
+                .values()
+                .filter_map(PartitionLog::max_producer_id)
+                .max()
+                .map_or(0, |id| id + 1);
+            let start = self.ctx.metadata.read().next_producer_id.max(seen);
+            let end = start + PRODUCER_ID_BLOCK_SIZE;
+            let record = MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: self.ctx.config.node_id,
+                broker_epoch: 0,
+                next_producer_id: end,
+            });
+            self.append_metadata(std::slice::from_ref(&record))?;
+            self.ctx.metadata.write().apply(&record);
+            self.producer_ids = start..end;
+        }
+        let id = self.producer_ids.start;
+        self.producer_ids.start += 1;
+        Ok(id)
+    }
+
     /// Appends records to the cluster metadata log and fsyncs it: topic changes are rare and must
     /// survive a power loss.
     fn append_metadata(&mut self, records: &[MetadataRecord]) -> Result<(), ErrorCode> {
@@ -242,9 +283,12 @@ impl LogWriter {
         let Some(log) = self.logs.get_mut(tp) else {
             return Err(ErrorCode::UnknownTopicOrPartition);
         };
-        log.append(&mut batches).map_err(|e| {
-            error!("append to {tp} failed: {e}");
-            ErrorCode::KafkaStorageError
+        log.append_batch(&mut batches).map_err(|e| match e {
+            AppendError::Producer(code) => code,
+            AppendError::Io(e) => {
+                error!("append to {tp} failed: {e}");
+                ErrorCode::KafkaStorageError
+            }
         })
     }
 

@@ -67,6 +67,7 @@ pub enum MetadataRecord {
     RemoveTopic(remove_topic_record::RemoveTopicRecord),
     FeatureLevel(feature_level_record::FeatureLevelRecord),
     Config(config_record::ConfigRecord),
+    ProducerIds(producer_ids_record::ProducerIdsRecord),
     /// A record type sprat does not need (broker registrations, ACLs, ...), kept by type only.
     Other {
         record_type: u16,
@@ -122,6 +123,7 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic(_) => (remove_topic_record::RECORD_TYPE, 0),
             MetadataRecord::FeatureLevel(_) => (feature_level_record::RECORD_TYPE, 0),
             MetadataRecord::Config(_) => (config_record::RECORD_TYPE, 0),
+            MetadataRecord::ProducerIds(_) => (producer_ids_record::RECORD_TYPE, 0),
             MetadataRecord::Other {
                 record_type,
                 version,
@@ -137,6 +139,7 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic(r) => r.encode(&mut e, version),
             MetadataRecord::FeatureLevel(r) => r.encode(&mut e, version),
             MetadataRecord::Config(r) => r.encode(&mut e, version),
+            MetadataRecord::ProducerIds(r) => r.encode(&mut e, version),
             MetadataRecord::Other { .. } => {}
         }
         e.into_inner()
@@ -149,6 +152,8 @@ pub struct MetadataImage {
     topics: BTreeMap<String, TopicMetadata>,
     names_by_id: HashMap<Uuid, String>,
     pub feature_levels: BTreeMap<String, i16>,
+    /// The first producer id not yet handed out in a block (ProducerIdsRecord).
+    pub next_producer_id: i64,
     /// Config records that arrived before their topic, applied when it appears.
     pending_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -212,6 +217,9 @@ impl MetadataImage {
                     Some(v) => configs.insert(r.name.clone(), v.clone()),
                     None => configs.remove(&r.name),
                 };
+            }
+            MetadataRecord::ProducerIds(r) => {
+                self.next_producer_id = self.next_producer_id.max(r.next_producer_id);
             }
             MetadataRecord::Config(_) | MetadataRecord::Other { .. } => {}
         }

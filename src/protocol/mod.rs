@@ -46,6 +46,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(api_versions, "ApiVersions", 0, 4),
     api!(create_topics, "CreateTopics", 0, 7),
     api!(delete_topics, "DeleteTopics", 0, 6),
+    api!(init_producer_id, "InitProducerId", 0, 5),
     api!(describe_topic_partitions, "DescribeTopicPartitions", 0, 0),
 ];
 

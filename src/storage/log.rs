@@ -11,7 +11,9 @@
 //! published size is a complete, CRC-valid batch; `log_start_offset <= high_watermark ==
 //! log_end_offset` (a single replica commits on write).
 
+use super::producer_state::{ProducerBatch, ProducerStateManager, SequenceCheck};
 use super::record_batch::{self, BatchView, Batches, HEADER_SIZE};
+use crate::protocol::error_code::ErrorCode;
 use byteorder::{BigEndian, ByteOrder};
 use log::{info, warn};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -376,6 +378,22 @@ fn read_batches(
 pub struct PartitionLog {
     pub partition: Arc<Partition>,
     config: LogConfig,
+    producers: ProducerStateManager,
+}
+
+/// Why an append was refused.
+#[derive(Debug)]
+pub enum AppendError {
+    /// The producer state forbids it (sequence gap, fenced epoch).
+    Producer(ErrorCode),
+    /// Writing the file failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for AppendError {
+    fn from(e: io::Error) -> Self {
+        AppendError::Io(e)
+    }
 }
 
 /// The offsets an append was given.
@@ -409,6 +427,7 @@ impl PartitionLog {
             bases.push(0);
         }
         let mut segments = Vec::with_capacity(bases.len());
+        let mut producers = ProducerStateManager::default();
         let mut log_end_offset = bases[0];
         for (i, &base) in bases.iter().enumerate() {
             let path = dir.join(segment_file_name(base, ".log"));
@@ -426,7 +445,8 @@ impl PartitionLog {
                 index: Vec::new(),
                 bytes_since_last_index_entry: 0,
             };
-            let (next, truncated) = recover_segment(&mut segment, &config, &topic_partition)?;
+            let (next, truncated) =
+                recover_segment(&mut segment, &config, &topic_partition, &mut producers)?;
             log_end_offset = next.unwrap_or(log_end_offset.max(base));
             segments.push(segment);
             if truncated && i + 1 < bases.len() {
@@ -455,11 +475,44 @@ impl PartitionLog {
                 }),
             }),
             config,
+            producers,
         })
     }
 
     pub fn log_end_offset(&self) -> i64 {
         self.partition.log_end_offset()
+    }
+
+    /// The largest producer id this log has seen.
+    pub fn max_producer_id(&self) -> Option<i64> {
+        self.producers.max_producer_id()
+    }
+
+    /// Appends one validated batch from a producer: a batch with a producer id is first checked
+    /// against the producer's state, and a retry of a recent batch returns its original offsets
+    /// without being written again.
+    pub fn append_batch(&mut self, batch: &mut [u8]) -> Result<AppendInfo, AppendError> {
+        let producer = producer_fields(batch);
+        if let Some(p) = &producer {
+            match self.producers.check(p).map_err(AppendError::Producer)? {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate {
+                    first_offset,
+                    last_offset,
+                } => {
+                    return Ok(AppendInfo {
+                        first_offset,
+                        last_offset,
+                    });
+                }
+            }
+        }
+        let info = self.append(batch)?;
+        if let Some(p) = &producer {
+            self.producers
+                .update(p, info.first_offset, info.last_offset);
+        }
+        Ok(info)
     }
 
     /// Appends a buffer of one or more validated batches, giving them consecutive offsets from
@@ -578,6 +631,7 @@ fn recover_segment(
     segment: &mut SegmentView,
     config: &LogConfig,
     tp: &TopicPartition,
+    producers: &mut ProducerStateManager,
 ) -> io::Result<(Option<i64>, bool)> {
     let file_len = segment.file.metadata()?.len();
     let mut position: u64 = 0;
@@ -601,6 +655,9 @@ fn recover_segment(
             break;
         }
         index_batch(segment, &batch, position, config);
+        if let Some(p) = producer_fields(batch.bytes()) {
+            producers.update(&p, batch.base_offset(), batch.last_offset());
+        }
         next_offset = Some(batch.last_offset() + 1);
         position += size as u64;
     }
@@ -615,6 +672,20 @@ fn recover_segment(
     }
     segment.size = position;
     Ok((next_offset, truncated))
+}
+
+/// The producer fields of a batch written by an idempotent producer; `None` for other batches.
+fn producer_fields(batch: &[u8]) -> Option<ProducerBatch> {
+    let view = Batches::new(batch).next()?.ok()?;
+    if view.producer_id() < 0 || view.is_control() {
+        return None;
+    }
+    Some(ProducerBatch {
+        producer_id: view.producer_id(),
+        producer_epoch: view.producer_epoch(),
+        first_sequence: view.base_sequence(),
+        last_sequence: view.last_sequence(),
+    })
 }
 
 fn index_batch(

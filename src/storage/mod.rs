@@ -2,4 +2,5 @@
 //! format.
 
 pub mod log;
+pub mod producer_state;
 pub mod record_batch;

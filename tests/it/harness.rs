@@ -4,7 +4,10 @@
 #![allow(dead_code)]
 
 use sprat::metadata::MetadataRecord;
-use sprat::metadata::records::{feature_level_record::FeatureLevelRecord, partition_record::PartitionRecord, topic_record::TopicRecord};
+use sprat::metadata::records::{
+    feature_level_record::FeatureLevelRecord, partition_record::PartitionRecord,
+    topic_record::TopicRecord,
+};
 use sprat::protocol::RequestHeader;
 use sprat::protocol::wire::{Decoder, Encoder, Uuid};
 use sprat::storage::record_batch::{BatchHeader, Record, build_batch};
@@ -91,6 +94,11 @@ impl TestBroker {
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
+    /// Whether the broker process is still running (it has not crashed or exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Log lines the broker has printed so far.
     pub fn drain_log(&self) -> Vec<String> {
         self.log_lines.try_iter().collect()
@@ -98,7 +106,11 @@ impl TestBroker {
 }
 
 /// Starts the broker process and waits for its "listening on" line.
-fn spawn(dir: &Path, log_dir: &Path, extra_properties: &[String]) -> (Child, mpsc::Receiver<String>, SocketAddr) {
+fn spawn(
+    dir: &Path,
+    log_dir: &Path,
+    extra_properties: &[String],
+) -> (Child, mpsc::Receiver<String>, SocketAddr) {
     let config = dir.join("server.properties");
     let mut text = format!(
         "process.roles=broker,controller\nnode.id=1\nlisteners=PLAINTEXT://127.0.0.1:0,CONTROLLER://:9093\ncontroller.listener.names=CONTROLLER\nlog.dirs={}\n",
@@ -111,7 +123,10 @@ fn spawn(dir: &Path, log_dir: &Path, extra_properties: &[String]) -> (Child, mps
     fs::write(&config, text).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sprat"))
         .arg(&config)
-        .env("RUST_LOG", std::env::var("SPRAT_TEST_LOG").unwrap_or_else(|_| "info".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("SPRAT_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -130,7 +145,9 @@ fn spawn(dir: &Path, log_dir: &Path, extra_properties: &[String]) -> (Child, mps
         }
     });
     let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("broker did not start listening");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("broker did not start listening");
         if let Some(rest) = line.split("listening on ").nth(1) {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
@@ -139,7 +156,10 @@ fn spawn(dir: &Path, log_dir: &Path, extra_properties: &[String]) -> (Child, mps
 }
 
 fn send_signal(pid: u32, signal: i32) {
-    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for TestBroker {
@@ -159,7 +179,9 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         Client {
             stream,
             next_correlation_id: 1,
@@ -170,21 +192,20 @@ impl Client {
     pub fn send(&mut self, api_key: i16, version: i16, body: impl FnOnce(&mut Encoder)) -> i32 {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id += 1;
-        let mut e = Encoder::new();
-        e.i32(0);
-        RequestHeader {
-            api_key,
-            api_version: version,
-            correlation_id,
-            client_id: Some("sprat-test".into()),
-        }
-        .encode(&mut e, sprat::protocol::is_flexible(api_key, version));
-        body(&mut e);
-        let mut frame = e.into_inner();
-        let size = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream.write_all(&frame).unwrap();
+        self.send_with_correlation_id(api_key, version, correlation_id, body);
         correlation_id
+    }
+
+    /// Sends a request frame with a correlation id chosen by the caller.
+    pub fn send_with_correlation_id(
+        &mut self,
+        api_key: i16,
+        version: i16,
+        correlation_id: i32,
+        body: impl FnOnce(&mut Encoder),
+    ) {
+        let frame = request_frame(api_key, version, correlation_id, body);
+        self.stream.write_all(&frame).unwrap();
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
@@ -202,9 +223,72 @@ impl Client {
 
     /// Whether the broker closed the connection (EOF) within a few seconds.
     pub fn is_closed(&mut self) -> bool {
-        self.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut buf = [0u8; 1];
         matches!(self.stream.read(&mut buf), Ok(0) | Err(_))
+    }
+
+    /// Sends raw bytes and reads one response frame, returned with its size prefix so that it can
+    /// be compared with a recorded hexdump.
+    pub fn round_trip(&mut self, request: &[u8]) -> Vec<u8> {
+        self.send_raw(request);
+        let body = self.receive();
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend(body);
+        frame
+    }
+
+    /// Panics if any byte arrives within `wait`: a response must be followed by nothing (the
+    /// CodeCrafters tester reads for 100 ms after a response and counts every byte it gets).
+    pub fn assert_no_more_bytes(&mut self, wait: Duration) {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 64];
+        let result = self.stream.read(&mut buf);
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        match result {
+            Ok(0) => panic!("the broker closed the connection"),
+            Ok(n) => panic!("unexpected bytes after the response: {:02x?}", &buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    /// Panics unless the broker closes the connection (EOF or reset) within a few seconds without
+    /// sending anything first. Unlike [`Client::is_closed`], a read timeout is a failure.
+    pub fn assert_closed(&mut self) {
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        match self.stream.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!(
+                "expected the connection to be closed, got bytes {:02x?}",
+                &buf[..n]
+            ),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                ) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("expected the connection to be closed, but it is still open after 10 s")
+            }
+            Err(e) => panic!("expected the connection to be closed, but the read failed with: {e}"),
+        }
     }
 
     /// Sends a request and decodes the response with `decode`, checking the correlation id, the
@@ -229,6 +313,146 @@ impl Client {
     }
 }
 
+/// Builds a complete request frame, size prefix included, with request header v1 or v2 as the API
+/// and version require.
+pub fn request_frame(
+    api_key: i16,
+    version: i16,
+    correlation_id: i32,
+    body: impl FnOnce(&mut Encoder),
+) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.i32(0);
+    RequestHeader {
+        api_key,
+        api_version: version,
+        correlation_id,
+        client_id: Some("sprat-test".into()),
+    }
+    .encode(&mut e, sprat::protocol::is_flexible(api_key, version));
+    body(&mut e);
+    let mut frame = e.into_inner();
+    let size = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    frame
+}
+
+/// Decodes a response frame (without its size prefix): checks the correlation id, reads the tag
+/// buffer of response header v1 when `tagged_header` says so (the caller states it rather than
+/// asking the crate, so that a wrong header version is caught), and checks that the body is
+/// consumed exactly.
+pub fn decode_response<T>(
+    frame: &[u8],
+    correlation_id: i32,
+    tagged_header: bool,
+    version: i16,
+    decode: impl FnOnce(&mut Decoder<'_>, i16) -> sprat::protocol::wire::DecodeResult<T>,
+) -> T {
+    let mut d = Decoder::new(frame);
+    assert_eq!(d.i32().unwrap(), correlation_id, "correlation id");
+    if tagged_header {
+        assert_eq!(
+            d.uvarint().unwrap(),
+            0,
+            "response header v1 carries no tagged fields"
+        );
+    }
+    let value = decode(&mut d, version).unwrap();
+    d.finish().expect("response fully consumed");
+    value
+}
+
+/// Parses bytes written as hex pairs separated by whitespace. Lines copied from a hexdump in the
+/// `0010 | 66 6b 61 ... | ascii` layout are accepted: only the column between the bars is read.
+pub fn hex(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let hex_part = match line.split('|').collect::<Vec<_>>().as_slice() {
+            [_, bytes, ..] => *bytes,
+            [bytes] => *bytes,
+            [] => "",
+        };
+        for pair in hex_part.split_whitespace() {
+            out.push(
+                u8::from_str_radix(pair, 16).unwrap_or_else(|_| panic!("bad hex byte {pair:?}")),
+            );
+        }
+    }
+    out
+}
+
+/// Parses a UUID in its canonical form (`71a59a51-8968-4f8b-937e-49379a7e97cc`), as the tester
+/// prints it.
+pub fn uuid(text: &str) -> Uuid {
+    let digits: String = text.chars().filter(|c| *c != '-').collect();
+    assert_eq!(digits.len(), 32, "{text}");
+    let mut bytes = [0u8; 16];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).unwrap();
+    }
+    Uuid(bytes)
+}
+
+/// The bytes of a partition's first log segment, as the tester reads them after a produce.
+pub fn read_partition_log(log_dir: &Path, topic: &str, partition: i32) -> Vec<u8> {
+    fs::read(
+        log_dir
+            .join(format!("{topic}-{partition}"))
+            .join("00000000000000000000.log"),
+    )
+    .unwrap()
+}
+
+/// A small deterministic random generator (SplitMix64). The seed comes from `SPRAT_TEST_SEED` or
+/// the clock and is printed, so that a failing run can be repeated.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(test: &str) -> Rng {
+        let seed = std::env::var("SPRAT_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0)
+                    ^ NEXT_DIR.fetch_add(1, Ordering::SeqCst) as u64
+            });
+        eprintln!("{test}: SPRAT_TEST_SEED={seed}");
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `lo..hi`.
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        assert!(lo < hi);
+        lo + (self.next_u64() % (hi - lo) as u64) as i64
+    }
+
+    pub fn i32(&mut self) -> i32 {
+        self.next_u64() as i32
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.range(0, i as i64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
 /// A topic to write into a test metadata log.
 pub struct TopicSpec {
     pub name: String,
@@ -237,8 +461,19 @@ pub struct TopicSpec {
 }
 
 impl TopicSpec {
+    /// A topic with a given id, for instance one copied from a recorded tester run.
+    pub fn with_id(name: &str, id: Uuid, partitions: i32) -> TopicSpec {
+        TopicSpec {
+            name: name.into(),
+            id,
+            partitions,
+        }
+    }
+
     pub fn new(name: &str, id_byte: u8, partitions: i32) -> TopicSpec {
-        let mut id = [0x71, 0xa5, 0x9a, 0x51, 0x89, 0x68, 0x4f, 0x8b, 0x93, 0x7e, 0, 0, 0, 0, 0, 0];
+        let mut id = [
+            0x71, 0xa5, 0x9a, 0x51, 0x89, 0x68, 0x4f, 0x8b, 0x93, 0x7e, 0, 0, 0, 0, 0, 0,
+        ];
         id[15] = id_byte;
         TopicSpec {
             name: name.into(),
@@ -292,7 +527,11 @@ pub fn write_cluster_metadata(log_dir: &Path, topics: &[TopicSpec]) {
             let pdir = log_dir.join(format!("{}-{p}", t.name));
             fs::create_dir_all(&pdir).unwrap();
             fs::write(pdir.join("00000000000000000000.log"), b"").unwrap();
-            fs::write(pdir.join("partition.metadata"), format!("version: 0\ntopic_id: {}", t.id)).unwrap();
+            fs::write(
+                pdir.join("partition.metadata"),
+                format!("version: 0\ntopic_id: {}", t.id),
+            )
+            .unwrap();
         }
     }
     fs::write(dir.join("00000000000000000000.log"), log).unwrap();
@@ -308,7 +547,9 @@ fn partition_record_v1(topic_id: Uuid, partition: i32) -> Vec<u8> {
         leader: 1,
         leader_epoch: 0,
         partition_epoch: 0,
-        directories: vec![Uuid([0x10, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1])],
+        directories: vec![Uuid([
+            0x10, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1,
+        ])],
         ..PartitionRecord::default()
     };
     let mut e = Encoder::new();
@@ -348,8 +589,29 @@ pub fn tester_batch(base_offset: i64, values: &[&[u8]]) -> Vec<u8> {
     build_batch(&header, &records)
 }
 
+/// A batch like the tester's but from a producer without idempotence (producer id -1).
+pub fn plain_batch(base_offset: i64, values: &[&[u8]]) -> Vec<u8> {
+    let header = BatchHeader {
+        base_offset,
+        partition_leader_epoch: 0,
+        base_timestamp: 1726045973899,
+        max_timestamp: 1726045973899,
+        ..BatchHeader::default()
+    };
+    let records: Vec<_> = values
+        .iter()
+        .map(|v| Record {
+            value: Some(v.to_vec()),
+            ..Record::default()
+        })
+        .collect();
+    build_batch(&header, &records)
+}
+
 /// Appends batches to a partition's log file before the broker starts.
 pub fn write_partition_log(log_dir: &Path, topic: &str, partition: i32, batches: &[Vec<u8>]) {
-    let path = log_dir.join(format!("{topic}-{partition}")).join("00000000000000000000.log");
+    let path = log_dir
+        .join(format!("{topic}-{partition}"))
+        .join("00000000000000000000.log");
     fs::write(path, batches.concat()).unwrap();
 }

@@ -1,4 +1,6 @@
 //! Integration tests: each starts the real `sprat` binary on an ephemeral port in its own temporary
 //! log directory and speaks the Kafka protocol to it.
 
+mod codecrafters;
 mod harness;
+mod scripts;

@@ -7,6 +7,7 @@ mod create_topics;
 mod delete_topics;
 mod describe_topic_partitions;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -47,6 +48,7 @@ pub fn handle(
         messages::metadata::API_KEY => metadata::handle(ctx, header, d),
         messages::create_topics::API_KEY => create_topics::handle(ctx, header, d),
         messages::delete_topics::API_KEY => delete_topics::handle(ctx, header, d),
+        messages::init_producer_id::API_KEY => init_producer_id::handle(ctx, header, d),
         key => return Outcome::Close(format!("no handler for API key {key} v{version}")),
     };
     result.unwrap_or_else(|e| {

@@ -13,18 +13,32 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::produce::*;
 use crate::protocol::wire::Decoder;
 use crate::storage::log::TopicPartition;
-use crate::storage::record_batch::{BatchError, Batches};
+use crate::storage::record_batch::{Batches, MAGIC_V2};
 use crate::writer::{PartitionAppend, PartitionAppendResult, WriterCommand};
 use log::{debug, error};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = ProduceRequest::decode(d, version)?;
+    let acks = request.acks;
     let response = produce(ctx, request);
-    match response {
-        None => Ok(Outcome::NoResponse),
-        Some(response) => Ok(respond(header, |e| response.encode(e, version))),
+    if acks != 0 {
+        return Ok(respond(header, |e| response.encode(e, version)));
     }
+    // With acks=0 the client reads no answer; as Kafka does, a failure closes the connection so
+    // that the producer notices and refreshes its metadata.
+    let failed = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.error_code != ErrorCode::None.code());
+    Ok(match failed {
+        Some(p) => Outcome::Close(format!(
+            "acks=0 produce failed with error {} on partition {}",
+            p.error_code, p.index
+        )),
+        None => Outcome::NoResponse,
+    })
 }
 
 /// Where one partition's answer comes from: an error found while validating, or the writer.
@@ -33,8 +47,8 @@ enum Pending {
     Appending(usize),
 }
 
-/// Validates, appends and builds the response; `None` for acks=0.
-fn produce(ctx: &BrokerContext, request: ProduceRequest) -> Option<ProduceResponse> {
+/// Validates, appends and builds the response.
+fn produce(ctx: &BrokerContext, request: ProduceRequest) -> ProduceResponse {
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
     let mut appends = Vec::new();
@@ -43,30 +57,38 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> Option<ProduceRespon
         let metadata = ctx.topic(&topic.name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
-            let pending = if !acks_valid {
-                Pending::Failed(ErrorCode::InvalidRequiredAcks)
+            let known = metadata
+                .as_ref()
+                .is_some_and(|t| t.partitions.contains_key(&p.index));
+            let max_message_bytes = metadata
+                .as_ref()
+                .and_then(|t| t.configs.get("max.message.bytes"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(ctx.config.message_max_bytes);
+            // Kafka's order: unknown partitions, then the request-level record checks, then
+            // acks, then the log-level batch checks.
+            let checked = if !known {
+                Err(ErrorCode::UnknownTopicOrPartition)
             } else {
-                let known = metadata
-                    .as_ref()
-                    .is_some_and(|t| t.partitions.contains_key(&p.index));
-                let max_message_bytes = metadata
-                    .as_ref()
-                    .and_then(|t| t.configs.get("max.message.bytes"))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(ctx.config.message_max_bytes);
-                match (known, p.records) {
-                    (false, _) => Pending::Failed(ErrorCode::UnknownTopicOrPartition),
-                    (true, None) => Pending::Failed(ErrorCode::InvalidRecord),
-                    (true, Some(records)) => match validate(&records, max_message_bytes) {
-                        Err(code) => Pending::Failed(code),
-                        Ok(()) => {
-                            appends.push(PartitionAppend {
-                                topic_partition: TopicPartition::new(topic.name.clone(), p.index),
-                                batches: records,
-                            });
-                            Pending::Appending(appends.len() - 1)
-                        }
-                    },
+                let records = p.records.unwrap_or_default();
+                let acks_check = if acks_valid {
+                    Ok(())
+                } else {
+                    Err(ErrorCode::InvalidRequiredAcks)
+                };
+                check_request_records(&records)
+                    .and(acks_check)
+                    .and_then(|()| check_batch(&records, max_message_bytes))
+                    .map(|()| records)
+            };
+            let pending = match checked {
+                Err(code) => Pending::Failed(code),
+                Ok(records) => {
+                    appends.push(PartitionAppend {
+                        topic_partition: TopicPartition::new(topic.name.clone(), p.index),
+                        batches: records,
+                    });
+                    Pending::Appending(appends.len() - 1)
                 }
             };
             partitions.push((p.index, pending));
@@ -74,9 +96,6 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> Option<ProduceRespon
         layout.push((topic.name, partitions));
     }
     let results = append(ctx, appends, acks == -1);
-    if acks == 0 {
-        return None;
-    }
     let responses = layout
         .into_iter()
         .map(|(name, partitions)| TopicProduceResponse {
@@ -93,10 +112,10 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> Option<ProduceRespon
             name,
         })
         .collect();
-    Some(ProduceResponse {
+    ProduceResponse {
         responses,
         ..ProduceResponse::default()
-    })
+    }
 }
 
 /// Sends the appends to the writer and waits for the offsets; one result per append.
@@ -155,10 +174,9 @@ fn partition_response(
     }
 }
 
-/// Checks one partition's records as Kafka does for produce v3+: exactly one magic-2 batch with a
-/// valid length and CRC, a client base offset of 0, a record count that matches its offset range,
-/// and a size within `max.message.bytes`.
-pub fn validate(records: &[u8], max_message_bytes: i32) -> Result<(), ErrorCode> {
+/// The checks Kafka makes on a produce request's records before looking at acks
+/// (`ProduceRequest.validateRecords`): exactly one complete batch, of magic 2.
+pub fn check_request_records(records: &[u8]) -> Result<(), ErrorCode> {
     let mut batches = Batches::new(records);
     let batch = match batches.next() {
         None => return Err(ErrorCode::InvalidRecord),
@@ -168,16 +186,21 @@ pub fn validate(records: &[u8], max_message_bytes: i32) -> Result<(), ErrorCode>
         }
         Some(Ok(b)) => b,
     };
-    if batches.next().is_some() {
+    if batches.next().is_some() || batch.magic() != MAGIC_V2 {
         return Err(ErrorCode::InvalidRecord);
     }
-    match batch.validate() {
-        Ok(()) => {}
-        Err(BatchError::UnsupportedMagic(_)) => return Err(ErrorCode::InvalidRecord),
-        Err(e) => {
-            debug!("produce batch refused: {e}");
-            return Err(ErrorCode::CorruptMessage);
-        }
+    Ok(())
+}
+
+/// The checks Kafka's log validator makes on the one batch: CRC-32C, size within
+/// `max.message.bytes`, a client base offset of 0, and a record count matching the offset range.
+pub fn check_batch(records: &[u8], max_message_bytes: i32) -> Result<(), ErrorCode> {
+    let Some(Ok(batch)) = Batches::new(records).next() else {
+        return Err(ErrorCode::CorruptMessage);
+    };
+    if let Err(e) = batch.validate() {
+        debug!("produce batch refused: {e}");
+        return Err(ErrorCode::CorruptMessage);
     }
     if batch.size() > max_message_bytes.max(0) as usize {
         return Err(ErrorCode::MessageTooLarge);
