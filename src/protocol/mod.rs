@@ -47,6 +47,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(create_topics, "CreateTopics", 0, 7),
     api!(delete_topics, "DeleteTopics", 0, 6),
     api!(init_producer_id, "InitProducerId", 0, 5),
+    api!(describe_configs, "DescribeConfigs", 0, 4),
     api!(describe_topic_partitions, "DescribeTopicPartitions", 0, 0),
 ];
 

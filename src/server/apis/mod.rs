@@ -5,6 +5,7 @@
 mod api_versions;
 mod create_topics;
 mod delete_topics;
+mod describe_configs;
 mod describe_topic_partitions;
 mod fetch;
 mod init_producer_id;
@@ -49,6 +50,7 @@ pub fn handle(
         messages::create_topics::API_KEY => create_topics::handle(ctx, header, d),
         messages::delete_topics::API_KEY => delete_topics::handle(ctx, header, d),
         messages::init_producer_id::API_KEY => init_producer_id::handle(ctx, header, d),
+        messages::describe_configs::API_KEY => describe_configs::handle(ctx, header, d),
         key => return Outcome::Close(format!("no handler for API key {key} v{version}")),
     };
     result.unwrap_or_else(|e| {

@@ -6,14 +6,14 @@
 //! the `log-writer` thread in one append command, then waits for the offsets it assigns. The answer
 //! is sent only after the bytes are in the log files. With acks=0 nothing is sent back.
 
-use super::{HandlerResult, Outcome, respond};
+use super::{HandlerResult, Outcome, now_ms, respond};
 use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::produce::*;
 use crate::protocol::wire::Decoder;
 use crate::storage::log::TopicPartition;
-use crate::storage::record_batch::{Batches, MAGIC_V2};
+use crate::storage::record_batch::{Batches, MAGIC_V2, set_log_append_time};
 use crate::writer::{PartitionAppend, PartitionAppendResult, WriterCommand};
 use log::{debug, error};
 
@@ -44,7 +44,8 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
 /// Where one partition's answer comes from: an error found while validating, or the writer.
 enum Pending {
     Failed(ErrorCode),
-    Appending(usize),
+    /// Index into the appends, and the LogAppendTime stamped on the batch, if the topic uses it.
+    Appending(usize, Option<i64>),
 }
 
 /// Validates, appends and builds the response.
@@ -55,6 +56,10 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> ProduceResponse {
     let mut layout = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let metadata = ctx.topic(&topic.name);
+        let log_append_time = metadata
+            .as_ref()
+            .and_then(|t| t.configs.get("message.timestamp.type"))
+            .is_some_and(|v| v == "LogAppendTime");
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
             let known = metadata
@@ -83,12 +88,16 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> ProduceResponse {
             };
             let pending = match checked {
                 Err(code) => Pending::Failed(code),
-                Ok(records) => {
+                Ok(mut records) => {
+                    let append_time = log_append_time.then(now_ms);
+                    if let Some(t) = append_time {
+                        set_log_append_time(&mut records, t);
+                    }
                     appends.push(PartitionAppend {
                         topic_partition: TopicPartition::new(topic.name.clone(), p.index),
                         batches: records,
                     });
-                    Pending::Appending(appends.len() - 1)
+                    Pending::Appending(appends.len() - 1, append_time)
                 }
             };
             partitions.push((p.index, pending));
@@ -102,11 +111,11 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> ProduceResponse {
             partition_responses: partitions
                 .into_iter()
                 .map(|(index, pending)| {
-                    let result = match pending {
-                        Pending::Failed(code) => Err(code),
-                        Pending::Appending(i) => results[i],
+                    let (result, append_time) = match pending {
+                        Pending::Failed(code) => (Err(code), None),
+                        Pending::Appending(i, t) => (results[i], t),
                     };
-                    partition_response(ctx, &name, index, result)
+                    partition_response(ctx, &name, index, result, append_time)
                 })
                 .collect(),
             name,
@@ -148,6 +157,7 @@ fn partition_response(
     topic: &str,
     index: i32,
     result: PartitionAppendResult,
+    log_append_time: Option<i64>,
 ) -> PartitionProduceResponse {
     match result {
         Ok(info) => {
@@ -158,7 +168,7 @@ fn partition_response(
                 index,
                 error_code: ErrorCode::None.code(),
                 base_offset: info.first_offset,
-                log_append_time_ms: -1,
+                log_append_time_ms: log_append_time.unwrap_or(-1),
                 log_start_offset,
                 ..PartitionProduceResponse::default()
             }
