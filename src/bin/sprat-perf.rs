@@ -1,0 +1,427 @@
+//! `sprat-perf`: a load generator for any Kafka broker (sprat or Apache Kafka), built on sprat's own
+//! codec so that both brokers see byte-identical load.
+//!
+//! `produce` sends pre-built v2 batches (one per request, `--batch-records` records each, the way a
+//! client with a linger would) from `--connections` connections, round-robin over the partitions,
+//! either as fast as responses come back or at a fixed `--rate`; it reports throughput and request
+//! latency percentiles. At a fixed rate, latency is measured from each request's scheduled send
+//! time, so a stalled broker cannot hide queueing delay (no coordinated omission).
+//! `fetch` reads every partition from offset 0 to its end and reports read throughput.
+
+use clap::{Parser, Subcommand};
+use sprat::protocol::messages::{create_topics, fetch, list_offsets, metadata, produce};
+use sprat::protocol::wire::{DecodeResult, Decoder, Encoder};
+use sprat::protocol::{RequestHeader, is_flexible, response_header_is_flexible};
+use sprat::storage::record_batch::{BatchHeader, Record, build_batch};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Produce/fetch load generator for Kafka-compatible brokers")]
+struct Args {
+    /// Broker address.
+    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+    bootstrap: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produce records and report throughput and latency.
+    Produce {
+        #[arg(long, default_value = "perf")]
+        topic: String,
+        /// Partitions to create the topic with (if it does not exist) and to spread load over.
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// Bytes of each record's value.
+        #[arg(long, default_value_t = 100)]
+        record_size: usize,
+        /// Records in total.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Records per batch (one batch per request).
+        #[arg(long, default_value_t = 1000)]
+        batch_records: usize,
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+        acks: i16,
+        /// Target records per second over all connections; 0 means as fast as possible.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+    },
+    /// Read every partition of a topic from the start and report throughput.
+    Fetch {
+        #[arg(long, default_value = "perf")]
+        topic: String,
+        /// Max bytes per fetch response.
+        #[arg(long, default_value_t = 64 << 20)]
+        max_bytes: i32,
+    },
+}
+
+/// A blocking connection that sends one request and waits for its response.
+struct Connection {
+    stream: TcpStream,
+    correlation_id: i32,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    fn open(addr: &str) -> Connection {
+        let stream =
+            TcpStream::connect(addr).unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+        stream.set_nodelay(true).ok();
+        Connection {
+            stream,
+            correlation_id: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    fn call<T>(
+        &mut self,
+        api_key: i16,
+        version: i16,
+        body: impl FnOnce(&mut Encoder),
+        decode: impl FnOnce(&mut Decoder<'_>, i16) -> DecodeResult<T>,
+    ) -> T {
+        self.send(api_key, version, body);
+        let frame = self.receive();
+        let mut d = Decoder::new(frame);
+        d.i32().expect("correlation id");
+        if response_header_is_flexible(api_key, version) {
+            d.skip_tagged_fields().expect("header tags");
+        }
+        decode(&mut d, version).expect("decodable response")
+    }
+
+    fn send(&mut self, api_key: i16, version: i16, body: impl FnOnce(&mut Encoder)) {
+        self.correlation_id += 1;
+        let mut e = Encoder::with_capacity(self.buf.capacity());
+        e.i32(0);
+        RequestHeader {
+            api_key,
+            api_version: version,
+            correlation_id: self.correlation_id,
+            client_id: Some("sprat-perf".into()),
+        }
+        .encode(&mut e, is_flexible(api_key, version));
+        body(&mut e);
+        let mut frame = e.into_inner();
+        let size = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&frame).expect("send");
+    }
+
+    fn receive(&mut self) -> &[u8] {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).expect("response size");
+        self.buf.resize(i32::from_be_bytes(size) as usize, 0);
+        self.stream
+            .read_exact(&mut self.buf)
+            .expect("response body");
+        &self.buf
+    }
+}
+
+/// Creates the topic unless it exists; returns its partition count.
+fn ensure_topic(addr: &str, topic: &str, partitions: i32) -> i32 {
+    let mut c = Connection::open(addr);
+    let request = metadata::MetadataRequest {
+        topics: Some(vec![metadata::MetadataRequestTopic {
+            name: Some(topic.into()),
+            ..Default::default()
+        }]),
+        allow_auto_topic_creation: false,
+        ..Default::default()
+    };
+    let response = c.call(
+        3,
+        4,
+        |e| request.encode(e, 4),
+        metadata::MetadataResponse::decode,
+    );
+    if let Some(t) = response.topics.first().filter(|t| t.error_code == 0) {
+        return t.partitions.len() as i32;
+    }
+    let request = create_topics::CreateTopicsRequest {
+        topics: vec![create_topics::CreatableTopic {
+            name: topic.into(),
+            num_partitions: partitions,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 30_000,
+        ..Default::default()
+    };
+    let response = c.call(
+        19,
+        3,
+        |e| request.encode(e, 3),
+        create_topics::CreateTopicsResponse::decode,
+    );
+    let code = response.topics[0].error_code;
+    assert!(
+        code == 0 || code == 36,
+        "CreateTopics failed with error {code}"
+    );
+    partitions
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_produce(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    record_size: usize,
+    records: u64,
+    batch_records: usize,
+    connections: usize,
+    acks: i16,
+    rate: u64,
+) {
+    let partitions = ensure_topic(addr, topic, partitions);
+    let value = vec![b'x'; record_size];
+    let template: Vec<Record> = (0..batch_records)
+        .map(|_| Record {
+            value: Some(value.clone()),
+            ..Record::default()
+        })
+        .collect();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let batch = Arc::new(build_batch(
+        &BatchHeader {
+            base_timestamp: now_ms,
+            max_timestamp: now_ms,
+            ..BatchHeader::default()
+        },
+        &template,
+    ));
+    let requests = records.div_ceil(batch_records as u64);
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let interval_ns = if rate == 0 {
+        0
+    } else {
+        1_000_000_000 * batch_records as u64 / rate
+    };
+    let handles: Vec<_> = (0..connections)
+        .map(|_| {
+            let (addr, topic, batch, next) = (
+                addr.to_string(),
+                topic.to_string(),
+                batch.clone(),
+                next.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut c = Connection::open(&addr);
+                let mut latencies_us = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= requests {
+                        break;
+                    }
+                    let scheduled = start + Duration::from_nanos(n * interval_ns);
+                    if interval_ns > 0 {
+                        let now = Instant::now();
+                        if scheduled > now {
+                            std::thread::sleep(scheduled - now);
+                        }
+                    }
+                    let sent = if interval_ns > 0 {
+                        scheduled
+                    } else {
+                        Instant::now()
+                    };
+                    let partition = (n % partitions as u64) as i32;
+                    let request = produce::ProduceRequest {
+                        acks,
+                        timeout_ms: 30_000,
+                        topic_data: vec![produce::TopicProduceData {
+                            name: topic.clone(),
+                            partition_data: vec![produce::PartitionProduceData {
+                                index: partition,
+                                records: Some(batch.to_vec()),
+                            }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    };
+                    if acks == 0 {
+                        c.send(0, 7, |e| request.encode(e, 7));
+                    } else {
+                        let r = c.call(
+                            0,
+                            7,
+                            |e| request.encode(e, 7),
+                            produce::ProduceResponse::decode,
+                        );
+                        let code = r.responses[0].partition_responses[0].error_code;
+                        assert_eq!(code, 0, "produce failed with error {code}");
+                    }
+                    latencies_us.push(sent.elapsed().as_micros() as u64);
+                }
+                latencies_us
+            })
+        })
+        .collect();
+    let mut latencies: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let sent = requests * batch_records as u64;
+    let bytes = sent * record_size as u64;
+    println!(
+        "produce records={sent} record_size={record_size} batch={batch_records} connections={connections} partitions={partitions} acks={acks} rate={rate}"
+    );
+    println!(
+        "  {:.0} records/s  {:.1} MB/s  ({elapsed:.2} s)  latency ms p50={:.2} p99={:.2} p99.9={:.2} max={:.2}",
+        sent as f64 / elapsed,
+        bytes as f64 / elapsed / 1e6,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 0.999),
+        percentile(&latencies, 1.0),
+    );
+}
+
+fn run_fetch(addr: &str, topic: &str, max_bytes: i32) {
+    let mut c = Connection::open(addr);
+    let request = metadata::MetadataRequest {
+        topics: Some(vec![metadata::MetadataRequestTopic {
+            name: Some(topic.into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let meta = c.call(
+        3,
+        4,
+        |e| request.encode(e, 4),
+        metadata::MetadataResponse::decode,
+    );
+    let partitions: Vec<i32> = meta.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.partition_index)
+        .collect();
+    let ends: Vec<i64> = partitions
+        .iter()
+        .map(|&p| {
+            let request = list_offsets::ListOffsetsRequest {
+                replica_id: -1,
+                topics: vec![list_offsets::ListOffsetsTopic {
+                    name: topic.into(),
+                    partitions: vec![list_offsets::ListOffsetsPartition {
+                        partition_index: p,
+                        timestamp: -1,
+                        ..Default::default()
+                    }],
+                }],
+                ..Default::default()
+            };
+            let r = c.call(
+                2,
+                2,
+                |e| request.encode(e, 2),
+                list_offsets::ListOffsetsResponse::decode,
+            );
+            r.topics[0].partitions[0].offset
+        })
+        .collect();
+    let start = Instant::now();
+    let mut total_bytes = 0u64;
+    for (&p, &end) in partitions.iter().zip(&ends) {
+        let mut offset = 0i64;
+        while offset < end {
+            let request = fetch::FetchRequest {
+                replica_id: -1,
+                max_wait_ms: 0,
+                min_bytes: 1,
+                max_bytes,
+                topics: vec![fetch::FetchTopic {
+                    topic: topic.into(),
+                    partitions: vec![fetch::FetchPartition {
+                        partition: p,
+                        fetch_offset: offset,
+                        partition_max_bytes: max_bytes,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let r = c.call(
+                1,
+                11,
+                |e| request.encode(e, 11),
+                fetch::FetchResponse::decode,
+            );
+            let records = r.responses[0].partitions[0]
+                .records
+                .clone()
+                .unwrap_or_default();
+            if records.is_empty() {
+                break;
+            }
+            total_bytes += records.len() as u64;
+            let mut last = offset;
+            for batch in sprat::storage::record_batch::Batches::new(&records).flatten() {
+                last = batch.last_offset();
+            }
+            offset = last + 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "fetch topic={topic} partitions={} bytes={total_bytes}\n  {:.1} MB/s ({elapsed:.2} s)",
+        partitions.len(),
+        total_bytes as f64 / elapsed / 1e6
+    );
+}
+
+fn main() {
+    let args = Args::parse();
+    match args.command {
+        Command::Produce {
+            topic,
+            partitions,
+            record_size,
+            records,
+            batch_records,
+            connections,
+            acks,
+            rate,
+        } => run_produce(
+            &args.bootstrap,
+            &topic,
+            partitions,
+            record_size,
+            records,
+            batch_records,
+            connections,
+            acks,
+            rate,
+        ),
+        Command::Fetch { topic, max_bytes } => run_fetch(&args.bootstrap, &topic, max_bytes),
+    }
+}
