@@ -217,11 +217,9 @@ fn run_produce(
     let requests = records.div_ceil(batch_records as u64);
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let interval_ns = if rate == 0 {
-        0
-    } else {
-        1_000_000_000 * batch_records as u64 / rate
-    };
+    let interval_ns = (1_000_000_000 * batch_records as u64)
+        .checked_div(rate)
+        .unwrap_or(0);
     let handles: Vec<_> = (0..connections)
         .map(|_| {
             let (addr, topic, batch, next) = (
@@ -260,7 +258,6 @@ fn run_produce(
                                 index: partition,
                                 records: Some(batch.to_vec()),
                             }],
-                            ..Default::default()
                         }],
                         ..Default::default()
                     };
