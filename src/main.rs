@@ -21,6 +21,7 @@ struct Args {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    install_panic_hook();
     let args = Args::parse();
     let config = match BrokerConfig::load(args.config.as_deref(), &args.overrides) {
         Ok(c) => c,
@@ -48,4 +49,19 @@ fn main() -> ExitCode {
     let mut broker = broker;
     broker.shutdown();
     ExitCode::SUCCESS
+}
+
+/// Logs every panic with its thread. A panic in a connection thread is a bug that costs only that
+/// connection; a panic in the log-writer thread leaves no one to write the logs, so the broker
+/// stops at once rather than stay half alive (what was acknowledged is already in the files).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        error!("thread {name} panicked: {info}");
+        if name == "log-writer" {
+            error!("the log writer failed; stopping the broker");
+            std::process::exit(70);
+        }
+    }));
 }

@@ -7,33 +7,65 @@
 //! (other than ApiVersions, which answers with error 35) also closes the connection, as Kafka does.
 
 use super::apis::{self, Outcome};
+use super::limits::{MemoryPool, Reservation};
 use crate::broker::BrokerContext;
 use crate::protocol::{self, RequestHeader, wire::Decoder};
 use byteorder::{BigEndian, ByteOrder};
 use log::{debug, trace, warn};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Serves one connection until the peer closes it or framing is lost.
-pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>) {
+/// How long a connection waits for request memory before it gives up and closes.
+const MEMORY_WAIT: Duration = Duration::from_secs(30);
+
+/// Frames up to this size reuse the connection's buffer; larger ones get a buffer that is freed
+/// after the request, so an idle connection never pins a large allocation.
+const RETAINED_BUFFER_BYTES: usize = 1 << 20;
+
+/// Serves one connection until the peer closes it, it stays idle for `connections.max.idle.ms`,
+/// or framing is lost.
+pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool: Arc<MemoryPool>) {
     let _ = stream.set_nodelay(true);
+    let idle = Duration::from_millis(ctx.config.connections_max_idle_ms.max(1));
+    let _ = stream.set_read_timeout(Some(idle));
     let max_frame = ctx.config.socket_request_max_bytes;
     let mut frame = Vec::new();
     loop {
-        match read_frame(&mut stream, &mut frame, max_frame) {
-            Ok(true) => {}
-            Ok(false) => {
+        let reservation = match read_frame(&mut stream, &mut frame, max_frame, &pool) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
                 debug!("{peer} closed the connection");
+                return;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                warn!(
+                    "dropping {peer}: idle for more than {} ms (connections.max.idle.ms)",
+                    idle.as_millis()
+                );
                 return;
             }
             Err(e) => {
                 warn!("dropping {peer}: {e}");
                 return;
             }
-        }
+        };
         trace!("{peer} request bytes: {:02x?}", frame);
-        match handle_frame(&ctx, &peer, &frame) {
+        // A panic here is a bug in sprat: it must cost this connection only.
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| handle_frame(&ctx, &peer, &frame)))
+            .unwrap_or_else(|_| {
+                Outcome::Close(
+                    "internal error while handling the request (see the panic above)".into(),
+                )
+            });
+        match outcome {
             Outcome::Respond(response) => {
                 trace!("{peer} response bytes: {:02x?}", response);
                 if let Err(e) = stream.write_all(&response) {
@@ -47,16 +79,26 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>) {
                 return;
             }
         }
+        if frame.capacity() > RETAINED_BUFFER_BYTES {
+            frame = Vec::new();
+        }
+        drop(reservation);
     }
 }
 
-/// Reads one frame into `frame`. Returns `Ok(false)` on a clean end of stream before a frame.
-fn read_frame(stream: &mut TcpStream, frame: &mut Vec<u8>, max_frame: usize) -> io::Result<bool> {
+/// Reads one frame into `frame`, reserving its size from the request memory pool first. Returns
+/// `Ok(None)` on a clean end of stream before a frame.
+fn read_frame(
+    stream: &mut TcpStream,
+    frame: &mut Vec<u8>,
+    max_frame: usize,
+    pool: &Arc<MemoryPool>,
+) -> io::Result<Option<Reservation>> {
     let mut size_bytes = [0u8; 4];
     let mut read = 0;
     while read < 4 {
         match stream.read(&mut size_bytes[read..]) {
-            Ok(0) if read == 0 => return Ok(false),
+            Ok(0) if read == 0 => return Ok(None),
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -75,10 +117,17 @@ fn read_frame(stream: &mut TcpStream, frame: &mut Vec<u8>, max_frame: usize) -> 
             format!("frame size {size} is outside 0..={max_frame} (socket.request.max.bytes)"),
         ));
     }
+    let size = size as usize;
+    let Some(reservation) = pool.reserve(size, MEMORY_WAIT) else {
+        return Err(io::Error::other(format!(
+            "no memory for a {size}-byte request within {} s (queued.max.request.bytes)",
+            MEMORY_WAIT.as_secs()
+        )));
+    };
     frame.clear();
-    frame.resize(size as usize, 0);
+    frame.resize(size, 0);
     stream.read_exact(frame)?;
-    Ok(true)
+    Ok(Some(reservation))
 }
 
 /// Decodes the header of one frame and dispatches it. Returns the full response frame.

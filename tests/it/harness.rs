@@ -227,7 +227,14 @@ impl Client {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let mut buf = [0u8; 1];
-        matches!(self.stream.read(&mut buf), Ok(0) | Err(_))
+        match self.stream.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+        }
     }
 
     /// Sends raw bytes and reads one response frame, returned with its size prefix so that it can

@@ -3,4 +3,5 @@
 
 mod codecrafters;
 mod harness;
+mod limits;
 mod scripts;
