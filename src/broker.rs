@@ -33,6 +33,8 @@ pub struct BrokerContext {
     pub partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     pub writer: Sender<WriterCommand>,
     pub appends: Arc<AppendNotifier>,
+    /// The port the listener actually bound (differs from the configured one when that is 0).
+    pub bound_port: u16,
 }
 
 impl BrokerContext {
@@ -47,6 +49,13 @@ impl BrokerContext {
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<TopicMetadata> {
         self.metadata.read().topic_by_id(id).cloned()
+    }
+
+    /// The host and port clients should connect to: the advertised listener, with the bound
+    /// port substituted when the configured one is 0 (an ephemeral port).
+    pub fn advertised_host_port(&self) -> (String, u16) {
+        let (host, port) = self.config.advertised_host_port();
+        (host, if port == 0 { self.bound_port } else { port })
     }
 }
 
@@ -95,6 +104,7 @@ impl Broker {
             partitions: RwLock::new(partitions),
             writer: writer_tx,
             appends: Arc::new(AppendNotifier::default()),
+            bound_port: local_addr.port(),
         });
         let writer = LogWriter::new(context.clone(), logs);
         let writer_thread = std::thread::Builder::new()

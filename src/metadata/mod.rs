@@ -105,6 +105,9 @@ impl MetadataRecord {
             config_record::RECORD_TYPE => {
                 MetadataRecord::Config(config_record::ConfigRecord::decode(&mut d, version)?)
             }
+            producer_ids_record::RECORD_TYPE => MetadataRecord::ProducerIds(
+                producer_ids_record::ProducerIdsRecord::decode(&mut d, version)?,
+            ),
             other => MetadataRecord::Other {
                 record_type: other,
                 version,

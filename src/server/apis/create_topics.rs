@@ -1,6 +1,7 @@
 //! CreateTopics (key 19): validates each topic here and asks the `log-writer` thread to create the
 //! valid ones. `validate_only` stops after validation (and the existence check).
 
+use super::describe_configs::effective_topic_configs;
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
 use crate::controller::{NewTopic, TopicError, validate_new_topic};
@@ -39,7 +40,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                         format!("Topic '{}' already exists.", new.name),
                     ),
                 ),
-                None => created(topic, &new, Uuid::ZERO),
+                None => created(ctx, topic, &new, Uuid::ZERO),
             },
             Ok(new) => {
                 to_create.push((results.len(), new));
@@ -60,7 +61,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         for (n, (i, new)) in to_create.iter().enumerate() {
             let request_topic = &request.topics[*i];
             results[*i] = match outcome.as_ref().map(|r| &r[n]) {
-                Some(Ok(id)) => created(request_topic, new, *id),
+                Some(Ok(id)) => created(ctx, request_topic, new, *id),
                 Some(Err(e)) => failed(request_topic, e.clone()),
                 None => failed(
                     request_topic,
@@ -100,23 +101,28 @@ fn validate(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<NewTopic, Top
     )
 }
 
-fn created(topic: &CreatableTopic, new: &NewTopic, topic_id: Uuid) -> CreatableTopicResult {
+fn created(
+    ctx: &BrokerContext,
+    topic: &CreatableTopic,
+    new: &NewTopic,
+    topic_id: Uuid,
+) -> CreatableTopicResult {
     CreatableTopicResult {
         name: topic.name.clone(),
         topic_id,
         error_code: ErrorCode::None.code(),
         num_partitions: new.num_partitions,
         replication_factor: 1,
+        // Since KIP-525 Kafka answers with the topic's whole effective configuration.
         configs: Some(
-            new.configs
-                .iter()
-                .map(|(k, v)| CreatableTopicConfigs {
-                    name: k.clone(),
-                    value: Some(v.clone()),
-                    read_only: false,
-                    // DYNAMIC_TOPIC_CONFIG
-                    config_source: 1,
-                    is_sensitive: false,
+            effective_topic_configs(&ctx.config, &new.configs)
+                .into_iter()
+                .map(|c| CreatableTopicConfigs {
+                    name: c.name,
+                    value: c.value,
+                    read_only: c.read_only,
+                    config_source: c.config_source,
+                    is_sensitive: c.is_sensitive,
                 })
                 .collect(),
         ),
@@ -131,7 +137,7 @@ fn failed(topic: &CreatableTopic, (code, message): TopicError) -> CreatableTopic
         error_message: Some(message),
         num_partitions: -1,
         replication_factor: -1,
-        configs: None,
+        configs: Some(Vec::new()),
         ..CreatableTopicResult::default()
     }
 }

@@ -159,18 +159,9 @@ fn describe(ctx: &BrokerContext, resource: &DescribeConfigsResource) -> Describe
                 ));
             }
             Some(topic) => {
-                result.configs = TOPIC_CONFIGS
-                    .iter()
-                    .filter(|def| wanted(def.name))
-                    .map(|def| match topic.configs.get(def.name) {
-                        Some(v) => entry(def.name, v.clone(), SOURCE_TOPIC_CONFIG, def.config_type),
-                        None => entry(
-                            def.name,
-                            (def.default)(&ctx.config),
-                            SOURCE_DEFAULT_CONFIG,
-                            def.config_type,
-                        ),
-                    })
+                result.configs = effective_topic_configs(&ctx.config, &topic.configs)
+                    .into_iter()
+                    .filter(|c| wanted(&c.name))
                     .collect();
             }
         },
@@ -199,6 +190,33 @@ fn describe(ctx: &BrokerContext, resource: &DescribeConfigsResource) -> Describe
         }
     }
     result
+}
+
+/// A topic's whole effective configuration, sorted by name: its overrides (source
+/// TOPIC_CONFIG) over the broker's defaults (source DEFAULT_CONFIG). CreateTopics v5+ reports it.
+pub(super) fn effective_topic_configs(
+    config: &BrokerConfig,
+    overrides: &std::collections::BTreeMap<String, String>,
+) -> Vec<DescribeConfigsResourceResult> {
+    let mut configs: Vec<_> = TOPIC_CONFIGS
+        .iter()
+        .map(|def| match overrides.get(def.name) {
+            Some(v) => entry(def.name, v.clone(), SOURCE_TOPIC_CONFIG, def.config_type),
+            None => entry(
+                def.name,
+                (def.default)(config),
+                SOURCE_DEFAULT_CONFIG,
+                def.config_type,
+            ),
+        })
+        .collect();
+    for (name, value) in overrides {
+        if !configs.iter().any(|c| &c.name == name) {
+            configs.push(entry(name, value.clone(), SOURCE_TOPIC_CONFIG, TYPE_STRING));
+        }
+    }
+    configs.sort_by(|a, b| a.name.cmp(&b.name));
+    configs
 }
 
 fn entry(name: &str, value: String, source: i8, config_type: i8) -> DescribeConfigsResourceResult {

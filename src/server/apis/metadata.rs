@@ -22,7 +22,7 @@ const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0x0fb6;
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = MetadataRequest::decode(d, version)?;
-    let (host, port) = ctx.config.advertised_host_port();
+    let (host, port) = ctx.advertised_host_port();
     let allow_auto_create =
         (version < 4 || request.allow_auto_topic_creation) && ctx.config.auto_create_topics_enable;
     let topics = match &request.topics {

@@ -13,7 +13,9 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::produce::*;
 use crate::protocol::wire::Decoder;
 use crate::storage::log::TopicPartition;
-use crate::storage::record_batch::{Batches, MAGIC_V2, set_log_append_time};
+use crate::storage::record_batch::{
+    Batches, MAGIC_V2, set_log_append_time, set_partition_leader_epoch,
+};
 use crate::writer::{PartitionAppend, PartitionAppendResult, WriterCommand};
 use log::{debug, error};
 
@@ -89,6 +91,13 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> ProduceResponse {
             let pending = match checked {
                 Err(code) => Pending::Failed(code),
                 Ok(mut records) => {
+                    // As leader, Kafka stamps its partition leader epoch on every batch it
+                    // appends; the CRC does not cover the field.
+                    let leader_epoch = metadata
+                        .as_ref()
+                        .and_then(|t| t.partitions.get(&p.index))
+                        .map_or(0, |m| m.leader_epoch);
+                    set_partition_leader_epoch(&mut records, leader_epoch);
                     let append_time = log_append_time.then(now_ms);
                     if let Some(t) = append_time {
                         set_log_append_time(&mut records, t);
