@@ -1,10 +1,12 @@
 //! Start-up and the state every connection thread shares.
 //!
 //! [`Broker::start`] loads `meta.properties`, replays the cluster metadata log, opens every
-//! partition log, starts the `log-writer` thread and the accept loop, and returns a handle that can
-//! report the bound address and shut the broker down.
+//! partition log, rebuilds committed offsets from `__consumer_offsets`, starts the `log-writer` and
+//! `group-coordinator` threads and the accept loop, and returns a handle that can report the bound
+//! address and shut the broker down.
 
 use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
 use crate::metadata::log::{metadata_topic_partition, replay};
 use crate::metadata::{MetadataImage, TopicMetadata};
 use crate::protocol::wire::Uuid;
@@ -35,6 +37,7 @@ pub struct BrokerContext {
     pub appends: Arc<AppendNotifier>,
     /// The port the listener actually bound (differs from the configured one when that is 0).
     pub bound_port: u16,
+    pub group_coordinator: Arc<GroupCoordinator>,
 }
 
 impl BrokerContext {
@@ -94,6 +97,8 @@ impl Broker {
             log_dir.display()
         );
         logs.push(metadata_log);
+        let group_coordinator = Arc::new(GroupCoordinator::new(&config));
+        group_coordinator.load(&partitions)?;
         let (writer_tx, writer_rx) = crossbeam_channel::bounded(WRITER_QUEUE_CAPACITY);
         let listener = TcpListener::bind(config.bind_address())?;
         let local_addr = listener.local_addr()?;
@@ -105,7 +110,9 @@ impl Broker {
             writer: writer_tx,
             appends: Arc::new(AppendNotifier::default()),
             bound_port: local_addr.port(),
+            group_coordinator,
         });
+        context.group_coordinator.start_expiration_thread()?;
         let writer = LogWriter::new(context.clone(), logs);
         let writer_thread = std::thread::Builder::new()
             .name("log-writer".into())

@@ -3,6 +3,7 @@
 
 mod admin;
 mod codecrafters;
+mod groups;
 mod harness;
 mod limits;
 mod scripts;

@@ -4,14 +4,25 @@
 
 mod api_versions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_configs;
+mod describe_groups;
 mod describe_topic_partitions;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use crate::broker::BrokerContext;
 use crate::protocol::messages::{self, api_versions as av};
@@ -49,6 +60,17 @@ pub fn handle(
         messages::metadata::API_KEY => metadata::handle(ctx, header, d),
         messages::create_topics::API_KEY => create_topics::handle(ctx, header, d),
         messages::delete_topics::API_KEY => delete_topics::handle(ctx, header, d),
+        messages::offset_commit::API_KEY => offset_commit::handle(ctx, header, d),
+        messages::offset_fetch::API_KEY => offset_fetch::handle(ctx, header, d),
+        messages::find_coordinator::API_KEY => find_coordinator::handle(ctx, header, d),
+        messages::join_group::API_KEY => join_group::handle(ctx, header, d),
+        messages::heartbeat::API_KEY => heartbeat::handle(ctx, header, d),
+        messages::leave_group::API_KEY => leave_group::handle(ctx, header, d),
+        messages::sync_group::API_KEY => sync_group::handle(ctx, header, d),
+        messages::describe_groups::API_KEY => describe_groups::handle(ctx, header, d),
+        messages::list_groups::API_KEY => list_groups::handle(ctx, header, d),
+        messages::delete_groups::API_KEY => delete_groups::handle(ctx, header, d),
+        messages::offset_delete::API_KEY => offset_delete::handle(ctx, header, d),
         messages::init_producer_id::API_KEY => init_producer_id::handle(ctx, header, d),
         messages::describe_configs::API_KEY => describe_configs::handle(ctx, header, d),
         key => return Outcome::Close(format!("no handler for API key {key} v{version}")),

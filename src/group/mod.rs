@@ -1,0 +1,19 @@
+//! Kafka's classic consumer group protocol: membership (JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup) and committed offsets (OffsetCommit, OffsetFetch, OffsetDelete), with this node as
+//! the coordinator of every group.
+//!
+//! - [`state`]: one group's state machine (Kafka's `GroupMetadata` and the membership logic of
+//!   `GroupCoordinator`), pure and driven by the time it is given.
+//! - [`offsets`]: the records of `__consumer_offsets`, and which partition holds a group.
+//! - [`coordinator`]: locking, blocking waits, the `group-coordinator` timer thread, and offset
+//!   storage through the `log-writer` thread.
+
+pub mod coordinator;
+pub mod offsets;
+pub mod state;
+
+pub use coordinator::{FetchedOffsets, GroupCoordinator, GroupOverview, OffsetCommit};
+pub use offsets::OffsetAndMetadata;
+pub use state::{
+    GroupState, GroupSummary, JoinRequest, JoinResult, LeavingMember, SyncRequest, SyncResult,
+};

@@ -1,0 +1,58 @@
+//! FindCoordinator (key 10), versions 0-6: this node coordinates every group (key type 0) and
+//! every transactional id (key type 1). Versions 4+ ask for several keys at once.
+
+use super::{HandlerResult, respond};
+use crate::broker::BrokerContext;
+use crate::protocol::RequestHeader;
+use crate::protocol::error_code::ErrorCode;
+use crate::protocol::messages::find_coordinator::*;
+use crate::protocol::wire::Decoder;
+
+/// Kafka's `CoordinatorType.GROUP`.
+const KEY_TYPE_GROUP: i8 = 0;
+/// Kafka's `CoordinatorType.TRANSACTION`.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
+    let version = header.api_version;
+    let request = FindCoordinatorRequest::decode(d, version)?;
+    let (host, port) = ctx.advertised_host_port();
+    let node_id = ctx.config.node_id;
+    let (error, message) = if matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION) {
+        // Kafka sends the error's message even on success, which for NONE is "NONE".
+        (ErrorCode::None, "NONE".to_string())
+    } else {
+        (
+            ErrorCode::InvalidRequest,
+            format!("Unknown coordinator type received: {}", request.key_type),
+        )
+    };
+    let found = error == ErrorCode::None;
+    let response = if version >= 4 {
+        FindCoordinatorResponse {
+            coordinators: request
+                .coordinator_keys
+                .iter()
+                .map(|key| Coordinator {
+                    key: key.clone(),
+                    node_id: if found { node_id } else { -1 },
+                    host: if found { host.clone() } else { String::new() },
+                    port: if found { i32::from(port) } else { -1 },
+                    error_code: error.code(),
+                    error_message: Some(message.clone()),
+                })
+                .collect(),
+            ..FindCoordinatorResponse::default()
+        }
+    } else {
+        FindCoordinatorResponse {
+            error_code: error.code(),
+            error_message: Some(message),
+            node_id: if found { node_id } else { -1 },
+            host: if found { host } else { String::new() },
+            port: if found { i32::from(port) } else { -1 },
+            ..FindCoordinatorResponse::default()
+        }
+    };
+    Ok(respond(header, |e| response.encode(e, version)))
+}
