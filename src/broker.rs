@@ -10,7 +10,12 @@ use crate::group::GroupCoordinator;
 use crate::metadata::log::{metadata_topic_partition, replay};
 use crate::metadata::{MetadataImage, TopicMetadata};
 use crate::protocol::wire::Uuid;
-use crate::storage::log::{AppendNotifier, LogConfig, Partition, PartitionLog, TopicPartition};
+use crate::storage::checkpoint::{
+    self, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
+};
+use crate::storage::log::{
+    AppendNotifier, LoadOptions, LogConfig, Partition, PartitionLog, TopicPartition,
+};
 use crate::writer::{LogWriter, WriterCommand};
 use crossbeam_channel::Sender;
 use log::{info, warn};
@@ -22,7 +27,12 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+
+/// Threads that load (and after a crash, recover) partition logs at start-up, unless
+/// `num.recovery.threads.per.data.dir` says otherwise.
+const DEFAULT_RECOVERY_THREADS: usize = 8;
 
 /// How many append commands may wait for the writer before producers block (back-pressure).
 const WRITER_QUEUE_CAPACITY: usize = 4096;
@@ -38,6 +48,8 @@ pub struct BrokerContext {
     /// The port the listener actually bound (differs from the configured one when that is 0).
     pub bound_port: u16,
     pub group_coordinator: Arc<GroupCoordinator>,
+    /// Set by [`Broker::shutdown`]: the acceptor stops taking connections.
+    pub shutting_down: AtomicBool,
 }
 
 impl BrokerContext {
@@ -75,26 +87,34 @@ impl Broker {
         let log_dir = config.log_dir().to_path_buf();
         fs::create_dir_all(&log_dir)?;
         let cluster_id = load_or_create_meta_properties(&log_dir, config.node_id)?;
-        let metadata_log = PartitionLog::open(
-            &log_dir.join(metadata_topic_partition().dir_name()),
-            metadata_topic_partition(),
+        let started = std::time::Instant::now();
+        let checkpoints = LogDirCheckpoints::read(&log_dir);
+        let metadata_tp = metadata_topic_partition();
+        let metadata_log = PartitionLog::load(
+            &log_dir.join(metadata_tp.dir_name()),
+            metadata_tp.clone(),
             LogConfig::default(),
+            checkpoints.load_options(&metadata_tp),
         )?;
         let image = replay(&metadata_log.partition)?;
-        let mut logs = Vec::new();
-        let mut partitions = HashMap::new();
-        for topic in image.topics() {
-            for &index in topic.partitions.keys() {
-                let log = open_partition_log(&log_dir, &config, topic, index)?;
-                partitions.insert(log.partition.topic_partition.clone(), log.partition.clone());
-                logs.push(log);
-            }
-        }
+        let mut logs = load_partition_logs(&log_dir, &config, &image, &checkpoints)?;
+        let partitions: HashMap<_, _> = logs
+            .iter()
+            .map(|log| (log.partition.topic_partition.clone(), log.partition.clone()))
+            .collect();
+        // From here on the logs change: a crash must not pass for a clean shutdown.
+        checkpoint::remove_clean_shutdown_marker(&log_dir)?;
         info!(
-            "loaded {} topics with {} partitions from {}",
+            "loaded {} topics with {} partitions from {} in {} ms after a{} shutdown",
             image.topic_count(),
             partitions.len(),
-            log_dir.display()
+            log_dir.display(),
+            started.elapsed().as_millis(),
+            if checkpoints.had_clean_shutdown {
+                " clean"
+            } else {
+                "n unclean"
+            }
         );
         logs.push(metadata_log);
         let group_coordinator = Arc::new(GroupCoordinator::new(&config));
@@ -111,6 +131,7 @@ impl Broker {
             appends: Arc::new(AppendNotifier::default()),
             bound_port: local_addr.port(),
             group_coordinator,
+            shutting_down: AtomicBool::new(false),
         });
         context.group_coordinator.start_expiration_thread()?;
         let writer = LogWriter::new(context.clone(), logs);
@@ -136,8 +157,20 @@ impl Broker {
         self.local_addr
     }
 
-    /// Lets queued appends finish, flushes every log and stops the writer.
+    /// Stops accepting connections, lets queued appends finish, closes every log (flush,
+    /// checkpoints, clean shutdown marker) and stops the writer.
     pub fn shutdown(&mut self) {
+        self.context.shutting_down.store(true, Ordering::SeqCst);
+        // Wake the acceptor, which is blocked in accept, so that it sees the flag and closes the
+        // listener.
+        let mut wake = self.local_addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = std::net::TcpStream::connect_timeout(&wake, std::time::Duration::from_secs(1));
         let (tx, rx) = crossbeam_channel::bounded(1);
         if self
             .context
@@ -154,16 +187,98 @@ impl Broker {
     }
 }
 
+/// What the log directory's checkpoint files say, read once at start-up.
+struct LogDirCheckpoints {
+    had_clean_shutdown: bool,
+    recovery_points: HashMap<TopicPartition, i64>,
+    log_start_offsets: HashMap<TopicPartition, i64>,
+}
+
+impl LogDirCheckpoints {
+    /// Reads the clean shutdown marker and both offset checkpoints. An unreadable checkpoint is
+    /// treated as missing: the logs are then recovered from their first segment.
+    fn read(log_dir: &Path) -> LogDirCheckpoints {
+        let read = |name: &str| {
+            checkpoint::read_offset_checkpoint(&log_dir.join(name)).unwrap_or_else(|e| {
+                warn!("{e}; ignoring it");
+                HashMap::new()
+            })
+        };
+        LogDirCheckpoints {
+            had_clean_shutdown: checkpoint::had_clean_shutdown(log_dir),
+            recovery_points: read(RECOVERY_POINT_CHECKPOINT_FILE),
+            log_start_offsets: read(LOG_START_OFFSET_CHECKPOINT_FILE),
+        }
+    }
+
+    fn load_options(&self, tp: &TopicPartition) -> LoadOptions {
+        LoadOptions {
+            had_clean_shutdown: self.had_clean_shutdown,
+            recovery_point: self.recovery_points.get(tp).copied(),
+            log_start_offset: self.log_start_offsets.get(tp).copied(),
+        }
+    }
+}
+
+/// Opens every topic partition's log, on up to `num.recovery.threads.per.data.dir` threads.
+/// sprat's default is [`DEFAULT_RECOVERY_THREADS`]: recovering logs after a crash waits on disk
+/// reads far more than on the CPU. Measured on a 2-core VM with a 10 GiB log in 4 partitions of
+/// 16 KiB batches, page cache dropped, `kill -9` with the recovery point at the log end: 3.4 s
+/// with 4 or more threads, 6.8 s with 2, 14 s with 1.
+fn load_partition_logs(
+    log_dir: &Path,
+    config: &BrokerConfig,
+    image: &MetadataImage,
+    checkpoints: &LogDirCheckpoints,
+) -> io::Result<Vec<PartitionLog>> {
+    let work: Vec<(&TopicMetadata, i32)> = image
+        .topics()
+        .flat_map(|t| t.partitions.keys().map(move |&index| (t, index)))
+        .collect();
+    let threads = config
+        .get("num.recovery.threads.per.data.dir")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_RECOVERY_THREADS)
+        .clamp(1, work.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<parking_lot::Mutex<Option<io::Result<PartitionLog>>>> =
+        work.iter().map(|_| parking_lot::Mutex::new(None)).collect();
+    std::thread::scope(|scope| -> io::Result<()> {
+        for _ in 0..threads {
+            std::thread::Builder::new()
+                .name("log-recovery".into())
+                .spawn_scoped(scope, || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(topic, index)) = work.get(i) else {
+                            break;
+                        };
+                        let tp = TopicPartition::new(topic.name.clone(), index);
+                        let options = checkpoints.load_options(&tp);
+                        let log = open_partition_log(log_dir, config, topic, index, options);
+                        *results[i].lock() = Some(log);
+                    }
+                })?;
+        }
+        Ok(())
+    })?;
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("every partition was loaded"))
+        .collect()
+}
+
 /// Opens one partition's log, writing `partition.metadata` if it is missing.
 pub fn open_partition_log(
     log_dir: &Path,
     config: &BrokerConfig,
     topic: &TopicMetadata,
     index: i32,
+    options: LoadOptions,
 ) -> io::Result<PartitionLog> {
     let tp = TopicPartition::new(topic.name.clone(), index);
     let dir = log_dir.join(tp.dir_name());
-    let log = PartitionLog::open(&dir, tp, log_config(config, topic))?;
+    let log = PartitionLog::load(&dir, tp, log_config(config, topic), options)?;
     let metadata_path = dir.join("partition.metadata");
     if !metadata_path.exists() {
         write_partition_metadata(&dir, &topic.topic_id)?;
@@ -171,16 +286,38 @@ pub fn open_partition_log(
     Ok(log)
 }
 
-/// The log settings of a topic: broker defaults, overridden by the topic's configs.
+/// The log settings of a topic: broker defaults (`log.*`), overridden by the topic's configs
+/// with Kafka's topic-level names.
 pub fn log_config(config: &BrokerConfig, topic: &TopicMetadata) -> LogConfig {
-    let segment_bytes = topic
-        .configs
-        .get("segment.bytes")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(config.log_segment_bytes);
+    let value = |key: &str| topic.configs.get(key).map(|v| v.trim());
+    let long = |key: &str, default: i64| {
+        value(key)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    let cleanup_policy = value("cleanup.policy")
+        .or_else(|| config.get("log.cleanup.policy"))
+        .unwrap_or("delete");
     LogConfig {
-        segment_bytes,
-        index_interval_bytes: u64::from(config.log_index_interval_bytes),
+        segment_bytes: long("segment.bytes", config.log_segment_bytes as i64).max(1) as u64,
+        segment_ms: long("segment.ms", config.log_roll_ms),
+        index_interval_bytes: long(
+            "index.interval.bytes",
+            i64::from(config.log_index_interval_bytes),
+        )
+        .max(0) as u64,
+        max_index_size: long(
+            "segment.index.bytes",
+            i64::from(config.log_index_size_max_bytes),
+        )
+        .max(0) as u64,
+        retention_ms: long("retention.ms", config.log_retention_ms),
+        retention_bytes: long("retention.bytes", config.log_retention_bytes),
+        delete_enabled: cleanup_policy.split(',').any(|p| p.trim() == "delete"),
+        flush_interval_messages: long("flush.messages", config.log_flush_interval_messages),
+        flush_interval_ms: value("flush.ms")
+            .and_then(|v| v.parse().ok())
+            .or(config.log_flush_interval_ms),
     }
 }
 

@@ -6,8 +6,16 @@
 //! group (group commit): it appends every batch, fsyncs once per touched partition when configured
 //! to, publishes the new high watermarks, wakes waiting fetches, and only then replies to everyone.
 //! A reply therefore always means the bytes are in the log file.
+//!
+//! Between groups (and on a timer when idle) the writer does the log manager's periodic work:
+//! retention every `log.retention.check.interval.ms`, time-based flushes (`log.flush.interval.ms`,
+//! topic `flush.ms`), and the `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint`
+//! files. A rolled segment is fsynced by a short-lived `segment-flush` thread, which reports back
+//! with [`WriterCommand::SegmentsFlushed`] so that the recovery point can pass it. At shutdown the
+//! writer finishes what is queued, closes every log (final index entries, trimmed indexes,
+//! fsync, producer snapshots), writes both checkpoints, and last the `.kafka_cleanshutdown` marker.
 
-use crate::broker::{BrokerContext, open_partition_log, random_uuid};
+use crate::broker::{BrokerContext, log_config, open_partition_log, random_uuid};
 use crate::controller::{NewTopic, TopicError, topic_records};
 use crate::metadata::log::{build_metadata_batch, metadata_topic_partition};
 use crate::metadata::records::producer_ids_record::ProducerIdsRecord;
@@ -16,17 +24,32 @@ use crate::metadata::{MetadataRecord, TopicMetadata};
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::wire::Uuid;
 use crate::server::apis::now_ms;
-use crate::storage::log::{AppendError, AppendInfo, PartitionLog, TopicPartition};
-use crossbeam_channel::{Receiver, Sender};
-use log::{error, info};
+use crate::storage::checkpoint::{
+    LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE, write_clean_shutdown_marker,
+    write_offset_checkpoint,
+};
+use crate::storage::log::{
+    AppendError, AppendInfo, DeleteRecordsError, LoadOptions, PartitionLog, SealedFlush,
+    TopicPartition,
+};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use log::{error, info, warn};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How many producer ids one ProducerIdsRecord reserves (Kafka's block size).
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 /// The most commands handled as one group before replies go out.
 const MAX_GROUP_COMMANDS: usize = 1024;
+
+/// Kafka's default for `log.flush.offset.checkpoint.interval.ms` and
+/// `log.flush.start.offset.checkpoint.interval.ms`.
+const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 60_000;
+
+/// The shortest period of the time-based flush check, however small `flush.ms` is.
+const MIN_FLUSH_CHECK_MS: u64 = 1;
 
 /// One partition's share of a produce request: validated batches, concatenated.
 pub struct PartitionAppend {
@@ -63,6 +86,19 @@ pub enum WriterCommand {
     AllocateProducerId {
         reply: Sender<Result<i64, ErrorCode>>,
     },
+    /// DeleteRecords: moves each partition's log start offset up to the offset (-1: the high
+    /// watermark); one result (the new log start offset) per partition, in order.
+    DeleteRecords {
+        partitions: Vec<(TopicPartition, i64)>,
+        reply: Sender<Vec<Result<i64, ErrorCode>>>,
+    },
+    /// Sent by a `segment-flush` thread: the segments of log `log_id` below `upto_offset` are on
+    /// disk.
+    SegmentsFlushed {
+        topic_partition: TopicPartition,
+        log_id: u64,
+        upto_offset: i64,
+    },
     /// Finishes queued work, flushes every log and stops.
     Shutdown { reply: Sender<()> },
 }
@@ -74,6 +110,60 @@ pub struct LogWriter {
     flush_on_ack: bool,
     /// Producer ids reserved by the last ProducerIdsRecord and not yet handed out.
     producer_ids: std::ops::Range<i64>,
+    schedule: Schedule,
+}
+
+/// When the periodic tasks run next.
+struct Schedule {
+    retention_interval: Duration,
+    next_retention: Instant,
+    recovery_checkpoint_interval: Duration,
+    next_recovery_checkpoint: Instant,
+    start_checkpoint_interval: Duration,
+    next_start_checkpoint: Instant,
+    /// How often time-based flushes are checked; `None` when no log has `flush.ms`.
+    flush_check_interval: Option<Duration>,
+    next_flush_check: Instant,
+}
+
+impl Schedule {
+    fn new(ctx: &BrokerContext, now: Instant) -> Schedule {
+        let interval_ms = |key: &str| {
+            ctx.config
+                .get(key)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS)
+                .max(1)
+        };
+        let retention_interval =
+            Duration::from_millis(ctx.config.log_retention_check_interval_ms.max(1));
+        let recovery_checkpoint_interval =
+            Duration::from_millis(interval_ms("log.flush.offset.checkpoint.interval.ms"));
+        let start_checkpoint_interval =
+            Duration::from_millis(interval_ms("log.flush.start.offset.checkpoint.interval.ms"));
+        Schedule {
+            retention_interval,
+            next_retention: now + retention_interval,
+            recovery_checkpoint_interval,
+            next_recovery_checkpoint: now + recovery_checkpoint_interval,
+            start_checkpoint_interval,
+            next_start_checkpoint: now + start_checkpoint_interval,
+            flush_check_interval: None,
+            next_flush_check: now,
+        }
+    }
+
+    /// The earliest time a task is due.
+    fn next_deadline(&self) -> Instant {
+        let mut next = self
+            .next_retention
+            .min(self.next_recovery_checkpoint)
+            .min(self.next_start_checkpoint);
+        if self.flush_check_interval.is_some() {
+            next = next.min(self.next_flush_check);
+        }
+        next
+    }
 }
 
 impl LogWriter {
@@ -82,37 +172,61 @@ impl LogWriter {
             .into_iter()
             .map(|l| (l.partition.topic_partition.clone(), l))
             .collect();
-        LogWriter {
+        let schedule = Schedule::new(&ctx, Instant::now());
+        let mut writer = LogWriter {
             flush_on_ack: ctx.config.log_flush_on_ack,
             ctx,
             logs,
             producer_ids: 0..0,
-        }
+            schedule,
+        };
+        writer.update_flush_check_interval();
+        writer
     }
 
     /// Runs until a shutdown command arrives or every sender is gone.
     pub fn run(mut self, commands: Receiver<WriterCommand>) {
         let mut group = Vec::new();
-        while let Ok(first) = commands.recv() {
-            group.push(first);
-            while group.len() < MAX_GROUP_COMMANDS {
+        loop {
+            let timeout = self
+                .schedule
+                .next_deadline()
+                .saturating_duration_since(Instant::now());
+            match commands.recv_timeout(timeout) {
+                Ok(first) => group.push(first),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while !group.is_empty() && group.len() < MAX_GROUP_COMMANDS {
                 match commands.try_recv() {
                     Ok(c) => group.push(c),
                     Err(_) => break,
                 }
             }
-            if self.handle_group(&mut group) {
+            if group.is_empty() {
+                // A timer tick.
+            } else if let Some(reply) = self.handle_group(&mut group) {
+                // Finish what was queued behind the shutdown request.
+                group.extend(commands.try_iter().take(MAX_GROUP_COMMANDS));
+                if let Some(late) = self.handle_group(&mut group) {
+                    let _ = late.send(());
+                }
+                self.close_all();
+                let _ = reply.send(());
                 return;
             }
+            self.run_periodic_tasks(Instant::now());
         }
-        self.flush_all();
+        self.close_all();
     }
 
-    /// Handles one group of commands. Returns true when the writer should stop.
-    fn handle_group(&mut self, group: &mut Vec<WriterCommand>) -> bool {
+    /// Handles one group of commands. Returns the reply channel of a shutdown request, after
+    /// which the writer should stop.
+    fn handle_group(&mut self, group: &mut Vec<WriterCommand>) -> Option<Sender<()>> {
         let mut replies: Vec<(AppendReply, Vec<(TopicPartition, PartitionAppendResult)>)> =
             Vec::with_capacity(group.len());
         let mut to_sync: HashSet<TopicPartition> = HashSet::new();
+        let mut touched: HashSet<TopicPartition> = HashSet::new();
         let mut shutdown = None;
         for command in group.drain(..) {
             match command {
@@ -125,8 +239,16 @@ impl LogWriter {
                         .into_iter()
                         .map(|p| {
                             let result = self.append(&p.topic_partition, p.batches);
-                            if acks_all && self.flush_on_ack && result.is_ok() {
-                                to_sync.insert(p.topic_partition.clone());
+                            if result.is_ok() {
+                                if acks_all
+                                    && self.flush_on_ack
+                                    && !to_sync.contains(&p.topic_partition)
+                                {
+                                    to_sync.insert(p.topic_partition.clone());
+                                }
+                                if !touched.contains(&p.topic_partition) {
+                                    touched.insert(p.topic_partition.clone());
+                                }
                             }
                             (p.topic_partition, result)
                         })
@@ -135,6 +257,7 @@ impl LogWriter {
                 }
                 WriterCommand::CreateTopics { topics, reply } => {
                     let results = topics.into_iter().map(|t| self.create_topic(t)).collect();
+                    self.update_flush_check_interval();
                     let _ = reply.send(results);
                 }
                 WriterCommand::DeleteTopics { topic_ids, reply } => {
@@ -144,10 +267,36 @@ impl LogWriter {
                 WriterCommand::AllocateProducerId { reply } => {
                     let _ = reply.send(self.allocate_producer_id());
                 }
+                WriterCommand::DeleteRecords { partitions, reply } => {
+                    let _ = reply.send(self.delete_records(partitions));
+                }
+                WriterCommand::SegmentsFlushed {
+                    topic_partition,
+                    log_id,
+                    upto_offset,
+                } => {
+                    if let Some(log) = self.logs.get_mut(&topic_partition)
+                        && log.id() == log_id
+                    {
+                        log.mark_flushed(upto_offset);
+                    }
+                }
                 WriterCommand::Shutdown { reply } => shutdown = Some(reply),
             }
         }
+        // Kafka's flush policy: `flush.messages` messages or `flush.ms` since the last flush.
+        let now = crate::server::apis::now_ms();
+        for tp in &touched {
+            if let Some(log) = self.logs.get(tp)
+                && log.flush_due(now)
+            {
+                to_sync.insert(tp.clone());
+            }
+        }
         let failed = self.sync(&to_sync);
+        for tp in &touched {
+            self.start_sealed_flush(tp);
+        }
         self.ctx.appends.notify();
         for (reply, results) in replies {
             let results = results
@@ -163,12 +312,180 @@ impl LogWriter {
             // A connection that went away no longer wants its answer.
             let _ = reply.send(results);
         }
-        if let Some(reply) = shutdown {
-            self.flush_all();
-            let _ = reply.send(());
-            return true;
+        shutdown
+    }
+
+    /// Runs the periodic tasks that are due.
+    fn run_periodic_tasks(&mut self, now: Instant) {
+        if let Some(interval) = self.schedule.flush_check_interval
+            && now >= self.schedule.next_flush_check
+        {
+            self.schedule.next_flush_check = now + interval;
+            self.flush_due_logs();
         }
-        false
+        if now >= self.schedule.next_retention {
+            self.schedule.next_retention = now + self.schedule.retention_interval;
+            self.refresh_log_configs();
+            self.delete_old_segments();
+        }
+        if now >= self.schedule.next_recovery_checkpoint {
+            self.schedule.next_recovery_checkpoint =
+                now + self.schedule.recovery_checkpoint_interval;
+            let _ = self.checkpoint_recovery_points();
+        }
+        if now >= self.schedule.next_start_checkpoint {
+            self.schedule.next_start_checkpoint = now + self.schedule.start_checkpoint_interval;
+            let _ = self.checkpoint_log_start_offsets();
+        }
+    }
+
+    /// fsyncs the logs whose `flush.ms` has passed since their last flush.
+    fn flush_due_logs(&mut self) {
+        let now = crate::server::apis::now_ms();
+        for (tp, log) in &mut self.logs {
+            if log.flush_due(now)
+                && let Err(e) = log.flush()
+            {
+                error!("fsync of {tp} failed: {e}");
+            }
+        }
+    }
+
+    /// Applies topic config changes to the logs (retention, segment and flush settings).
+    fn refresh_log_configs(&mut self) {
+        let image = self.ctx.metadata.read();
+        for (tp, log) in &mut self.logs {
+            if let Some(topic) = image.topic(&tp.topic) {
+                let config = log_config(&self.ctx.config, topic);
+                if &config != log.config() {
+                    log.set_config(config);
+                }
+            }
+        }
+        drop(image);
+        self.update_flush_check_interval();
+    }
+
+    /// The time-based flush check runs as often as the smallest `flush.ms` (bounded by
+    /// `log.flush.scheduler.interval.ms`), and not at all when no log sets one.
+    fn update_flush_check_interval(&mut self) {
+        let smallest = self
+            .logs
+            .values()
+            .filter_map(|l| l.config().flush_interval_ms)
+            .min();
+        self.schedule.flush_check_interval = smallest.map(|ms| {
+            let scheduler = self.ctx.config.log_flush_scheduler_interval_ms;
+            Duration::from_millis((ms.min(scheduler).max(0) as u64).max(MIN_FLUSH_CHECK_MS))
+        });
+    }
+
+    /// Retention: deletes the segments each log no longer keeps.
+    fn delete_old_segments(&mut self) {
+        let now = crate::server::apis::now_ms();
+        let mut rolled = Vec::new();
+        for (tp, log) in &mut self.logs {
+            match log.delete_old_segments(now) {
+                Ok(0) => {}
+                Ok(_) => rolled.push(tp.clone()),
+                Err(e) => error!("retention on {tp} failed: {e}"),
+            }
+        }
+        for tp in &rolled {
+            self.start_sealed_flush(tp);
+        }
+    }
+
+    /// DeleteRecords, then a log start offset checkpoint, so that the records stay deleted after
+    /// a crash.
+    fn delete_records(
+        &mut self,
+        partitions: Vec<(TopicPartition, i64)>,
+    ) -> Vec<Result<i64, ErrorCode>> {
+        let results: Vec<_> = partitions
+            .into_iter()
+            .map(|(tp, offset)| {
+                let Some(log) = self.logs.get_mut(&tp) else {
+                    return Err(ErrorCode::UnknownTopicOrPartition);
+                };
+                log.delete_records(offset).map_err(|e| match e {
+                    DeleteRecordsError::OffsetOutOfRange => ErrorCode::OffsetOutOfRange,
+                    DeleteRecordsError::PolicyViolation => ErrorCode::PolicyViolation,
+                    DeleteRecordsError::Io(e) => {
+                        error!("DeleteRecords on {tp} failed: {e}");
+                        ErrorCode::KafkaStorageError
+                    }
+                })
+            })
+            .collect();
+        if results.iter().any(Result::is_ok) && self.checkpoint_log_start_offsets().is_err() {
+            return results
+                .into_iter()
+                .map(|r| r.and(Err(ErrorCode::KafkaStorageError)))
+                .collect();
+        }
+        results
+    }
+
+    /// Hands a log's rolled segments to a `segment-flush` thread, which fsyncs them and reports
+    /// back so that the recovery point can move past them.
+    fn start_sealed_flush(&mut self, tp: &TopicPartition) {
+        let Some(flush) = self
+            .logs
+            .get_mut(tp)
+            .and_then(PartitionLog::take_sealed_flush)
+        else {
+            return;
+        };
+        let writer = self.ctx.writer.clone();
+        let spawned = std::thread::Builder::new()
+            .name("segment-flush".into())
+            .spawn(move || run_sealed_flush(flush, &writer));
+        if let Err(e) = spawned {
+            error!("could not start a segment-flush thread for {tp}: {e}");
+        }
+    }
+
+    fn recovery_points(&self) -> Vec<(TopicPartition, i64)> {
+        let mut entries: Vec<_> = self
+            .logs
+            .iter()
+            .map(|(tp, log)| (tp.clone(), log.recovery_point()))
+            .collect();
+        entries.sort();
+        entries
+    }
+
+    fn log_start_offsets(&self) -> Vec<(TopicPartition, i64)> {
+        let mut entries: Vec<_> = self
+            .logs
+            .iter()
+            .map(|(tp, log)| (tp.clone(), log.log_start_offset()))
+            .collect();
+        entries.sort();
+        entries
+    }
+
+    fn checkpoint_recovery_points(&self) -> std::io::Result<()> {
+        let path = self
+            .ctx
+            .config
+            .log_dir()
+            .join(RECOVERY_POINT_CHECKPOINT_FILE);
+        write_offset_checkpoint(&path, &self.recovery_points()).inspect_err(|e| {
+            error!("writing {} failed: {e}", path.display());
+        })
+    }
+
+    fn checkpoint_log_start_offsets(&self) -> std::io::Result<()> {
+        let path = self
+            .ctx
+            .config
+            .log_dir()
+            .join(LOG_START_OFFSET_CHECKPOINT_FILE);
+        write_offset_checkpoint(&path, &self.log_start_offsets()).inspect_err(|e| {
+            error!("writing {} failed: {e}", path.display());
+        })
     }
 
     /// Records a new topic in the metadata log (fsynced), opens its partition logs, and then
@@ -190,7 +507,13 @@ impl LogWriter {
         };
         let log_dir = self.ctx.config.log_dir().to_path_buf();
         for index in 0..topic.num_partitions {
-            match open_partition_log(&log_dir, &self.ctx.config, &metadata, index) {
+            match open_partition_log(
+                &log_dir,
+                &self.ctx.config,
+                &metadata,
+                index,
+                LoadOptions::default(),
+            ) {
                 Ok(log) => {
                     let tp = log.partition.topic_partition.clone();
                     self.ctx
@@ -269,7 +592,7 @@ impl LogWriter {
         let tp = metadata_topic_partition();
         let batch = build_metadata_batch(records, now_ms(), 1);
         self.append(&tp, batch)?;
-        match self.logs.get(&tp).map(PartitionLog::flush) {
+        match self.logs.get_mut(&tp).map(PartitionLog::flush) {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => {
                 error!("fsync of the metadata log failed: {e}");
@@ -294,10 +617,10 @@ impl LogWriter {
 
     /// fsyncs each partition once and returns those whose fsync failed: their appends are
     /// answered with a storage error, since the data may not be durable.
-    fn sync(&self, partitions: &HashSet<TopicPartition>) -> HashSet<TopicPartition> {
+    fn sync(&mut self, partitions: &HashSet<TopicPartition>) -> HashSet<TopicPartition> {
         let mut failed = HashSet::new();
         for tp in partitions {
-            if let Some(log) = self.logs.get(tp)
+            if let Some(log) = self.logs.get_mut(tp)
                 && let Err(e) = log.flush()
             {
                 error!("fsync of {tp} failed: {e}");
@@ -307,11 +630,50 @@ impl LogWriter {
         failed
     }
 
-    fn flush_all(&self) {
-        for (tp, log) in &self.logs {
-            if let Err(e) = log.flush() {
-                error!("flush of {tp} at shutdown failed: {e}");
+    /// The clean shutdown (Kafka's `LogManager.shutdown`): closes every log, writes both
+    /// checkpoints, and only when all of that succeeded, the clean shutdown marker.
+    fn close_all(&mut self) {
+        let mut clean = true;
+        for (tp, log) in &mut self.logs {
+            if let Err(e) = log.close() {
+                error!("closing the log of {tp} failed: {e}");
+                clean = false;
             }
         }
+        clean &= self.checkpoint_recovery_points().is_ok();
+        clean &= self.checkpoint_log_start_offsets().is_ok();
+        if !clean {
+            warn!("not writing the clean shutdown marker: the next start-up recovers the logs");
+            return;
+        }
+        let log_dir = self.ctx.config.log_dir();
+        match write_clean_shutdown_marker(log_dir, 0) {
+            Ok(()) => info!(
+                "closed {} logs and wrote the clean shutdown marker",
+                self.logs.len()
+            ),
+            Err(e) => error!(
+                "writing the clean shutdown marker in {} failed: {e}",
+                log_dir.display()
+            ),
+        }
+    }
+}
+
+/// The body of a `segment-flush` thread.
+fn run_sealed_flush(flush: SealedFlush, writer: &Sender<WriterCommand>) {
+    match flush.run() {
+        Ok(()) => {
+            // The writer may have stopped; then the recovery point no longer matters.
+            let _ = writer.send(WriterCommand::SegmentsFlushed {
+                topic_partition: flush.topic_partition.clone(),
+                log_id: flush.log_id,
+                upto_offset: flush.upto_offset,
+            });
+        }
+        Err(e) => error!(
+            "fsync of the rolled segments of {} failed: {e}",
+            flush.topic_partition
+        ),
     }
 }

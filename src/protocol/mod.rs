@@ -55,6 +55,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(api_versions, "ApiVersions", 0, 4),
     api!(create_topics, "CreateTopics", 0, 7),
     api!(delete_topics, "DeleteTopics", 0, 6),
+    api!(delete_records, "DeleteRecords", 0, 2),
     api!(init_producer_id, "InitProducerId", 0, 5),
     api!(describe_configs, "DescribeConfigs", 0, 4),
     api!(delete_groups, "DeleteGroups", 0, 2),

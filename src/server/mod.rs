@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// in memory at once to this unless configured.
 pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 512 << 20;
 
-/// Accepts connections until the listener fails for good.
+/// Accepts connections until the broker shuts down ([`BrokerContext::shutting_down`]).
 pub fn accept_loop(listener: TcpListener, ctx: Arc<BrokerContext>) {
     let limits = ConnectionLimits::new(
         ctx.config.max_connections,
@@ -30,6 +30,10 @@ pub fn accept_loop(listener: TcpListener, ctx: Arc<BrokerContext>) {
         .map_or(DEFAULT_QUEUED_MAX_REQUEST_BYTES, |v| v as usize);
     let pool = MemoryPool::new(pool_bytes);
     for stream in listener.incoming() {
+        if ctx.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            // Dropping the listener refuses further connections.
+            break;
+        }
         let stream = match stream {
             Ok(s) => s,
             Err(e) => {

@@ -1,27 +1,40 @@
-//! One topic-partition's log: a directory of segments named by their base offset, each a file of
-//! record batches, in Kafka's layout (`<log.dirs>/<topic>-<partition>/00000000000000000000.log`).
+//! One topic-partition's log (Kafka's `UnifiedLog` and `LogLoader`): a directory of segments named
+//! by their base offset (`<log.dirs>/<topic>-<partition>/00000000000000000000.log` with its
+//! `.index` and `.timeindex`), plus producer snapshots (`<offset>.snapshot`).
 //!
-//! Ownership: only the `log-writer` thread appends ([`PartitionLog::append`]). Connection threads
-//! read through [`Partition::read`]: they find the segment and start position under a short read
-//! lock, then read the file with positional reads and no lock held. The writer publishes each append
-//! (segment size, index entries, high watermark) under the write lock only after the bytes are in the
-//! file, so a reader never sees a batch that is not fully written.
+//! Ownership: only the `log-writer` thread holds the [`PartitionLog`] and changes the log (append,
+//! roll, flush, retention, DeleteRecords). Connection threads read through [`Partition`]: they
+//! clone the segment they need under a short read lock, then read its files with positional reads
+//! and no lock held. The writer does its file I/O under an upgradable read lock (readers keep
+//! reading) and publishes the result (segment size, index entries, log end offset) under the
+//! write lock only once the bytes are in the files, so a reader never sees a partial batch.
 //!
-//! Invariants: segments are sorted by base offset and contiguous; every byte of a segment below its
-//! published size is a complete, CRC-valid batch; `log_start_offset <= high_watermark ==
-//! log_end_offset` (a single replica commits on write).
+//! Invariants: segments are sorted by base offset and contiguous, and only the last (active) one
+//! is ever written; `log_start_offset <= high_watermark == log_end_offset` (a single replica
+//! commits on write); everything below the recovery point is on disk (log and sealed indexes).
 
+use super::checkpoint::{sync_dir, sync_parent_dir, temp_path};
+use super::index::NO_TIMESTAMP;
 use super::producer_state::{ProducerBatch, ProducerStateManager, SequenceCheck};
-use super::record_batch::{self, BatchView, Batches, HEADER_SIZE};
+use super::record_batch::{self, HEADER_SIZE};
+use super::segment::{
+    BatchInfo, DELETED_FILE_SUFFIX, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment,
+    TIME_INDEX_FILE_SUFFIX, parse_segment_file_name,
+};
 use crate::protocol::error_code::ErrorCode;
 use byteorder::{BigEndian, ByteOrder};
 use log::{info, warn};
-use parking_lot::{Condvar, Mutex, RwLock};
-use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::FileExt;
+use parking_lot::{Condvar, Mutex, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
+use std::fs::{self, File};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use super::segment::segment_file_name;
+
+/// The suffix of Kafka's producer state snapshot files.
+pub const SNAPSHOT_FILE_SUFFIX: &str = ".snapshot";
 
 /// A topic name and partition index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,71 +63,86 @@ impl std::fmt::Display for TopicPartition {
     }
 }
 
-/// The settings of one log, from broker defaults and topic overrides.
-#[derive(Debug, Clone)]
+/// The settings of one log, from broker defaults (`log.*`) and topic overrides.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
+    /// `segment.bytes` / `log.segment.bytes`.
     pub segment_bytes: u64,
+    /// `segment.ms` / `log.roll.ms`.
+    pub segment_ms: i64,
+    /// `index.interval.bytes` / `log.index.interval.bytes`.
     pub index_interval_bytes: u64,
+    /// `segment.index.bytes` / `log.index.size.max.bytes`.
+    pub max_index_size: u64,
+    /// `retention.ms` / `log.retention.ms`; negative means no limit.
+    pub retention_ms: i64,
+    /// `retention.bytes` / `log.retention.bytes`; negative means no limit.
+    pub retention_bytes: i64,
+    /// Whether `cleanup.policy` includes `delete`: retention and DeleteRecords apply only then.
+    pub delete_enabled: bool,
+    /// `flush.messages` / `log.flush.interval.messages`.
+    pub flush_interval_messages: i64,
+    /// `flush.ms` / `log.flush.interval.ms`.
+    pub flush_interval_ms: Option<i64>,
 }
 
 impl Default for LogConfig {
+    /// Kafka's defaults, except that nothing is ever deleted: the settings of a log no topic
+    /// configures, such as the cluster metadata log.
     fn default() -> Self {
         LogConfig {
             segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3_600_000,
             index_interval_bytes: 4096,
-        }
-    }
-}
-
-/// The 20-digit file name stem Kafka gives a segment with this base offset.
-pub fn segment_file_name(base_offset: i64, suffix: &str) -> String {
-    format!("{base_offset:020}{suffix}")
-}
-
-/// One sparse index entry: the last offset of a batch and the file position where it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexEntry {
-    pub offset: i64,
-    pub position: u64,
-}
-
-/// What readers can see of one segment.
-#[derive(Debug)]
-pub struct SegmentView {
-    pub base_offset: i64,
-    pub file: Arc<File>,
-    pub path: PathBuf,
-    /// Bytes of complete batches published to readers.
-    pub size: u64,
-    /// Sparse offset index, in offset order.
-    pub index: Vec<IndexEntry>,
-    pub bytes_since_last_index_entry: u64,
-}
-
-impl SegmentView {
-    /// The position from which to scan for `offset`: the start of the last indexed batch whose
-    /// last offset is at most `offset`, or the segment start.
-    fn scan_start(&self, offset: i64) -> u64 {
-        let i = self.index.partition_point(|e| e.offset <= offset);
-        if i == 0 {
-            0
-        } else {
-            self.index[i - 1].position
+            max_index_size: 10 << 20,
+            retention_ms: -1,
+            retention_bytes: -1,
+            delete_enabled: false,
+            flush_interval_messages: i64::MAX,
+            flush_interval_ms: None,
         }
     }
 }
 
 /// The shared state of a partition's log.
 #[derive(Debug)]
-pub struct LogState {
-    pub segments: Vec<SegmentView>,
-    pub log_start_offset: i64,
-    pub log_end_offset: i64,
-    pub high_watermark: i64,
+struct LogState {
+    segments: Vec<LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    high_watermark: i64,
+}
+
+impl LogState {
+    fn active(&self) -> &LogSegment {
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+    }
+
+    /// The index of the segment that holds `offset` (the last one whose base is at most it).
+    fn segment_index(&self, offset: i64) -> Option<usize> {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .checked_sub(1)
+    }
+
+    /// The offset after segment `i`'s last batch.
+    fn segment_end(&self, i: usize) -> i64 {
+        self.segments
+            .get(i + 1)
+            .map_or(self.log_end_offset, LogSegment::base_offset)
+    }
 }
 
 /// A partition's log as every thread sees it. The writer thread holds a [`PartitionLog`] that
-/// mutates it; readers call [`Partition::read`].
+/// changes it; readers call [`Partition::read`].
 #[derive(Debug)]
 pub struct Partition {
     pub topic_partition: TopicPartition,
@@ -150,228 +178,127 @@ impl Partition {
         self.state.read().log_end_offset
     }
 
+    /// The bytes in all segments.
+    pub fn size_in_bytes(&self) -> u64 {
+        self.state
+            .read()
+            .segments
+            .iter()
+            .map(LogSegment::size)
+            .sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.read().segments.len()
+    }
+
+    /// The base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.state
+            .read()
+            .segments
+            .iter()
+            .map(LogSegment::base_offset)
+            .collect()
+    }
+
     /// Reads whole batches starting with the one that holds `fetch_offset`, up to `max_bytes`.
     /// When `min_one_batch` is set, the first batch is returned whole even if it is larger than
     /// `max_bytes` (Kafka's rule that lets a consumer make progress). Reads stop at the end of the
-    /// segment holding `fetch_offset` and never pass the high watermark.
+    /// segment holding `fetch_offset` and never pass the high watermark. The start position comes
+    /// from the segment's offset index, so at most one index interval is scanned.
     pub fn read(
         &self,
         fetch_offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
     ) -> io::Result<Result<ReadResult, ReadError>> {
-        let (file, start, end, hw, lso) = {
-            let state = self.state.read();
-            if fetch_offset < state.log_start_offset || fetch_offset > state.log_end_offset {
-                return Ok(Err(ReadError::OffsetOutOfRange));
-            }
-            let mut result = ReadResult {
-                records: Vec::new(),
-                high_watermark: state.high_watermark,
-                log_start_offset: state.log_start_offset,
-            };
-            if fetch_offset == state.high_watermark {
-                return Ok(Ok(result));
-            }
-            let i = state
-                .segments
-                .partition_point(|s| s.base_offset <= fetch_offset);
-            let Some(segment) = i.checked_sub(1).map(|i| &state.segments[i]) else {
-                return Ok(Ok(result));
-            };
-            result.records.clear();
-            (
-                segment.file.clone(),
-                segment.scan_start(fetch_offset),
-                segment.size,
-                state.high_watermark,
-                state.log_start_offset,
-            )
-        };
-        let Some(position) = find_batch(&file, start, end, fetch_offset)? else {
-            return Ok(Ok(ReadResult {
-                records: Vec::new(),
-                high_watermark: hw,
-                log_start_offset: lso,
-            }));
-        };
-        let records = read_batches(&file, position, end, max_bytes, min_one_batch)?;
-        Ok(Ok(ReadResult {
-            records,
-            high_watermark: hw,
-            log_start_offset: lso,
-        }))
-    }
-}
-
-impl Partition {
-    /// The segments' files and published sizes, for scans that run without the lock.
-    fn segment_files(&self) -> Vec<(Arc<File>, u64)> {
-        self.state
-            .read()
-            .segments
-            .iter()
-            .map(|s| (s.file.clone(), s.size))
-            .collect()
-    }
-
-    /// Calls `visit` with each batch header (and its file and position) in offset order until it
-    /// returns false.
-    fn scan_headers(
-        &self,
-        mut visit: impl FnMut(&File, u64, &[u8; HEADER_SIZE]) -> io::Result<bool>,
-    ) -> io::Result<()> {
-        for (file, size) in self.segment_files() {
-            let mut position = 0;
-            while let Some(header) = read_header(&file, position, size)? {
-                if !visit(&file, position, &header)? {
-                    return Ok(());
+        // The base offset of the segment last tried, when it ended before `fetch_offset`.
+        let mut tried: Option<i64> = None;
+        loop {
+            let (segment, high_watermark, log_start_offset) = {
+                let state = self.state.read();
+                if fetch_offset < state.log_start_offset || fetch_offset > state.log_end_offset {
+                    return Ok(Err(ReadError::OffsetOutOfRange));
                 }
-                position += header_view(&header).1;
+                let i = match tried {
+                    None => state.segment_index(fetch_offset),
+                    Some(base) => Some(state.segments.partition_point(|s| s.base_offset() <= base)),
+                };
+                let segment = i.and_then(|i| state.segments.get(i));
+                match segment {
+                    Some(segment) if fetch_offset < state.high_watermark => (
+                        segment.clone(),
+                        state.high_watermark,
+                        state.log_start_offset,
+                    ),
+                    _ => {
+                        return Ok(Ok(ReadResult {
+                            records: Vec::new(),
+                            high_watermark: state.high_watermark,
+                            log_start_offset: state.log_start_offset,
+                        }));
+                    }
+                }
+            };
+            if let Some(records) = segment.read(fetch_offset, max_bytes, min_one_batch)? {
+                return Ok(Ok(ReadResult {
+                    records,
+                    high_watermark,
+                    log_start_offset,
+                }));
             }
+            tried = Some(segment.base_offset());
         }
-        Ok(())
     }
 
-    /// The offset and timestamp of the first record whose timestamp is at least `target`
-    /// (ListOffsets by timestamp), or `None` if every record is older.
+    /// The offset and timestamp of the first record at or after the log start offset whose
+    /// timestamp is at least `target` (ListOffsets by timestamp), or `None` if every record is
+    /// older. The first segment whose largest timestamp reaches `target` is searched through its
+    /// time index.
     pub fn offset_for_timestamp(&self, target: i64) -> io::Result<Option<(i64, i64)>> {
-        let mut found = None;
-        self.scan_headers(|file, position, header| {
-            let max_timestamp = BigEndian::read_i64(&header[record_batch::MAX_TIMESTAMP_OFFSET..]);
-            if max_timestamp < target {
-                return Ok(true);
+        let mut from = 0;
+        loop {
+            let (segment, log_start_offset) = {
+                let state = self.state.read();
+                let found = state.segments[from.min(state.segments.len())..]
+                    .iter()
+                    .position(|s| s.max_timestamp_so_far().timestamp >= target);
+                match found {
+                    Some(i) => (state.segments[from + i].clone(), state.log_start_offset),
+                    None => return Ok(None),
+                }
+            };
+            if let Some(found) = segment.find_offset_by_timestamp(target, log_start_offset)? {
+                return Ok(Some(found));
             }
-            found = record_timestamps(file, position, header)?
-                .into_iter()
-                .find(|&(_, ts)| ts >= target)
-                .or(Some((BigEndian::read_i64(header), max_timestamp)));
-            Ok(false)
-        })?;
-        Ok(found)
+            // Every record that reached the target lies below the log start offset.
+            let state = self.state.read();
+            from = state
+                .segments
+                .partition_point(|s| s.base_offset() <= segment.base_offset());
+        }
     }
 
     /// The offset and timestamp of the record with the largest timestamp (the first one, if
     /// several share it), for ListOffsets with MAX_TIMESTAMP.
     pub fn max_timestamp_offset(&self) -> io::Result<Option<(i64, i64)>> {
-        let mut best: Option<(File, u64, [u8; HEADER_SIZE])> = None;
-        let mut best_ts = i64::MIN;
-        self.scan_headers(|file, position, header| {
-            let ts = BigEndian::read_i64(&header[record_batch::MAX_TIMESTAMP_OFFSET..]);
-            if ts > best_ts {
-                best_ts = ts;
-                best = Some((file.try_clone()?, position, *header));
+        let segment = {
+            let state = self.state.read();
+            let mut best: Option<&LogSegment> = None;
+            for s in state.segments.iter().filter(|s| s.size() > 0) {
+                let ts = s.max_timestamp_so_far().timestamp;
+                if best.is_none_or(|b| ts > b.max_timestamp_so_far().timestamp) {
+                    best = Some(s);
+                }
             }
-            Ok(true)
-        })?;
-        let Some((file, position, header)) = best else {
-            return Ok(None);
+            match best {
+                Some(s) => s.clone(),
+                None => return Ok(None),
+            }
         };
-        let exact = record_timestamps(&file, position, &header)?
-            .into_iter()
-            .find(|&(_, ts)| ts == best_ts);
-        Ok(Some(exact.unwrap_or((header_view(&header).0, best_ts))))
+        segment.max_timestamp_record()
     }
-}
-
-/// The offsets and timestamps of an uncompressed batch's records; empty for a compressed one,
-/// whose records sprat does not decompress.
-fn record_timestamps(
-    file: &File,
-    position: u64,
-    header: &[u8; HEADER_SIZE],
-) -> io::Result<Vec<(i64, i64)>> {
-    let attributes = BigEndian::read_i16(&header[record_batch::ATTRIBUTES_OFFSET..]);
-    if attributes & record_batch::COMPRESSION_CODEC_MASK != 0 {
-        return Ok(Vec::new());
-    }
-    let size = header_view(header).1 as usize;
-    let mut bytes = vec![0u8; size];
-    file.read_exact_at(&mut bytes, position)?;
-    let Some(Ok(batch)) = Batches::new(&bytes).next() else {
-        return Ok(Vec::new());
-    };
-    let base_offset = batch.base_offset();
-    let base_timestamp = batch.base_timestamp();
-    let log_append_time = batch.attributes() & record_batch::TIMESTAMP_TYPE_MASK != 0;
-    Ok(record_batch::decode_records(&batch)
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let ts = if log_append_time {
-                batch.max_timestamp()
-            } else {
-                base_timestamp + r.timestamp_delta
-            };
-            (base_offset + i as i64, ts)
-        })
-        .collect())
-}
-
-/// Reads the 61-byte batch header at `position`, or `None` past `end`.
-fn read_header(file: &File, position: u64, end: u64) -> io::Result<Option<[u8; HEADER_SIZE]>> {
-    if position + HEADER_SIZE as u64 > end {
-        return Ok(None);
-    }
-    let mut header = [0u8; HEADER_SIZE];
-    file.read_exact_at(&mut header, position)?;
-    Ok(Some(header))
-}
-
-fn header_view(header: &[u8; HEADER_SIZE]) -> (i64, u64) {
-    let base = BigEndian::read_i64(&header[record_batch::BASE_OFFSET_OFFSET..]);
-    let delta = BigEndian::read_i32(&header[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
-    let length = BigEndian::read_i32(&header[record_batch::LENGTH_OFFSET..]);
-    (
-        base + i64::from(delta),
-        record_batch::LOG_OVERHEAD as u64 + length.max(0) as u64,
-    )
-}
-
-/// Scans batch headers from `position` to find the first batch whose last offset is at least
-/// `offset`.
-fn find_batch(file: &File, mut position: u64, end: u64, offset: i64) -> io::Result<Option<u64>> {
-    while let Some(header) = read_header(file, position, end)? {
-        let (last_offset, size) = header_view(&header);
-        if last_offset >= offset {
-            return Ok(Some(position));
-        }
-        position += size;
-    }
-    Ok(None)
-}
-
-/// Reads whole batches from `position`, as many as fit in `max_bytes` (at least one when
-/// `min_one_batch`), never past `end`.
-fn read_batches(
-    file: &File,
-    position: u64,
-    end: u64,
-    max_bytes: usize,
-    min_one_batch: bool,
-) -> io::Result<Vec<u8>> {
-    let mut len: u64 = 0;
-    let mut cursor = position;
-    while let Some(header) = read_header(file, cursor, end)? {
-        let (_, size) = header_view(&header);
-        if cursor + size > end {
-            break;
-        }
-        let fits = len + size <= max_bytes as u64;
-        let first_batch_anyway = len == 0 && min_one_batch;
-        if !fits && !first_batch_anyway {
-            break;
-        }
-        len += size;
-        cursor += size;
-        if !fits {
-            break;
-        }
-    }
-    let mut out = vec![0u8; len as usize];
-    file.read_exact_at(&mut out, position)?;
-    Ok(out)
 }
 
 /// The writer thread's handle on one partition's log.
@@ -379,6 +306,15 @@ pub struct PartitionLog {
     pub partition: Arc<Partition>,
     config: LogConfig,
     producers: ProducerStateManager,
+    /// Everything below this offset is on disk.
+    recovery_point: i64,
+    last_flush_ms: i64,
+    /// A segment file was created or removed since the directory was last fsynced.
+    dir_dirty: bool,
+    /// Sealed segments waiting for a background fsync, see [`PartitionLog::take_sealed_flush`].
+    sealed_flush: Option<SealedFlush>,
+    /// Tells this log from a later one of the same name (after a topic is deleted and recreated).
+    id: u64,
 }
 
 /// Why an append was refused.
@@ -396,6 +332,16 @@ impl From<io::Error> for AppendError {
     }
 }
 
+/// Why DeleteRecords could not move the log start offset.
+#[derive(Debug)]
+pub enum DeleteRecordsError {
+    /// The offset is negative (other than -1, "the high watermark") or past the high watermark.
+    OffsetOutOfRange,
+    /// The topic's `cleanup.policy` does not include `delete`.
+    PolicyViolation,
+    Io(io::Error),
+}
+
 /// The offsets an append was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -403,84 +349,172 @@ pub struct AppendInfo {
     pub last_offset: i64,
 }
 
+/// What the loader knows from the log directory's checkpoint files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// `.kafka_cleanshutdown` was present: every segment is trusted as it is.
+    pub had_clean_shutdown: bool,
+    /// From `recovery-point-offset-checkpoint`; none means recover every segment.
+    pub recovery_point: Option<i64>,
+    /// From `log-start-offset-checkpoint`.
+    pub log_start_offset: Option<i64>,
+}
+
+/// Files of sealed segments (and the producer snapshot taken at the roll) that are not yet known
+/// to be on disk. The writer hands this to a background thread, which fsyncs them and reports
+/// back so that the recovery point can move to `upto_offset` (Kafka flushes a rolled segment
+/// asynchronously in the same way).
+pub struct SealedFlush {
+    pub topic_partition: TopicPartition,
+    pub log_id: u64,
+    pub upto_offset: i64,
+    files: Vec<Arc<File>>,
+    dir: PathBuf,
+}
+
+impl SealedFlush {
+    /// fsyncs every file and the directory.
+    pub fn run(&self) -> io::Result<()> {
+        for f in &self.files {
+            f.sync_all()?;
+        }
+        sync_dir(&self.dir)
+    }
+}
+
+static NEXT_LOG_ID: AtomicU64 = AtomicU64::new(1);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What a log directory holds, after stray files are removed.
+struct DirListing {
+    segment_bases: Vec<i64>,
+    snapshot_offsets: Vec<i64>,
+}
+
 impl PartitionLog {
-    /// Opens (or creates) the log in `dir`, scanning every segment to find the log end offset.
-    /// A torn or corrupt tail is truncated at the last valid batch, with a warning.
+    /// Opens (or creates) the log in `dir` as after a crash with no checkpoint: every segment is
+    /// recovered (see [`PartitionLog::load`]).
     pub fn open(
         dir: &Path,
         topic_partition: TopicPartition,
         config: LogConfig,
     ) -> io::Result<PartitionLog> {
+        Self::load(dir, topic_partition, config, LoadOptions::default())
+    }
+
+    /// Opens (or creates) the log in `dir` (Kafka's `LogLoader`). After a clean shutdown every
+    /// segment is trusted: only the ends of the indexes and the tail of the active segment after
+    /// its last index entry are read. Otherwise each segment from the one holding the recovery
+    /// point on is recovered: every batch's length, CRC-32C and offsets are checked, the file is
+    /// cut at the first bad batch, later segments are deleted, and the indexes are rebuilt. A
+    /// missing or corrupt index of a trusted segment is rebuilt the same way. Producer state comes
+    /// from the latest valid snapshot plus the batch headers after it.
+    pub fn load(
+        dir: &Path,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        options: LoadOptions,
+    ) -> io::Result<PartitionLog> {
+        let created = !dir.exists();
         fs::create_dir_all(dir)?;
-        let mut bases: Vec<i64> = fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let stem = name.strip_suffix(".log")?;
-                (stem.len() == 20)
-                    .then(|| stem.parse::<i64>().ok())
-                    .flatten()
-            })
-            .collect();
-        bases.sort_unstable();
-        if bases.is_empty() {
-            bases.push(0);
+        if created {
+            // The new directory must outlive a power loss as much as the data written into it.
+            sync_parent_dir(dir)?;
         }
-        let mut segments = Vec::with_capacity(bases.len());
-        let mut producers = ProducerStateManager::default();
-        let mut log_end_offset = bases[0];
-        for (i, &base) in bases.iter().enumerate() {
-            let path = dir.join(segment_file_name(base, ".log"));
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)?;
-            let mut segment = SegmentView {
-                base_offset: base,
-                file: Arc::new(file),
-                path,
-                size: 0,
-                index: Vec::new(),
-                bytes_since_last_index_entry: 0,
-            };
-            let (next, truncated) =
-                recover_segment(&mut segment, &config, &topic_partition, &mut producers)?;
-            log_end_offset = next.unwrap_or(log_end_offset.max(base));
-            segments.push(segment);
-            if truncated && i + 1 < bases.len() {
-                // A corrupt segment that is not the last: everything after it is unreachable.
-                warn!("{topic_partition}: deleting segments after corrupt segment {base}");
-                for &later in &bases[i + 1..] {
-                    let _ = fs::remove_file(dir.join(segment_file_name(later, ".log")));
-                }
-                break;
+        let now = now_ms();
+        let tp = &topic_partition;
+        let listing = list_log_dir(dir, tp)?;
+        let (mut segments, mut dir_dirty) =
+            load_segments(dir, tp, &config, &listing.segment_bases, &options, now)?;
+        let mut log_end_offset = next_offset_of(&mut segments)?;
+        let first_base = segments[0].base_offset();
+        let mut log_start_offset = options
+            .log_start_offset
+            .unwrap_or(first_base)
+            .max(first_base);
+        if log_start_offset > log_end_offset {
+            // The checkpointed start is past what survived: start over there, so that no offset
+            // below it is ever handed out again (Kafka's `truncateFullyAndStartAt`).
+            warn!(
+                "{tp}: log end offset {log_end_offset} is below the log start offset {log_start_offset}; starting the log over at {log_start_offset}"
+            );
+            for s in &segments {
+                s.delete()?;
             }
+            segments = vec![LogSegment::create(dir, log_start_offset, &config, now)?];
+            log_end_offset = log_start_offset;
+            dir_dirty = true;
         }
-        let log_start_offset = segments[0].base_offset;
+        log_start_offset = log_start_offset.min(log_end_offset);
+        let active = segments.last_mut().expect("at least one segment");
+        active.resize_indexes(config.max_index_size)?;
+        active.load_rolling_based_timestamp()?;
+        let recovery_point = if options.had_clean_shutdown {
+            log_end_offset
+        } else {
+            options.recovery_point.unwrap_or(0).min(log_end_offset)
+        };
+        let partition = Arc::new(Partition {
+            topic_partition: topic_partition.clone(),
+            dir: dir.to_path_buf(),
+            state: RwLock::new(LogState {
+                segments,
+                log_start_offset,
+                log_end_offset,
+                high_watermark: log_end_offset,
+            }),
+        });
+        let producers = load_producer_state(&partition, &listing.snapshot_offsets)?;
         info!(
-            "{topic_partition}: loaded {} segment(s), log start offset {log_start_offset}, log end offset {log_end_offset}",
-            segments.len()
+            "{tp}: loaded {} segment(s) after a{} shutdown, log start offset {log_start_offset}, log end offset {log_end_offset}, recovery point {recovery_point}, {} producer(s)",
+            partition.segment_count(),
+            if options.had_clean_shutdown {
+                " clean"
+            } else {
+                "n unclean"
+            },
+            producers.producer_count()
         );
         Ok(PartitionLog {
-            partition: Arc::new(Partition {
-                topic_partition,
-                dir: dir.to_path_buf(),
-                state: RwLock::new(LogState {
-                    segments,
-                    log_start_offset,
-                    log_end_offset,
-                    high_watermark: log_end_offset,
-                }),
-            }),
+            partition,
             config,
             producers,
+            recovery_point,
+            last_flush_ms: now,
+            dir_dirty,
+            sealed_flush: None,
+            id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
     pub fn log_end_offset(&self) -> i64 {
         self.partition.log_end_offset()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.partition.log_start_offset()
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Applies changed topic configs; they take effect from the next append or retention check.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
     }
 
     /// The largest producer id this log has seen.
@@ -516,194 +550,592 @@ impl PartitionLog {
     }
 
     /// Appends a buffer of one or more validated batches, giving them consecutive offsets from
-    /// the log end offset by rewriting each base offset in place. Returns the offsets assigned.
-    /// The bytes are in the file (page cache) when this returns; see [`PartitionLog::flush`].
+    /// the log end offset by rewriting each base offset in place. Rolls a new segment first when
+    /// the active one is due (`segment.bytes`, `segment.ms`, full index). Returns the offsets
+    /// assigned. The bytes are in the file (page cache) when this returns; see
+    /// [`PartitionLog::flush`].
     pub fn append(&mut self, batches: &mut [u8]) -> io::Result<AppendInfo> {
-        let mut state = self.partition.state.write();
+        let now = now_ms();
+        let partition = self.partition.clone();
+        let state = partition.state.upgradable_read();
         let first_offset = state.log_end_offset;
-        let mut next = first_offset;
-        let mut cursor = 0;
-        let mut sizes = Vec::new();
-        while cursor < batches.len() {
-            let size = record_batch::batch_size(&batches[cursor..])
-                .ok()
-                .flatten()
-                .filter(|s| cursor + s <= batches.len())
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "append of an unvalidated batch",
-                    )
-                })?;
-            let batch = &mut batches[cursor..cursor + size];
-            record_batch::set_base_offset(batch, next);
-            let delta = BigEndian::read_i32(&batch[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
-            sizes.push((next + i64::from(delta), size as u64));
-            next += i64::from(delta) + 1;
-            cursor += size;
-        }
-        let roll = {
-            let active = state
-                .segments
-                .last()
-                .expect("a log always has an active segment");
-            active.size > 0 && active.size + batches.len() as u64 > self.config.segment_bytes
-        };
-        if roll {
-            self.roll(&mut state, first_offset)?;
-        }
-        let interval = self.config.index_interval_bytes;
-        let active = state
-            .segments
-            .last_mut()
-            .expect("a log always has an active segment");
-        active.file.write_all_at(batches, active.size)?;
-        let mut position = active.size;
-        for (last_offset, size) in sizes {
-            if active.index.is_empty() && position == 0
-                || active.bytes_since_last_index_entry >= interval
-            {
-                active.index.push(IndexEntry {
-                    offset: last_offset,
-                    position,
-                });
-                active.bytes_since_last_index_entry = 0;
-            }
-            active.bytes_since_last_index_entry += size;
-            position += size;
-        }
-        active.size = position;
-        state.log_end_offset = next;
-        state.high_watermark = next;
-        Ok(AppendInfo {
+        let infos = assign_offsets(batches, first_offset)?;
+        let next = infos.last().map_or(first_offset, |b| b.last_offset + 1);
+        let info = AppendInfo {
             first_offset,
             last_offset: next - 1,
-        })
+        };
+        if infos.is_empty() {
+            return Ok(info);
+        }
+        let max_timestamp = infos
+            .iter()
+            .map(|b| b.max_timestamp)
+            .max()
+            .unwrap_or(NO_TIMESTAMP);
+        let roll = state.active().should_roll(
+            &self.config,
+            batches.len() as u64,
+            max_timestamp,
+            next - 1,
+            now,
+        );
+        let state = if roll { self.roll(state, now)? } else { state };
+        let pending =
+            state
+                .active()
+                .prepare_append(batches, &infos, self.config.index_interval_bytes)?;
+        let mut state = RwLockUpgradableReadGuard::upgrade(state);
+        state.active_mut().commit_append(pending);
+        state.log_end_offset = next;
+        state.high_watermark = next;
+        Ok(info)
     }
 
-    fn roll(&self, state: &mut LogState, base_offset: i64) -> io::Result<()> {
-        let path = self
-            .partition
-            .dir
-            .join(segment_file_name(base_offset, ".log"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+    /// Seals the active segment and starts a new one at the log end offset (Kafka's `roll`),
+    /// taking a producer snapshot at the new base offset and queueing the sealed files for a
+    /// background fsync. The I/O happens before the write lock is taken.
+    fn roll<'a>(
+        &mut self,
+        state: RwLockUpgradableReadGuard<'a, LogState>,
+        now: i64,
+    ) -> io::Result<RwLockUpgradableReadGuard<'a, LogState>> {
+        let base_offset = state.log_end_offset;
+        let mut sealed = state.active().clone();
+        sealed.seal()?;
+        let new = LogSegment::create(&self.partition.dir, base_offset, &self.config, now)?;
+        let snapshot = self.write_producer_snapshot(base_offset, false)?;
+        let mut state = RwLockUpgradableReadGuard::upgrade(state);
+        *state.active_mut() = sealed;
+        state.segments.push(new);
+        self.dir_dirty = true;
         info!(
-            "{}: rolled new segment {}",
-            self.partition.topic_partition,
-            path.display()
+            "{}: rolled new segment at offset {base_offset}",
+            self.partition.topic_partition
         );
-        state.segments.push(SegmentView {
-            base_offset,
-            file: Arc::new(file),
-            path,
-            size: 0,
-            index: Vec::new(),
-            bytes_since_last_index_entry: 0,
+        let mut files = vec![snapshot];
+        let from = state.segment_index(self.recovery_point).unwrap_or(0);
+        let sealed_count = state.segments.len() - 1;
+        for s in &state.segments[from.min(sealed_count)..sealed_count] {
+            files.extend(s.files());
+        }
+        self.sealed_flush = Some(SealedFlush {
+            topic_partition: self.partition.topic_partition.clone(),
+            log_id: self.id,
+            upto_offset: base_offset,
+            files,
+            dir: self.partition.dir.clone(),
         });
+        Ok(RwLockWriteGuard::downgrade_to_upgradable(state))
+    }
+
+    /// Sealed segments that wait for an fsync, taken by the writer after each group of appends.
+    pub fn take_sealed_flush(&mut self) -> Option<SealedFlush> {
+        self.sealed_flush.take()
+    }
+
+    /// Records that a [`SealedFlush`] finished: the recovery point may move up to its offset.
+    pub fn mark_flushed(&mut self, upto_offset: i64) {
+        let upto = upto_offset.min(self.log_end_offset());
+        if upto > self.recovery_point {
+            self.recovery_point = upto;
+        }
+    }
+
+    /// Messages appended since the last flush (Kafka's `unflushedMessages`).
+    pub fn unflushed_messages(&self) -> i64 {
+        self.log_end_offset() - self.recovery_point
+    }
+
+    /// Whether `flush.messages` or `flush.ms` call for an fsync now.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        let unflushed = self.unflushed_messages();
+        unflushed > 0
+            && (unflushed >= self.config.flush_interval_messages
+                || self
+                    .config
+                    .flush_interval_ms
+                    .is_some_and(|ms| now_ms - self.last_flush_ms >= ms))
+    }
+
+    /// Forces every segment with data past the recovery point to disk (sealed segments with
+    /// their indexes), then moves the recovery point to the log end offset. One fsync when only
+    /// the active segment changed.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.flush_segments(false)
+    }
+
+    fn flush_segments(&mut self, include_active_indexes: bool) -> io::Result<()> {
+        let (segments, log_end_offset) = {
+            let state = self.partition.state.read();
+            if state.log_end_offset == self.recovery_point
+                && !self.dir_dirty
+                && !include_active_indexes
+            {
+                return Ok(());
+            }
+            let from = state.segment_index(self.recovery_point).unwrap_or(0);
+            (state.segments[from..].to_vec(), state.log_end_offset)
+        };
+        let last = segments.len() - 1;
+        for (i, s) in segments.iter().enumerate() {
+            s.flush(i < last || include_active_indexes)?;
+        }
+        if self.dir_dirty {
+            sync_dir(&self.partition.dir)?;
+            self.dir_dirty = false;
+        }
+        self.recovery_point = self.recovery_point.max(log_end_offset);
+        self.last_flush_ms = now_ms();
+        // Everything a pending background flush would have synced is on disk now.
+        self.sealed_flush = None;
         Ok(())
     }
 
-    /// Forces the active segment's bytes to disk.
-    pub fn flush(&self) -> io::Result<()> {
-        let file = self
+    /// Prepares the log for a clean shutdown (Kafka's `LogSegment.close` and the snapshot taken
+    /// at close): the active segment gets its final time index entry and trimmed indexes,
+    /// everything is fsynced, and a producer snapshot is written at the log end offset.
+    pub fn close(&mut self) -> io::Result<()> {
+        let log_end_offset = {
+            let mut state = self.partition.state.write();
+            state.active_mut().seal()?;
+            state.log_end_offset
+        };
+        self.flush_segments(true)?;
+        let snapshot = self.write_producer_snapshot(log_end_offset, true)?;
+        drop(snapshot);
+        sync_dir(&self.partition.dir)
+    }
+
+    /// Writes the producer state as `<offset>.snapshot` through a temporary file and a rename.
+    fn write_producer_snapshot(&self, offset: i64, sync: bool) -> io::Result<Arc<File>> {
+        let path = self
             .partition
-            .state
-            .read()
-            .segments
-            .last()
-            .map(|s| s.file.clone());
-        match file {
-            Some(f) => f.sync_data(),
-            None => Ok(()),
+            .dir
+            .join(segment_file_name(offset, SNAPSHOT_FILE_SUFFIX));
+        let tmp = temp_path(&path);
+        let mut file = File::create(&tmp)?;
+        file.write_all(&self.producers.encode_snapshot())?;
+        if sync {
+            file.sync_all()?;
         }
+        fs::rename(&tmp, &path)?;
+        Ok(Arc::new(file))
+    }
+
+    /// Deletes whole segments that retention no longer keeps (Kafka's `deleteOldSegments`):
+    /// those whose largest timestamp is older than `retention.ms`, then the oldest ones while the
+    /// log is larger than `retention.bytes` by at least their size, then those entirely below
+    /// the log start offset. Time and size retention apply only with `cleanup.policy=delete`.
+    /// When the active segment itself is due, a new one is rolled first. Returns how many
+    /// segments were deleted.
+    pub fn delete_old_segments(&mut self, now_ms: i64) -> io::Result<usize> {
+        let mut deleted = 0;
+        if self.config.delete_enabled {
+            let retention_ms = self.config.retention_ms;
+            if retention_ms >= 0 {
+                let count =
+                    self.deletable_prefix(|s| now_ms - s.largest_timestamp() > retention_ms);
+                deleted += self.delete_segments(count, "retention time", now_ms)?;
+            }
+            let retention_bytes = self.config.retention_bytes;
+            let size = self.partition.size_in_bytes() as i64;
+            if retention_bytes >= 0 && size >= retention_bytes {
+                let mut excess = size - retention_bytes;
+                let count = self.deletable_prefix(|s| {
+                    let fits = excess - s.size() as i64 >= 0;
+                    if fits {
+                        excess -= s.size() as i64;
+                    }
+                    fits
+                });
+                deleted += self.delete_segments(count, "retention size", now_ms)?;
+            }
+        }
+        deleted += self.delete_segments_below_log_start(now_ms)?;
+        Ok(deleted)
+    }
+
+    /// How many segments from the oldest satisfy `deletable` in a row. An empty active segment
+    /// is never deletable.
+    fn deletable_prefix(&self, mut deletable: impl FnMut(&LogSegment) -> bool) -> usize {
+        let state = self.partition.state.read();
+        let last = state.segments.len() - 1;
+        state
+            .segments
+            .iter()
+            .enumerate()
+            .take_while(|&(i, s)| !(i == last && s.size() == 0) && deletable(s))
+            .count()
+    }
+
+    fn delete_segments_below_log_start(&mut self, now_ms: i64) -> io::Result<usize> {
+        let count = {
+            let state = self.partition.state.read();
+            (0..state.segments.len() - 1)
+                .take_while(|&i| state.segment_end(i) <= state.log_start_offset)
+                .count()
+        };
+        self.delete_segments(count, "log start offset", now_ms)
+    }
+
+    /// Removes the `count` oldest segments from the log (rolling first if that is all of them),
+    /// moves the log start offset to the new first segment, then deletes their files and the
+    /// producer snapshots below it.
+    fn delete_segments(&mut self, count: usize, reason: &str, now_ms: i64) -> io::Result<usize> {
+        if count == 0 {
+            return Ok(0);
+        }
+        if count == self.partition.segment_count() {
+            let partition = self.partition.clone();
+            let state = partition.state.upgradable_read();
+            drop(self.roll(state, now_ms)?);
+        }
+        let (removed, log_start_offset) = {
+            let mut state = self.partition.state.write();
+            let removed: Vec<LogSegment> = state.segments.drain(..count).collect();
+            let first_base = state.segments[0].base_offset();
+            state.log_start_offset = state.log_start_offset.max(first_base);
+            (removed, state.log_start_offset)
+        };
+        for s in &removed {
+            s.delete()?;
+            info!(
+                "{}: deleted segment {} ({} bytes) by {reason}; log start offset is now {log_start_offset}",
+                self.partition.topic_partition,
+                s.base_offset(),
+                s.size()
+            );
+        }
+        self.dir_dirty = true;
+        self.delete_snapshots_below(self.partition.segment_base_offsets()[0])?;
+        Ok(removed.len())
+    }
+
+    fn delete_snapshots_below(&self, offset: i64) -> io::Result<()> {
+        for snapshot in list_snapshots(&self.partition.dir)? {
+            if snapshot < offset {
+                let path = self
+                    .partition
+                    .dir
+                    .join(segment_file_name(snapshot, SNAPSHOT_FILE_SUFFIX));
+                fs::remove_file(path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1 means the high watermark) and
+    /// deletes the segments entirely below it. Returns the new log start offset (Kafka's "low
+    /// watermark").
+    pub fn delete_records(&mut self, offset: i64) -> Result<i64, DeleteRecordsError> {
+        let high_watermark = self.partition.high_watermark();
+        let offset = if offset == -1 { high_watermark } else { offset };
+        if offset < 0 || offset > high_watermark {
+            return Err(DeleteRecordsError::OffsetOutOfRange);
+        }
+        if !self.config.delete_enabled {
+            return Err(DeleteRecordsError::PolicyViolation);
+        }
+        {
+            let mut state = self.partition.state.write();
+            if offset > state.log_start_offset {
+                state.log_start_offset = offset;
+                info!(
+                    "{}: log start offset moved to {offset} by DeleteRecords",
+                    self.partition.topic_partition
+                );
+            }
+        }
+        self.delete_segments_below_log_start(now_ms())
+            .map_err(DeleteRecordsError::Io)?;
+        Ok(self.partition.log_start_offset())
     }
 }
 
-/// Scans a segment from the start, checking each batch's length and CRC-32C and building the
-/// sparse index. Truncates the file after the last valid batch. Returns the offset after the last
-/// valid batch (`None` if the segment holds none) and whether anything was truncated.
-fn recover_segment(
-    segment: &mut SegmentView,
-    config: &LogConfig,
+/// Rewrites the base offsets of the batches in `batches` from `first_offset` on and describes
+/// each for the segment.
+fn assign_offsets(batches: &mut [u8], first_offset: i64) -> io::Result<Vec<BatchInfo>> {
+    let mut infos = Vec::with_capacity(1);
+    let mut next = first_offset;
+    let mut cursor = 0;
+    while cursor < batches.len() {
+        let size = record_batch::batch_size(&batches[cursor..])
+            .ok()
+            .flatten()
+            .filter(|s| cursor + s <= batches.len() && *s >= HEADER_SIZE)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "append of an unvalidated batch",
+                )
+            })?;
+        let batch = &mut batches[cursor..cursor + size];
+        record_batch::set_base_offset(batch, next);
+        let delta = BigEndian::read_i32(&batch[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
+        let max_timestamp = BigEndian::read_i64(&batch[record_batch::MAX_TIMESTAMP_OFFSET..]);
+        infos.push(BatchInfo {
+            size: size as u64,
+            last_offset: next + i64::from(delta),
+            max_timestamp,
+        });
+        next += i64::from(delta) + 1;
+        cursor += size;
+    }
+    Ok(infos)
+}
+
+/// Lists a log directory: segment base offsets (sorted) and snapshot offsets. Removes what an
+/// interrupted operation left behind: `.deleted` files, temporary files, and index files whose
+/// log file is gone.
+fn list_log_dir(dir: &Path, tp: &TopicPartition) -> io::Result<DirListing> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        if let Ok(name) = entry?.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    let mut segment_bases: Vec<i64> = names
+        .iter()
+        .filter_map(|n| parse_segment_file_name(n, LOG_FILE_SUFFIX))
+        .collect();
+    segment_bases.sort_unstable();
+    let mut snapshot_offsets = Vec::new();
+    for name in &names {
+        let stray = name.ends_with(DELETED_FILE_SUFFIX)
+            || name.ends_with(".tmp")
+            || name.ends_with(".cleaned")
+            || name.ends_with(".swap");
+        let orphan_index = [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX]
+            .iter()
+            .any(|suffix| {
+                parse_segment_file_name(name, suffix)
+                    .is_some_and(|base| segment_bases.binary_search(&base).is_err())
+            });
+        if stray || orphan_index {
+            info!("{tp}: removing leftover file {name}");
+            fs::remove_file(dir.join(name))?;
+        } else if let Some(offset) = parse_segment_file_name(name, SNAPSHOT_FILE_SUFFIX) {
+            snapshot_offsets.push(offset);
+        }
+    }
+    snapshot_offsets.sort_unstable();
+    Ok(DirListing {
+        segment_bases,
+        snapshot_offsets,
+    })
+}
+
+fn list_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut offsets = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        if let Ok(name) = entry?.file_name().into_string()
+            && let Some(offset) = parse_segment_file_name(&name, SNAPSHOT_FILE_SUFFIX)
+        {
+            offsets.push(offset);
+        }
+    }
+    offsets.sort_unstable();
+    Ok(offsets)
+}
+
+/// Opens every segment, trusting or recovering each (see [`PartitionLog::load`]). Returns the
+/// segments (at least one) and whether files were created or deleted.
+fn load_segments(
+    dir: &Path,
     tp: &TopicPartition,
+    config: &LogConfig,
+    bases: &[i64],
+    options: &LoadOptions,
+    now: i64,
+) -> io::Result<(Vec<LogSegment>, bool)> {
+    if bases.is_empty() {
+        let base = options.log_start_offset.unwrap_or(0).max(0);
+        return Ok((vec![LogSegment::create(dir, base, config, now)?], true));
+    }
+    // After an unclean shutdown, recovery starts with the segment holding the recovery point,
+    // and batches are CRC-checked from the recovery point on. After a clean one, everything is
+    // on disk: an index rebuild reads batch headers only.
+    let (recover_from, verify_from) = if options.had_clean_shutdown {
+        (bases.len(), i64::MAX)
+    } else {
+        let recovery_point = options.recovery_point.unwrap_or(0);
+        let from = bases
+            .iter()
+            .rposition(|&b| b <= recovery_point)
+            .unwrap_or(0);
+        (from, recovery_point)
+    };
+    let mut segments = Vec::with_capacity(bases.len());
+    let mut dir_dirty = false;
+    for (i, &base) in bases.iter().enumerate() {
+        let next_base = bases.get(i + 1).copied();
+        let trusted = if i < recover_from {
+            match LogSegment::open(dir, base, next_base, now)? {
+                Ok(segment) => Some(segment),
+                Err(corrupt) => {
+                    warn!("{tp}: {corrupt}; rebuilding the indexes of segment {base}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let segment = match trusted {
+            Some(segment) => segment,
+            None => {
+                let mut segment = LogSegment::open_for_recovery(dir, base, config, now)?;
+                let recovery = segment.recover(config.index_interval_bytes, verify_from)?;
+                if recovery.truncated_bytes > 0 {
+                    warn!(
+                        "{tp}: segment {} is invalid at position {} ({}); truncated {} bytes, the log now ends at offset {}",
+                        segment.log_path().display(),
+                        segment.size(),
+                        recovery.reason.as_deref().unwrap_or("unknown reason"),
+                        recovery.truncated_bytes,
+                        recovery.next_offset.unwrap_or(base)
+                    );
+                    segments.push(segment);
+                    dir_dirty |= delete_later_segments(dir, tp, &bases[i + 1..])?;
+                    break;
+                }
+                segment
+            }
+        };
+        segments.push(segment);
+    }
+    Ok((segments, dir_dirty))
+}
+
+/// Deletes the segments after one that was cut short: their offsets no longer follow on.
+fn delete_later_segments(dir: &Path, tp: &TopicPartition, bases: &[i64]) -> io::Result<bool> {
+    for &base in bases {
+        warn!("{tp}: deleting segment {base}, which follows a truncated segment");
+        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+            match fs::remove_file(dir.join(segment_file_name(base, suffix))) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(!bases.is_empty())
+}
+
+/// The log end offset: the active segment's next offset (read from its tail when it was
+/// trusted), or its base offset when it is empty.
+fn next_offset_of(segments: &mut [LogSegment]) -> io::Result<i64> {
+    let active = segments.last_mut().expect("at least one segment");
+    Ok(active.read_next_offset()?.unwrap_or(active.base_offset()))
+}
+
+/// Rebuilds the producer state: the latest snapshot at or below the log end offset that decodes,
+/// then the headers of the batches after it. Snapshots past the log end (from before a
+/// truncation) and unreadable ones are deleted.
+fn load_producer_state(
+    partition: &Partition,
+    snapshot_offsets: &[i64],
+) -> io::Result<ProducerStateManager> {
+    let tp = &partition.topic_partition;
+    let (log_end_offset, first_base) = {
+        let state = partition.state.read();
+        (state.log_end_offset, state.segments[0].base_offset())
+    };
+    let mut producers = ProducerStateManager::default();
+    let mut replay_from = first_base;
+    for &offset in snapshot_offsets.iter().rev() {
+        let path = partition
+            .dir
+            .join(segment_file_name(offset, SNAPSHOT_FILE_SUFFIX));
+        if offset > log_end_offset {
+            info!("{tp}: deleting producer snapshot {offset}, past the log end offset");
+            fs::remove_file(&path)?;
+            continue;
+        }
+        match ProducerStateManager::decode_snapshot(&fs::read(&path)?) {
+            Ok(state) => {
+                producers = state;
+                replay_from = offset.max(first_base);
+                break;
+            }
+            Err(e) => {
+                warn!("{tp}: deleting unreadable producer snapshot {offset}: {e}");
+                fs::remove_file(&path)?;
+            }
+        }
+    }
+    replay_producer_batches(partition, replay_from, &mut producers)?;
+    remove_stray_snapshots(partition)?;
+    Ok(producers)
+}
+
+/// Deletes the snapshots that are neither at a segment's base offset nor the latest one (Kafka's
+/// `removeStraySnapshots`), so that clean restarts do not pile them up.
+fn remove_stray_snapshots(partition: &Partition) -> io::Result<()> {
+    let snapshots = list_snapshots(&partition.dir)?;
+    let bases = partition.segment_base_offsets();
+    let latest = snapshots.last().copied();
+    for offset in snapshots {
+        if Some(offset) != latest && bases.binary_search(&offset).is_err() {
+            let path = partition
+                .dir
+                .join(segment_file_name(offset, SNAPSHOT_FILE_SUFFIX));
+            fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies the producer fields of every batch from `from` to the log end to `producers`,
+/// reading batch headers only.
+fn replay_producer_batches(
+    partition: &Partition,
+    from: i64,
     producers: &mut ProducerStateManager,
-) -> io::Result<(Option<i64>, bool)> {
-    let file_len = segment.file.metadata()?.len();
-    let mut position: u64 = 0;
-    let mut next_offset = None;
-    let mut buf = Vec::new();
-    while position < file_len {
-        let Some(header) = read_header(&segment.file, position, file_len)? else {
-            break;
-        };
-        let size = match record_batch::batch_size(&header) {
-            Ok(Some(size)) if position + size as u64 <= file_len => size,
-            _ => break,
-        };
-        buf.resize(size, 0);
-        segment.file.read_exact_at(&mut buf, position)?;
-        let batch = match Batches::new(&buf).next() {
-            Some(Ok(b)) => b,
-            _ => break,
-        };
-        if batch.validate().is_err() {
-            break;
-        }
-        index_batch(segment, &batch, position, config);
-        if let Some(p) = producer_fields(batch.bytes()) {
-            producers.update(&p, batch.base_offset(), batch.last_offset());
-        }
-        next_offset = Some(batch.last_offset() + 1);
-        position += size as u64;
+) -> io::Result<()> {
+    let segments: Vec<LogSegment> = {
+        let state = partition.state.read();
+        let i = state.segment_index(from).unwrap_or(0);
+        state.segments[i..].to_vec()
+    };
+    for segment in segments {
+        segment.scan_headers_from(from, |header| {
+            if let Some(p) = producer_batch_from_header(header) {
+                let base = BigEndian::read_i64(&header[record_batch::BASE_OFFSET_OFFSET..]);
+                let delta = BigEndian::read_i32(&header[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
+                producers.update(&p, base, base + i64::from(delta));
+            }
+            true
+        })?;
     }
-    let truncated = position < file_len;
-    if truncated {
-        warn!(
-            "{tp}: segment {} has {} invalid or torn trailing bytes at position {position}; truncating",
-            segment.path.display(),
-            file_len - position
-        );
-        segment.file.set_len(position)?;
-    }
-    segment.size = position;
-    Ok((next_offset, truncated))
+    Ok(())
 }
 
 /// The producer fields of a batch written by an idempotent producer; `None` for other batches.
 fn producer_fields(batch: &[u8]) -> Option<ProducerBatch> {
-    let view = Batches::new(batch).next()?.ok()?;
-    if view.producer_id() < 0 || view.is_control() {
-        return None;
-    }
-    Some(ProducerBatch {
-        producer_id: view.producer_id(),
-        producer_epoch: view.producer_epoch(),
-        first_sequence: view.base_sequence(),
-        last_sequence: view.last_sequence(),
-    })
+    let header: &[u8; HEADER_SIZE] = batch.get(..HEADER_SIZE)?.try_into().ok()?;
+    producer_batch_from_header(header)
 }
 
-fn index_batch(
-    segment: &mut SegmentView,
-    batch: &BatchView<'_>,
-    position: u64,
-    config: &LogConfig,
-) {
-    if segment.index.is_empty() && position == 0
-        || segment.bytes_since_last_index_entry >= config.index_interval_bytes
-    {
-        segment.index.push(IndexEntry {
-            offset: batch.last_offset(),
-            position,
-        });
-        segment.bytes_since_last_index_entry = 0;
+fn producer_batch_from_header(header: &[u8; HEADER_SIZE]) -> Option<ProducerBatch> {
+    let producer_id = BigEndian::read_i64(&header[record_batch::PRODUCER_ID_OFFSET..]);
+    let attributes = BigEndian::read_i16(&header[record_batch::ATTRIBUTES_OFFSET..]);
+    if producer_id < 0 || attributes & record_batch::CONTROL_FLAG_MASK != 0 {
+        return None;
     }
-    segment.bytes_since_last_index_entry += batch.size() as u64;
+    let first_sequence = BigEndian::read_i32(&header[record_batch::BASE_SEQUENCE_OFFSET..]);
+    let delta = BigEndian::read_i32(&header[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
+    let last_sequence = if first_sequence == record_batch::NO_SEQUENCE {
+        record_batch::NO_SEQUENCE
+    } else {
+        ((i64::from(first_sequence) + i64::from(delta)) % (i64::from(i32::MAX) + 1)) as i32
+    };
+    Some(ProducerBatch {
+        producer_id,
+        producer_epoch: BigEndian::read_i16(&header[record_batch::PRODUCER_EPOCH_OFFSET..]),
+        first_sequence,
+        last_sequence,
+        max_timestamp: BigEndian::read_i64(&header[record_batch::MAX_TIMESTAMP_OFFSET..]),
+    })
 }
 
 /// Waits for appends, so that a fetch with `max_wait_ms` can sleep until data arrives instead of
@@ -737,118 +1169,4 @@ impl AppendNotifier {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::record_batch::{BatchHeader, Record, build_batch};
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("sprat-log-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
-
-    fn batch(n: usize, value: &[u8]) -> Vec<u8> {
-        let records: Vec<_> = (0..n)
-            .map(|_| Record {
-                value: Some(value.to_vec()),
-                ..Record::default()
-            })
-            .collect();
-        build_batch(&BatchHeader::default(), &records)
-    }
-
-    #[test]
-    fn append_assigns_offsets_and_reads_back() {
-        let dir = temp_dir("append");
-        let mut log =
-            PartitionLog::open(&dir, TopicPartition::new("t", 0), LogConfig::default()).unwrap();
-        let mut b1 = batch(3, b"a");
-        let mut b2 = batch(2, b"b");
-        assert_eq!(
-            log.append(&mut b1).unwrap(),
-            AppendInfo {
-                first_offset: 0,
-                last_offset: 2
-            }
-        );
-        assert_eq!(
-            log.append(&mut b2).unwrap(),
-            AppendInfo {
-                first_offset: 3,
-                last_offset: 4
-            }
-        );
-        let p = &log.partition;
-        let r = p.read(3, 1 << 20, true).unwrap().unwrap();
-        assert_eq!(r.records, b2);
-        assert_eq!(r.high_watermark, 5);
-        let r = p.read(1, 1 << 20, true).unwrap().unwrap();
-        assert_eq!(r.records.len(), b1.len() + b2.len());
-        let r = p.read(0, 1, true).unwrap().unwrap();
-        assert_eq!(r.records, b1, "at least one batch");
-        let r = p.read(0, 1, false).unwrap().unwrap();
-        assert!(r.records.is_empty());
-        assert!(p.read(5, 100, true).unwrap().unwrap().records.is_empty());
-        assert_eq!(
-            p.read(6, 100, true).unwrap().unwrap_err(),
-            ReadError::OffsetOutOfRange
-        );
-        let file = fs::read(dir.join("00000000000000000000.log")).unwrap();
-        assert_eq!(file, [b1, b2].concat());
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn reopen_recovers_end_offset_and_truncates_torn_tail() {
-        let dir = temp_dir("recover");
-        let mut b1 = batch(2, b"x");
-        {
-            let mut log =
-                PartitionLog::open(&dir, TopicPartition::new("t", 0), LogConfig::default())
-                    .unwrap();
-            log.append(&mut b1).unwrap();
-            log.append(&mut batch(1, b"y")).unwrap();
-        }
-        let path = dir.join("00000000000000000000.log");
-        let full = fs::read(&path).unwrap();
-        fs::write(&path, &full[..full.len() - 3]).unwrap();
-        let mut log =
-            PartitionLog::open(&dir, TopicPartition::new("t", 0), LogConfig::default()).unwrap();
-        assert_eq!(log.log_end_offset(), 2);
-        assert_eq!(fs::read(&path).unwrap(), b1);
-        assert_eq!(log.append(&mut batch(1, b"z")).unwrap().first_offset, 2);
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn segments_roll_and_reads_find_the_right_one() {
-        let dir = temp_dir("roll");
-        let config = LogConfig {
-            segment_bytes: 200,
-            index_interval_bytes: 1,
-        };
-        let mut log =
-            PartitionLog::open(&dir, TopicPartition::new("t", 0), config.clone()).unwrap();
-        let mut batches = Vec::new();
-        for i in 0..6u8 {
-            let mut b = batch(1, &[i; 50]);
-            log.append(&mut b).unwrap();
-            batches.push(b);
-        }
-        assert!(fs::read_dir(&dir).unwrap().count() > 1, "rolled");
-        for (i, b) in batches.iter().enumerate() {
-            let r = log
-                .partition
-                .read(i as i64, b.len(), false)
-                .unwrap()
-                .unwrap();
-            assert_eq!(&r.records, b, "offset {i}");
-        }
-        drop(log);
-        let log = PartitionLog::open(&dir, TopicPartition::new("t", 0), config).unwrap();
-        assert_eq!(log.log_end_offset(), 6);
-        let r = log.partition.read(4, 1000, false).unwrap().unwrap();
-        assert_eq!(r.records[..batches[4].len()], batches[4][..]);
-        fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

@@ -1,6 +1,10 @@
 //! The storage layer: record batches and the partition logs that hold them, in Kafka's on-disk
-//! format.
+//! format: segments with their offset and time indexes, producer snapshots, and the log
+//! directory's checkpoint files.
 
+pub mod checkpoint;
+pub mod index;
 pub mod log;
 pub mod producer_state;
 pub mod record_batch;
+pub mod segment;

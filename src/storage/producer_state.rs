@@ -4,9 +4,17 @@
 //! The writer thread checks every batch that carries a producer id before appending it: a retry of
 //! one of the last five batches is answered with its original offsets and not appended again; a
 //! sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an epoch older than the producer's current one is
-//! INVALID_PRODUCER_EPOCH. The state is rebuilt from the log at start-up, so it survives restarts.
+//! INVALID_PRODUCER_EPOCH.
+//!
+//! The state survives restarts through Kafka's producer snapshot files (`<offset>.snapshot`,
+//! written when a segment rolls and at clean shutdown, see [`ProducerStateManager::write_snapshot`])
+//! plus a replay of the batch headers after the snapshot's offset. Kafka's snapshot keeps one
+//! entry per producer; sprat writes one entry per remembered batch, oldest first, so that a retry
+//! of any of the last five batches is still recognised after a restart. Kafka reading such a file
+//! keeps the last entry of each producer, which is the one it would have written itself.
 
 use crate::protocol::error_code::ErrorCode;
+use byteorder::{BigEndian, ByteOrder};
 use std::collections::{HashMap, VecDeque};
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
@@ -20,6 +28,8 @@ pub struct ProducerBatch {
     pub producer_epoch: i16,
     pub first_sequence: i32,
     pub last_sequence: i32,
+    /// The batch's max timestamp, kept in snapshots as Kafka does.
+    pub max_timestamp: i64,
 }
 
 /// Where a remembered batch landed.
@@ -29,6 +39,7 @@ struct BatchMetadata {
     last_sequence: i32,
     first_offset: i64,
     last_offset: i64,
+    max_timestamp: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +122,7 @@ impl ProducerStateManager {
             last_sequence: batch.last_sequence,
             first_offset,
             last_offset,
+            max_timestamp: batch.max_timestamp,
         });
     }
 
@@ -122,7 +134,100 @@ impl ProducerStateManager {
     pub fn producer_count(&self) -> usize {
         self.producers.len()
     }
+
+    /// Encodes the state as a Kafka producer snapshot (version 1):
+    ///
+    /// | field                  | type  |
+    /// |------------------------|-------|
+    /// | version                | i16   |
+    /// | crc (CRC-32C of the rest) | u32 |
+    /// | entry count            | i32   |
+    /// | per entry: producer id i64, epoch i16, last sequence i32, last offset i64, offset delta i32, timestamp i64, coordinator epoch i32, current txn first offset i64 | 46 bytes |
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut ids: Vec<_> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        let count: usize = self.producers.values().map(|e| e.batches.len()).sum();
+        let mut out = Vec::with_capacity(SNAPSHOT_ENTRIES_OFFSET + 4 + count * SNAPSHOT_ENTRY_SIZE);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&(count as i32).to_be_bytes());
+        for id in ids {
+            let entry = &self.producers[&id];
+            for b in &entry.batches {
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(&entry.epoch.to_be_bytes());
+                out.extend_from_slice(&b.last_sequence.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.to_be_bytes());
+                out.extend_from_slice(&((b.last_offset - b.first_offset) as i32).to_be_bytes());
+                out.extend_from_slice(&b.max_timestamp.to_be_bytes());
+                out.extend_from_slice(&NO_COORDINATOR_EPOCH.to_be_bytes());
+                out.extend_from_slice(&NO_TXN_FIRST_OFFSET.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out[SNAPSHOT_ENTRIES_OFFSET..]);
+        BigEndian::write_u32(&mut out[SNAPSHOT_CRC_OFFSET..], crc);
+        out
+    }
+
+    /// Decodes a snapshot written by [`ProducerStateManager::encode_snapshot`] or by Kafka.
+    /// Refuses a wrong version, a bad CRC or a truncated file; never trusts the entry count
+    /// beyond the bytes present.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<ProducerStateManager, String> {
+        if bytes.len() < SNAPSHOT_ENTRIES_OFFSET + 4 {
+            return Err(format!("{} bytes are too few for a snapshot", bytes.len()));
+        }
+        let version = BigEndian::read_i16(bytes);
+        if version != SNAPSHOT_VERSION {
+            return Err(format!("unknown snapshot version {version}"));
+        }
+        let stored = BigEndian::read_u32(&bytes[SNAPSHOT_CRC_OFFSET..]);
+        let computed = crc32c::crc32c(&bytes[SNAPSHOT_ENTRIES_OFFSET..]);
+        if stored != computed {
+            return Err(format!(
+                "snapshot CRC {stored:#010x} does not match {computed:#010x}"
+            ));
+        }
+        let count = BigEndian::read_i32(&bytes[SNAPSHOT_ENTRIES_OFFSET..]);
+        let entries = &bytes[SNAPSHOT_ENTRIES_OFFSET + 4..];
+        if count < 0 || entries.len() != count as usize * SNAPSHOT_ENTRY_SIZE {
+            return Err(format!(
+                "snapshot claims {count} entries in {} bytes",
+                entries.len()
+            ));
+        }
+        let mut state = ProducerStateManager::default();
+        for e in entries.chunks_exact(SNAPSHOT_ENTRY_SIZE) {
+            let last_sequence = BigEndian::read_i32(&e[10..]);
+            let last_offset = BigEndian::read_i64(&e[14..]);
+            let delta = BigEndian::read_i32(&e[22..]);
+            if delta < 0 {
+                return Err(format!("negative offset delta {delta} in a snapshot entry"));
+            }
+            let first_sequence = if last_sequence < 0 {
+                last_sequence
+            } else {
+                (i64::from(last_sequence) - i64::from(delta)).rem_euclid(i64::from(i32::MAX) + 1)
+                    as i32
+            };
+            let batch = ProducerBatch {
+                producer_id: BigEndian::read_i64(e),
+                producer_epoch: BigEndian::read_i16(&e[8..]),
+                first_sequence,
+                last_sequence,
+                max_timestamp: BigEndian::read_i64(&e[26..]),
+            };
+            state.update(&batch, last_offset - i64::from(delta), last_offset);
+        }
+        Ok(state)
+    }
 }
+
+const SNAPSHOT_VERSION: i16 = 1;
+const SNAPSHOT_CRC_OFFSET: usize = 2;
+const SNAPSHOT_ENTRIES_OFFSET: usize = 6;
+const SNAPSHOT_ENTRY_SIZE: usize = 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8;
+const NO_COORDINATOR_EPOCH: i32 = -1;
+const NO_TXN_FIRST_OFFSET: i64 = -1;
 
 #[cfg(test)]
 mod tests {
@@ -134,6 +239,7 @@ mod tests {
             producer_epoch: epoch,
             first_sequence: first,
             last_sequence: last,
+            max_timestamp: 1_700_000_000_000,
         }
     }
 
@@ -200,5 +306,69 @@ mod tests {
         let mut state = ProducerStateManager::default();
         state.update(&batch(0, i32::MAX - 1, i32::MAX), 0, 1);
         assert_eq!(state.check(&batch(0, 0, 3)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn snapshot_round_trips_the_last_five_batches() {
+        let mut state = ProducerStateManager::default();
+        for i in 0..7 {
+            state.update(
+                &batch(3, i * 2, i * 2 + 1),
+                i64::from(i) * 10,
+                i64::from(i) * 10 + 1,
+            );
+        }
+        let mut other = batch(0, i32::MAX, 2);
+        other.producer_id = 9;
+        state.update(&other, 100, 103);
+        let bytes = state.encode_snapshot();
+        assert_eq!(bytes.len(), 6 + 4 + 6 * 46);
+        let loaded = ProducerStateManager::decode_snapshot(&bytes).unwrap();
+        assert_eq!(loaded.producer_count(), 2);
+        for i in 2..7 {
+            assert_eq!(
+                loaded.check(&batch(3, i * 2, i * 2 + 1)),
+                Ok(SequenceCheck::Duplicate {
+                    first_offset: i64::from(i) * 10,
+                    last_offset: i64::from(i) * 10 + 1
+                }),
+                "batch {i}"
+            );
+        }
+        assert_eq!(loaded.check(&batch(3, 14, 14)), Ok(SequenceCheck::Append));
+        assert_eq!(
+            loaded.check(&other),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 100,
+                last_offset: 103
+            }),
+            "a sequence range that wraps"
+        );
+    }
+
+    #[test]
+    fn corrupt_snapshots_are_refused() {
+        let mut state = ProducerStateManager::default();
+        state.update(&batch(0, 0, 4), 0, 4);
+        let good = state.encode_snapshot();
+        let mut flipped = good.clone();
+        flipped[20] ^= 1;
+        let mut wrong_version = good.clone();
+        wrong_version[1] = 9;
+        let mut huge_count = good.clone();
+        huge_count[6..10].copy_from_slice(&i32::MAX.to_be_bytes());
+        let cases: &[(&str, &[u8])] = &[
+            ("empty", &[]),
+            ("truncated", &good[..good.len() - 1]),
+            ("flipped bit", &flipped),
+            ("wrong version", &wrong_version),
+            ("huge count", &huge_count),
+        ];
+        for (name, bytes) in cases {
+            assert!(
+                ProducerStateManager::decode_snapshot(bytes).is_err(),
+                "{name}"
+            );
+        }
     }
 }

@@ -7,3 +7,4 @@ mod groups;
 mod harness;
 mod limits;
 mod scripts;
+mod storage;

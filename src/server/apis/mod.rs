@@ -5,6 +5,7 @@
 mod api_versions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_configs;
 mod describe_groups;
@@ -60,6 +61,7 @@ pub fn handle(
         messages::metadata::API_KEY => metadata::handle(ctx, header, d),
         messages::create_topics::API_KEY => create_topics::handle(ctx, header, d),
         messages::delete_topics::API_KEY => delete_topics::handle(ctx, header, d),
+        messages::delete_records::API_KEY => delete_records::handle(ctx, header, d),
         messages::offset_commit::API_KEY => offset_commit::handle(ctx, header, d),
         messages::offset_fetch::API_KEY => offset_fetch::handle(ctx, header, d),
         messages::find_coordinator::API_KEY => find_coordinator::handle(ctx, header, d),
