@@ -39,7 +39,7 @@ macro_rules! api {
 /// Every API and version range sprat implements, in API key order. ApiVersions advertises exactly
 /// this table; a request for anything else is refused.
 pub const SUPPORTED_APIS: &[ApiSupport] = &[
-    api!(produce, "Produce", 3, 11),
+    api!(produce, "Produce", 0, 11),
     api!(fetch, "Fetch", 4, 17),
     api!(list_offsets, "ListOffsets", 0, 9),
     api!(metadata, "Metadata", 0, 12),

@@ -157,7 +157,7 @@ fn recompute_crc(batch: &mut [u8]) {
 
 /// The ranges the CodeCrafters stages are written against: (key, min, max) as sprat advertises
 /// them. The tester needs 0 <= min <= its expected max and max >= 11/16/4/0.
-const CODECRAFTERS_RANGES: &[(i16, i16, i16)] = &[(0, 3, 11), (1, 4, 17), (18, 0, 4), (75, 0, 0)];
+const CODECRAFTERS_RANGES: &[(i16, i16, i16)] = &[(0, 0, 11), (1, 4, 17), (18, 0, 4), (75, 0, 0)];
 
 /// What the tester expects per key: (key, expected min, expected max), see
 /// `api_versions_response_assertion.go`.
@@ -297,7 +297,7 @@ fn pv1_api_versions_v4_full_response() {
     assert_eq!(frame[4..10], hex("0a 95 c1 bf 00 00"));
     assert_eq!(frame, expected_api_versions_v4_frame(0x0a95c1bf));
     for entry in [
-        "00 00 00 03 00 0b 00", // Produce 3-11
+        "00 00 00 00 00 0b 00", // Produce 0-11
         "00 01 00 04 00 11 00", // Fetch 4-17
         "00 12 00 00 00 04 00", // ApiVersions 0-4
         "00 4b 00 00 00 00 00", // DescribeTopicPartitions 0-0
@@ -2080,13 +2080,14 @@ fn produce_then_fetch_by_topic_id() {
     assert_eq!(p.records.as_deref(), Some(&batch[..]));
 }
 
-/// Produce v3, v7 and v9 are answered in their own layouts, and append like v11.
+/// Produce v0-v2 (advertised so that old librdkafka enables compression; clients send v3+),
+/// v3, v7 and v9 are answered in their own layouts, and append like v11.
 #[test]
-fn produce_versions_3_7_9_and_11() {
+fn produce_versions_0_to_3_7_9_and_11() {
     let broker = start_with_topics("produce-versions", vec![TopicSpec::new("versions", 1, 1)]);
     let mut client = broker.connect();
     let mut expected_log = Vec::new();
-    for (offset, version) in [3, 7, 9, 11].into_iter().enumerate() {
+    for (offset, version) in [0, 1, 2, 3, 7, 9, 11].into_iter().enumerate() {
         let batch = batch_of(0, &[&format!("v{version}")]);
         let parts = [("versions", 0, batch.clone())];
         let response = do_produce(&mut client, version, &produce_request(-1, &parts));
@@ -2210,12 +2211,6 @@ fn unsupported_versions_close_the_connection() {
         (
             "Fetch v18",
             request_frame(fetch::API_KEY, 18, 2, |e| fetch_v3.encode(e, 17)),
-        ),
-        (
-            "Produce v2",
-            request_frame(produce::API_KEY, 2, 3, |e| {
-                produce_request(-1, &[]).encode(e, 2)
-            }),
         ),
         (
             "Produce v12",
