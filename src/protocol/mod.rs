@@ -6,6 +6,7 @@
 
 #[cfg(test)]
 mod codec_tests;
+pub mod decode;
 pub mod error_code;
 pub mod messages;
 pub mod wire;

@@ -42,8 +42,7 @@ pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
-/// Calls `$callback!` with every API module and its request and response types, for table-driven codec tests.
-#[cfg(test)]
+/// Calls `$callback!` with every API module and its request and response types, for table-driven codec tests and `protocol::decode`.
 macro_rules! for_each_api {
     ($callback:ident) => {
         $callback! {
@@ -85,7 +84,6 @@ macro_rules! for_each_api {
         }
     };
 }
-#[cfg(test)]
 pub(crate) use for_each_api;
 
 /// Calls `$callback!` with every data schema module and its type, for table-driven codec tests.
