@@ -98,8 +98,8 @@ fn every_target_has_a_corpus_and_a_binary() {
 // `.index`, `.timeindex` and `.snapshot` sections (2-byte length each) that the flags announce,
 // then the `.log` file. The first two crashes need a clean shutdown (flag 1), after which the
 // loader trusts the segment as Kafka does; trusting a corrupt file must still not mean panicking
-// on it. The fixes belong in src/storage and src/metadata, which the fuzzing work does not own:
-// each test stays ignored until its fix lands, then loses its `#[ignore]`.
+// on it. Each was an unchecked addition or subtraction on offsets or epochs read from disk; the
+// fixes use checked or saturating arithmetic.
 
 fn hex(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
@@ -116,7 +116,6 @@ fn hex(text: &str) -> Vec<u8> {
 /// read from offset 0 takes those 4 bytes plus the new batch as a header: base offset
 /// 0x80000000_00000000 plus a negative last offset delta overflows in `segment::header_view`.
 #[test]
-#[ignore = "open: segment::header_view adds a trusted header's offsets unchecked"]
 fn log_recovery_trusted_index_entry_inside_a_torn_tail() {
     targets::log_recovery(&hex(
         "2f 40 0010 01007f00 00000000 05000100 00000004 0000 0000 8000000000",
@@ -129,7 +128,6 @@ fn log_recovery_trusted_index_entry_inside_a_torn_tail() {
 /// an idempotent producer's with base offset i64::MAX and last offset delta 1: rebuilding the
 /// producer state (`log::replay_producer_batches`) adds them unchecked.
 #[test]
-#[ignore = "open: log::replay_producer_batches adds a trusted header's offsets unchecked"]
 fn log_recovery_trusted_producer_batch_at_the_top_of_the_offset_range() {
     let header = |base: &str, delta: &str, producer: &str| {
         format!(
@@ -153,7 +151,6 @@ fn log_recovery_trusted_producer_batch_at_the_top_of_the_offset_range() {
 /// relative to the segment base as `delta + (base - segment_base)` unchecked, in
 /// `segment::check_header`, before it can refuse the batch.
 #[test]
-#[ignore = "open: segment::check_header adds the last offset delta unchecked"]
 fn log_recovery_first_batch_at_the_top_of_the_offset_range() {
     targets::log_recovery(&hex(&format!(
         "00 00 7fffffffffffffff 00000031 00000000 02 00000000 0000 00000001 {}",
@@ -167,7 +164,6 @@ fn log_recovery_first_batch_at_the_top_of_the_offset_range() {
 /// delta is 1: `ProducerStateManager::decode_snapshot` computes the first offset as
 /// `last_offset - delta` unchecked.
 #[test]
-#[ignore = "open: ProducerStateManager::decode_snapshot subtracts the offset delta unchecked"]
 fn log_recovery_producer_snapshot_entry_below_offset_zero() {
     targets::log_recovery(&hex("18 00 0038
          0001 00000000 00000001
@@ -180,7 +176,6 @@ fn log_recovery_producer_snapshot_entry_below_offset_zero() {
 /// followed by a PartitionChangeRecord for the partition: `MetadataImage::apply` adds one to
 /// each epoch unchecked.
 #[test]
-#[ignore = "open: MetadataImage::apply_partition_change adds to the epochs unchecked"]
 fn metadata_partition_change_at_the_largest_epoch() {
     let topic_id = Uuid([1; 16]);
     for (leader_epoch, partition_epoch) in [(i32::MAX, 0), (0, i32::MAX)] {

@@ -244,7 +244,7 @@ impl MetadataImage {
         // Leader -2 means "unchanged"; a new leader starts a new leader epoch.
         if r.leader != -2 {
             p.leader_id = r.leader;
-            p.leader_epoch += 1;
+            p.leader_epoch = p.leader_epoch.saturating_add(1);
         }
         if r.eligible_leader_replicas.is_some() {
             p.eligible_leader_replicas = r.eligible_leader_replicas.clone();
@@ -252,7 +252,7 @@ impl MetadataImage {
         if r.last_known_elr.is_some() {
             p.last_known_elr = r.last_known_elr.clone();
         }
-        p.partition_epoch += 1;
+        p.partition_epoch = p.partition_epoch.saturating_add(1);
     }
 
     fn topic_by_id_mut(&mut self, id: &Uuid) -> Option<&mut TopicMetadata> {

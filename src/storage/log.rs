@@ -1102,7 +1102,7 @@ fn replay_producer_batches(
             if let Some(p) = producer_batch_from_header(header) {
                 let base = BigEndian::read_i64(&header[record_batch::BASE_OFFSET_OFFSET..]);
                 let delta = BigEndian::read_i32(&header[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
-                producers.update(&p, base, base + i64::from(delta));
+                producers.update(&p, base, base.saturating_add(i64::from(delta)));
             }
             true
         })?;

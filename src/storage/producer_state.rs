@@ -216,7 +216,12 @@ impl ProducerStateManager {
                 last_sequence,
                 max_timestamp: BigEndian::read_i64(&e[26..]),
             };
-            state.update(&batch, last_offset - i64::from(delta), last_offset);
+            let Some(first_offset) = last_offset.checked_sub(i64::from(delta)) else {
+                return Err(format!(
+                    "snapshot entry offset {last_offset} minus delta {delta} overflows"
+                ));
+            };
+            state.update(&batch, first_offset, last_offset);
         }
         Ok(state)
     }

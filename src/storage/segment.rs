@@ -764,8 +764,11 @@ fn check_header(
         }
         _ => {}
     }
-    let relative_last = i64::from(delta) + (base - segment_base);
-    if delta < 0 || relative_last > i64::from(i32::MAX) {
+    let relative_last = i64::from(delta).saturating_add(base.saturating_sub(segment_base));
+    if delta < 0
+        || relative_last > i64::from(i32::MAX)
+        || base.checked_add(i64::from(delta)).is_none()
+    {
         return Err(format!(
             "batch at offset {base} with last offset delta {delta} does not fit the segment"
         ));
@@ -850,7 +853,7 @@ pub fn header_view(header: &[u8; HEADER_SIZE]) -> (i64, u64) {
     let delta = BigEndian::read_i32(&header[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
     let length = BigEndian::read_i32(&header[record_batch::LENGTH_OFFSET..]);
     (
-        base + i64::from(delta),
+        base.saturating_add(i64::from(delta)),
         record_batch::LOG_OVERHEAD as u64 + length.max(0) as u64,
     )
 }
