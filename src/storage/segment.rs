@@ -115,29 +115,7 @@ impl LogSegment {
             .create(true)
             .truncate(true)
             .open(&log_path)?;
-        Ok(LogSegment {
-            base_offset,
-            log: Arc::new(log),
-            log_path: Arc::from(log_path),
-            offset_index: OffsetIndex::create(
-                &dir.join(segment_file_name(base_offset, INDEX_FILE_SUFFIX)),
-                base_offset,
-                config.max_index_size,
-            )?,
-            time_index: TimeIndex::create(
-                &dir.join(segment_file_name(base_offset, TIME_INDEX_FILE_SUFFIX)),
-                base_offset,
-                config.max_index_size,
-            )?,
-            size: 0,
-            max_timestamp_so_far: TimestampOffset {
-                timestamp: NO_TIMESTAMP,
-                offset: base_offset,
-            },
-            bytes_since_last_index_entry: 0,
-            rolling_based_timestamp: None,
-            created_ms: now_ms,
-        })
+        LogSegment::create_indexes_only(dir, base_offset, config, log, now_ms)
     }
 
     /// Opens a segment whose files are trusted (below the recovery point, or after a clean
