@@ -318,6 +318,7 @@ pub fn log_config(config: &BrokerConfig, topic: &TopicMetadata) -> LogConfig {
         flush_interval_ms: value("flush.ms")
             .and_then(|v| v.parse().ok())
             .or(config.log_flush_interval_ms),
+        flush_on_ack: config.log_flush_on_ack,
     }
 }
 

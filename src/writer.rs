@@ -67,9 +67,6 @@ pub enum WriterCommand {
     /// Append batches to partitions; the reply lists one result per partition, in order.
     Append {
         partitions: Vec<PartitionAppend>,
-        /// Whether the producer waits for all replicas (acks=-1), which with `flush_on_ack`
-        /// means waiting for fsync.
-        acks_all: bool,
         reply: AppendReply,
     },
     /// Creates topics (already validated); one result per topic, in order.
@@ -98,6 +95,13 @@ pub enum WriterCommand {
         topic_partition: TopicPartition,
         log_id: u64,
         upto_offset: i64,
+    },
+    /// Sent by a `segment-flush` thread whose fsync failed: nothing from `from_offset` on may be
+    /// trusted to be on disk.
+    SegmentsFlushFailed {
+        topic_partition: TopicPartition,
+        log_id: u64,
+        from_offset: i64,
     },
     /// Finishes queued work, flushes every log and stops.
     Shutdown { reply: Sender<()> },
@@ -230,25 +234,13 @@ impl LogWriter {
         let mut shutdown = None;
         for command in group.drain(..) {
             match command {
-                WriterCommand::Append {
-                    partitions,
-                    acks_all,
-                    reply,
-                } => {
+                WriterCommand::Append { partitions, reply } => {
                     let results: Vec<_> = partitions
                         .into_iter()
                         .map(|p| {
                             let result = self.append(&p.topic_partition, p.batches);
-                            if result.is_ok() {
-                                if acks_all
-                                    && self.flush_on_ack
-                                    && !to_sync.contains(&p.topic_partition)
-                                {
-                                    to_sync.insert(p.topic_partition.clone());
-                                }
-                                if !touched.contains(&p.topic_partition) {
-                                    touched.insert(p.topic_partition.clone());
-                                }
+                            if result.is_ok() && !touched.contains(&p.topic_partition) {
+                                touched.insert(p.topic_partition.clone());
                             }
                             (p.topic_partition, result)
                         })
@@ -281,14 +273,26 @@ impl LogWriter {
                         log.mark_flushed(upto_offset);
                     }
                 }
+                WriterCommand::SegmentsFlushFailed {
+                    topic_partition,
+                    log_id,
+                    from_offset,
+                } => {
+                    if let Some(log) = self.logs.get_mut(&topic_partition)
+                        && log.id() == log_id
+                    {
+                        log.mark_flush_failed(from_offset);
+                    }
+                }
                 WriterCommand::Shutdown { reply } => shutdown = Some(reply),
             }
         }
-        // Kafka's flush policy: `flush.messages` messages or `flush.ms` since the last flush.
+        // With `flush_on_ack`, every touched log; otherwise Kafka's flush policy:
+        // `flush.messages` messages or `flush.ms` since the last flush.
         let now = crate::server::apis::now_ms();
         for tp in &touched {
             if let Some(log) = self.logs.get(tp)
-                && log.flush_due(now)
+                && (self.flush_on_ack || log.flush_due(now))
             {
                 to_sync.insert(tp.clone());
             }
@@ -612,11 +616,13 @@ impl LogWriter {
                 error!("append to {tp} failed: {e}");
                 ErrorCode::KafkaStorageError
             }
+            AppendError::Offline => ErrorCode::KafkaStorageError,
         })
     }
 
     /// fsyncs each partition once and returns those whose fsync failed: their appends are
-    /// answered with a storage error, since the data may not be durable.
+    /// answered with a storage error, since the data may not be durable (the log has cut them
+    /// off again or gone offline, see [`PartitionLog::flush`]).
     fn sync(&mut self, partitions: &HashSet<TopicPartition>) -> HashSet<TopicPartition> {
         let mut failed = HashSet::new();
         for tp in partitions {
@@ -671,9 +677,16 @@ fn run_sealed_flush(flush: SealedFlush, writer: &Sender<WriterCommand>) {
                 upto_offset: flush.upto_offset,
             });
         }
-        Err(e) => error!(
-            "fsync of the rolled segments of {} failed: {e}",
-            flush.topic_partition
-        ),
+        Err(e) => {
+            error!(
+                "fsync of the rolled segments of {} failed: {e}",
+                flush.topic_partition
+            );
+            let _ = writer.send(WriterCommand::SegmentsFlushFailed {
+                topic_partition: flush.topic_partition.clone(),
+                log_id: flush.log_id,
+                from_offset: flush.from_offset,
+            });
+        }
     }
 }

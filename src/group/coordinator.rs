@@ -593,7 +593,6 @@ impl GroupCoordinator {
                 topic_partition,
                 batches: build_batch(&header, records),
             }],
-            acks_all: true,
             reply: tx,
         };
         ctx.writer

@@ -10,8 +10,18 @@
 //! write lock only once the bytes are in the files, so a reader never sees a partial batch.
 //!
 //! Invariants: segments are sorted by base offset and contiguous, and only the last (active) one
-//! is ever written; `log_start_offset <= high_watermark == log_end_offset` (a single replica
-//! commits on write); everything below the recovery point is on disk (log and sealed indexes).
+//! is ever written; `log_start_offset <= high_watermark <= log_end_offset`; everything below the
+//! recovery point is on disk (log and sealed indexes). A single replica commits on write, so the
+//! high watermark is the log end offset, except with `flush_on_ack`, where it is the recovery
+//! point: a record becomes visible once it is on disk.
+//!
+//! Faults: a failed write is cut off the file again and the append fails; the log stays
+//! writable. A failed fsync is never retried as if it had succeeded, since the kernel may already
+//! have dropped the pages it could not write (and reports that only once): with `flush_on_ack`
+//! the log is cut back to the recovery point, which nobody has read past, and reloaded; otherwise
+//! readers may have seen the unflushed records, so the log goes offline (Kafka's offline log dir):
+//! it refuses appends, keeps serving reads, is never flushed again, and the next start recovers
+//! it from the recovery point.
 
 use super::checkpoint::{sync_dir, sync_parent_dir, temp_path};
 use super::index::NO_TIMESTAMP;
@@ -23,7 +33,7 @@ use super::segment::{
 };
 use crate::protocol::error_code::ErrorCode;
 use byteorder::{BigEndian, ByteOrder};
-use log::{info, warn};
+use log::{error, info, warn};
 use parking_lot::{Condvar, Mutex, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -84,6 +94,10 @@ pub struct LogConfig {
     pub flush_interval_messages: i64,
     /// `flush.ms` / `log.flush.interval.ms`.
     pub flush_interval_ms: Option<i64>,
+    /// `sprat.log.flush.on.ack`: the high watermark follows the recovery point, so that
+    /// consumers only ever see records that are on disk, and an fsync that fails can be undone
+    /// by cutting the log back to the recovery point (nobody has seen what it cuts).
+    pub flush_on_ack: bool,
 }
 
 impl Default for LogConfig {
@@ -100,6 +114,7 @@ impl Default for LogConfig {
             delete_enabled: false,
             flush_interval_messages: i64::MAX,
             flush_interval_ms: None,
+            flush_on_ack: false,
         }
     }
 }
@@ -315,6 +330,8 @@ pub struct PartitionLog {
     sealed_flush: Option<SealedFlush>,
     /// Tells this log from a later one of the same name (after a topic is deleted and recreated).
     id: u64,
+    /// Set when an fsync failed and could not be undone: see the module documentation.
+    offline: bool,
 }
 
 /// Why an append was refused.
@@ -324,6 +341,8 @@ pub enum AppendError {
     Producer(ErrorCode),
     /// Writing the file failed.
     Io(io::Error),
+    /// The log is offline after an fsync failed.
+    Offline,
 }
 
 impl From<io::Error> for AppendError {
@@ -368,6 +387,9 @@ pub struct SealedFlush {
     pub topic_partition: TopicPartition,
     pub log_id: u64,
     pub upto_offset: i64,
+    /// The recovery point when the flush was handed out: if it fails, the recovery point must
+    /// not stay above this, even if a later fsync of the same files seems to succeed.
+    pub from_offset: i64,
     files: Vec<Arc<File>>,
     dir: PathBuf,
 }
@@ -489,6 +511,7 @@ impl PartitionLog {
             dir_dirty,
             sealed_flush: None,
             id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
+            offline: false,
         })
     }
 
@@ -526,6 +549,9 @@ impl PartitionLog {
     /// against the producer's state, and a retry of a recent batch returns its original offsets
     /// without being written again.
     pub fn append_batch(&mut self, batch: &mut [u8]) -> Result<AppendInfo, AppendError> {
+        if self.offline {
+            return Err(AppendError::Offline);
+        }
         let producer = producer_fields(batch);
         if let Some(p) = &producer {
             match self.producers.check(p).map_err(AppendError::Producer)? {
@@ -582,13 +608,29 @@ impl PartitionLog {
         );
         let state = if roll { self.roll(state, now)? } else { state };
         let pending =
-            state
+            match state
                 .active()
-                .prepare_append(batches, &infos, self.config.index_interval_bytes)?;
+                .prepare_append(batches, &infos, self.config.index_interval_bytes)
+            {
+                Ok(pending) => pending,
+                Err(e) => {
+                    // A full disk may have taken part of the batch: cut it off, so that the file
+                    // ends where the published log does and the next append starts clean.
+                    if let Err(cut) = state.active().discard_unpublished() {
+                        warn!(
+                            "{}: could not cut a failed append off the log: {cut}",
+                            self.partition.topic_partition
+                        );
+                    }
+                    return Err(e);
+                }
+            };
         let mut state = RwLockUpgradableReadGuard::upgrade(state);
         state.active_mut().commit_append(pending);
         state.log_end_offset = next;
-        state.high_watermark = next;
+        if !self.config.flush_on_ack {
+            state.high_watermark = next;
+        }
         Ok(info)
     }
 
@@ -623,6 +665,7 @@ impl PartitionLog {
             topic_partition: self.partition.topic_partition.clone(),
             log_id: self.id,
             upto_offset: base_offset,
+            from_offset: self.recovery_point,
             files,
             dir: self.partition.dir.clone(),
         });
@@ -636,10 +679,48 @@ impl PartitionLog {
 
     /// Records that a [`SealedFlush`] finished: the recovery point may move up to its offset.
     pub fn mark_flushed(&mut self, upto_offset: i64) {
+        if self.offline {
+            return;
+        }
         let upto = upto_offset.min(self.log_end_offset());
         if upto > self.recovery_point {
             self.recovery_point = upto;
+            self.publish_recovery_point();
         }
+    }
+
+    /// Records that a [`SealedFlush`] failed. Its fsync may have been the one that reported the
+    /// lost pages, so a later fsync of the same files proves nothing: the recovery point goes
+    /// back to where the flush started and the log goes offline.
+    pub fn mark_flush_failed(&mut self, from_offset: i64) {
+        self.recovery_point = self.recovery_point.min(from_offset);
+        self.go_offline();
+    }
+
+    /// With `flush_on_ack`, makes what is on disk visible: the high watermark moves up to the
+    /// recovery point.
+    fn publish_recovery_point(&self) {
+        if self.config.flush_on_ack {
+            let mut state = self.partition.state.write();
+            let visible = self.recovery_point.min(state.log_end_offset);
+            state.high_watermark = state.high_watermark.max(visible);
+        }
+    }
+
+    fn go_offline(&mut self) {
+        if !self.offline {
+            error!(
+                "{}: an fsync failed; the partition is offline for appends until the broker is restarted, and will then be recovered from offset {}",
+                self.partition.topic_partition, self.recovery_point
+            );
+        }
+        self.offline = true;
+        self.sealed_flush = None;
+    }
+
+    /// Whether an fsync failed and the log refuses appends.
+    pub fn is_offline(&self) -> bool {
+        self.offline
     }
 
     /// Messages appended since the last flush (Kafka's `unflushedMessages`).
@@ -650,7 +731,8 @@ impl PartitionLog {
     /// Whether `flush.messages` or `flush.ms` call for an fsync now.
     pub fn flush_due(&self, now_ms: i64) -> bool {
         let unflushed = self.unflushed_messages();
-        unflushed > 0
+        !self.offline
+            && unflushed > 0
             && (unflushed >= self.config.flush_interval_messages
                 || self
                     .config
@@ -661,8 +743,95 @@ impl PartitionLog {
     /// Forces every segment with data past the recovery point to disk (sealed segments with
     /// their indexes), then moves the recovery point to the log end offset. One fsync when only
     /// the active segment changed.
+    ///
+    /// When an fsync fails, the log is cut back to the recovery point (with `flush_on_ack`) or
+    /// goes offline, see the module documentation; either way the error is returned, and the
+    /// records past the recovery point are not acknowledged.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.flush_segments(false)
+        if self.offline {
+            return Err(offline_error());
+        }
+        match self.flush_segments(false) {
+            Ok(()) => {
+                self.publish_recovery_point();
+                Ok(())
+            }
+            Err(e) => {
+                self.handle_flush_failure(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// After a failed fsync: cuts the log back to the recovery point when no reader can have
+    /// seen past it, else takes the log offline.
+    fn handle_flush_failure(&mut self, e: &io::Error) {
+        let tp = self.partition.topic_partition.clone();
+        if !self.config.flush_on_ack {
+            error!("{tp}: fsync failed: {e}");
+            self.go_offline();
+            return;
+        }
+        error!(
+            "{tp}: fsync failed: {e}; cutting the log back to the recovery point {}",
+            self.recovery_point
+        );
+        if let Err(cut) = self.truncate_to_recovery_point() {
+            error!("{tp}: cutting the log back failed: {cut}");
+            self.go_offline();
+        }
+    }
+
+    /// Removes everything past the recovery point from the files and reloads the log from them
+    /// (Kafka's `truncateTo`, with the producer state rebuilt from snapshots and the log). The
+    /// reloaded state replaces the shared one in place, so readers keep their handle; the files
+    /// are opened anew, so that no later fsync shares the failed file descriptions.
+    fn truncate_to_recovery_point(&mut self) -> io::Result<()> {
+        let recovery_point = self.recovery_point;
+        let (segments, log_start_offset) = {
+            let state = self.partition.state.read();
+            let i = state.segment_index(recovery_point).unwrap_or(0);
+            (state.segments[i..].to_vec(), state.log_start_offset)
+        };
+        let (holding, later) = segments.split_first().expect("a log has a segment");
+        for s in later {
+            s.delete()?;
+        }
+        let position = holding
+            .translate_offset(recovery_point)?
+            .unwrap_or(holding.size());
+        holding.truncate_log_file(position)?;
+        let options = LoadOptions {
+            had_clean_shutdown: false,
+            recovery_point: Some(recovery_point),
+            log_start_offset: Some(log_start_offset),
+        };
+        let fresh = PartitionLog::load(
+            &self.partition.dir,
+            self.partition.topic_partition.clone(),
+            self.config.clone(),
+            options,
+        )?;
+        let state = std::mem::replace(
+            &mut *fresh.partition.state.write(),
+            LogState {
+                segments: Vec::new(),
+                log_start_offset: 0,
+                log_end_offset: 0,
+                high_watermark: 0,
+            },
+        );
+        warn!(
+            "{}: log cut back to offset {}",
+            self.partition.topic_partition, state.log_end_offset
+        );
+        *self.partition.state.write() = state;
+        self.producers = fresh.producers;
+        self.recovery_point = fresh.recovery_point;
+        self.sealed_flush = None;
+        self.dir_dirty = true;
+        self.id = fresh.id;
+        Ok(())
     }
 
     fn flush_segments(&mut self, include_active_indexes: bool) -> io::Result<()> {
@@ -696,12 +865,18 @@ impl PartitionLog {
     /// at close): the active segment gets its final time index entry and trimmed indexes,
     /// everything is fsynced, and a producer snapshot is written at the log end offset.
     pub fn close(&mut self) -> io::Result<()> {
+        if self.offline {
+            return Err(offline_error());
+        }
         let log_end_offset = {
             let mut state = self.partition.state.write();
             state.active_mut().seal()?;
             state.log_end_offset
         };
-        self.flush_segments(true)?;
+        if let Err(e) = self.flush_segments(true) {
+            self.handle_flush_failure(&e);
+            return Err(e);
+        }
         let snapshot = self.write_producer_snapshot(log_end_offset, true)?;
         drop(snapshot);
         sync_dir(&self.partition.dir)
@@ -730,6 +905,9 @@ impl PartitionLog {
     /// When the active segment itself is due, a new one is rolled first. Returns how many
     /// segments were deleted.
     pub fn delete_old_segments(&mut self, now_ms: i64) -> io::Result<usize> {
+        if self.offline {
+            return Ok(0);
+        }
         let mut deleted = 0;
         if self.config.delete_enabled {
             let retention_ms = self.config.retention_ms;
@@ -829,6 +1007,9 @@ impl PartitionLog {
     /// deletes the segments entirely below it. Returns the new log start offset (Kafka's "low
     /// watermark").
     pub fn delete_records(&mut self, offset: i64) -> Result<i64, DeleteRecordsError> {
+        if self.offline {
+            return Err(DeleteRecordsError::Io(offline_error()));
+        }
         let high_watermark = self.partition.high_watermark();
         let offset = if offset == -1 { high_watermark } else { offset };
         if offset < 0 || offset > high_watermark {
@@ -851,6 +1032,10 @@ impl PartitionLog {
             .map_err(DeleteRecordsError::Io)?;
         Ok(self.partition.log_start_offset())
     }
+}
+
+fn offline_error() -> io::Error {
+    io::Error::other("the log is offline after a failed fsync")
 }
 
 /// Rewrites the base offsets of the batches in `batches` from `first_offset` on and describes

@@ -479,6 +479,20 @@ impl LogSegment {
         Ok(pending)
     }
 
+    /// Cuts whatever a failed [`LogSegment::prepare_append`] left after the published end.
+    pub fn discard_unpublished(&self) -> io::Result<()> {
+        self.log.set_len(self.size)
+    }
+
+    /// Cuts the log file at `position` (a batch boundary), for a log that is reloaded from its
+    /// files right after; this segment's own view is stale from then on.
+    pub fn truncate_log_file(&self, position: u64) -> io::Result<()> {
+        assert!(position <= self.size, "truncation only shortens a segment");
+        // No fsync here: this file description may be the one whose fsync failed. The reloaded
+        // log opens the file anew, and its next flush makes the new length durable.
+        self.log.set_len(position)
+    }
+
     /// Whether the time index can take `pending` more entries plus one, keeping the slot Kafka
     /// reserves for the entry written at seal time.
     fn time_index_has_room(&self, pending: usize) -> bool {

@@ -12,19 +12,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const NONE: i16 = 0;
+pub(crate) const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const POLICY_VIOLATION: i16 = 44;
 
-const LATEST: i64 = -1;
+pub(crate) const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
 // ---------------------------------------------------------------------------------------------
 // Protocol helpers
 // ---------------------------------------------------------------------------------------------
 
-fn create_topic(client: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+pub(crate) fn create_topic(
+    client: &mut Client,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     let request = ct::CreateTopicsRequest {
         topics: vec![ct::CreatableTopic {
             name: name.into(),
@@ -52,7 +57,7 @@ fn create_topic(client: &mut Client, name: &str, partitions: i32, configs: &[(&s
 }
 
 /// Produces one batch with the given acks; returns (error, base offset).
-fn produce_with(
+pub(crate) fn produce_with(
     client: &mut Client,
     topic: &str,
     partition: i32,
@@ -91,7 +96,12 @@ fn produce_at(client: &mut Client, topic: &str, batch: &[u8], base_offset: i64) 
 }
 
 /// Fetch v12 of one partition from `offset`, without waiting.
-fn fetch(client: &mut Client, topic: &str, offset: i64, max_bytes: i32) -> fetch::PartitionData {
+pub(crate) fn fetch(
+    client: &mut Client,
+    topic: &str,
+    offset: i64,
+    max_bytes: i32,
+) -> fetch::PartitionData {
     let request = fetch::FetchRequest {
         replica_id: -1,
         max_wait_ms: 0,
@@ -121,14 +131,14 @@ fn fetch(client: &mut Client, topic: &str, offset: i64, max_bytes: i32) -> fetch
     response.responses[0].partitions[0].clone()
 }
 
-fn fetched(client: &mut Client, topic: &str, offset: i64, max_bytes: i32) -> Vec<u8> {
+pub(crate) fn fetched(client: &mut Client, topic: &str, offset: i64, max_bytes: i32) -> Vec<u8> {
     let data = fetch(client, topic, offset, max_bytes);
     assert_eq!(data.error_code, NONE, "fetch {topic} at {offset}");
     data.records.unwrap_or_default()
 }
 
 /// ListOffsets v9: (error, offset, timestamp).
-fn list_offsets(client: &mut Client, topic: &str, timestamp: i64) -> (i16, i64, i64) {
+pub(crate) fn list_offsets(client: &mut Client, topic: &str, timestamp: i64) -> (i16, i64, i64) {
     let request = lo::ListOffsetsRequest {
         replica_id: -1,
         isolation_level: 0,
@@ -187,7 +197,7 @@ fn delete_records(
 // ---------------------------------------------------------------------------------------------
 
 /// A CreateTime batch of `records` records of `value_len` bytes, timestamps `timestamp` on.
-fn batch(records: usize, value_len: usize, timestamp: i64, fill: u8) -> Vec<u8> {
+pub(crate) fn batch(records: usize, value_len: usize, timestamp: i64, fill: u8) -> Vec<u8> {
     let header = BatchHeader {
         base_timestamp: timestamp,
         max_timestamp: timestamp + records as i64 - 1,
@@ -210,11 +220,11 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn partition_dir(broker: &TestBroker, topic: &str, partition: i32) -> PathBuf {
+pub(crate) fn partition_dir(broker: &TestBroker, topic: &str, partition: i32) -> PathBuf {
     broker.log_dir.join(format!("{topic}-{partition}"))
 }
 
-fn segment_file(dir: &Path, base: i64, suffix: &str) -> PathBuf {
+pub(crate) fn segment_file(dir: &Path, base: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base:020}{suffix}"))
 }
 
@@ -328,7 +338,7 @@ fn expected_index(
 }
 
 /// The broker's process id, found by its `server.properties` path, which is unique per test.
-fn broker_pid(broker: &TestBroker) -> u32 {
+pub(crate) fn broker_pid(broker: &TestBroker) -> u32 {
     let config = broker.dir.join("server.properties");
     let needle = config.to_string_lossy().into_owned();
     for entry in fs::read_dir("/proc").unwrap() {
@@ -349,7 +359,7 @@ fn broker_pid(broker: &TestBroker) -> u32 {
 }
 
 /// `kill -9` the broker and wait until it is gone, leaving its files as the crash left them.
-fn kill_9(broker: &TestBroker) {
+pub(crate) fn kill_9(broker: &TestBroker) {
     let pid = broker_pid(broker);
     let status = Command::new("kill")
         .args(["-9", &pid.to_string()])
@@ -371,7 +381,7 @@ fn kill_9(broker: &TestBroker) {
 }
 
 /// Polls `check` until it is true or ten seconds pass.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -969,7 +979,7 @@ fn checkpoints_survive_a_crash_between_write_and_rename() {
 
 /// `log.flush.interval.messages`: the writer fsyncs a partition once that many messages are
 /// unflushed, which moves its recovery point (seen in the checkpoint); `sprat.log.flush.on.ack`
-/// fsyncs before answering acks=-1 only.
+/// fsyncs every group of appends before answering, whatever the acks.
 #[test]
 fn flush_policies_move_the_recovery_point() {
     let broker = TestBroker::start_with(
@@ -978,7 +988,6 @@ fn flush_policies_move_the_recovery_point() {
         &[
             "log.flush.interval.messages=4",
             "log.flush.offset.checkpoint.interval.ms=50",
-            "sprat.log.flush.on.ack=true",
         ],
     );
     let mut client = broker.connect();
@@ -1009,11 +1018,35 @@ fn flush_policies_move_the_recovery_point() {
     eventually("the flush at 4 messages", || {
         recovery_point("flushed") == Some(4)
     });
-    produce("flushed", 1, 1, 4);
+    produce("flushed", 1, -1, 4);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(recovery_point("flushed"), Some(4), "acks=1 does not flush");
-    produce("flushed", 1, -1, 5);
-    eventually("the flush on ack", || recovery_point("flushed") == Some(6));
+    assert_eq!(
+        recovery_point("flushed"),
+        Some(4),
+        "acks=-1 alone does not flush"
+    );
+
+    let broker = TestBroker::start_with(
+        "flush-on-ack",
+        |_| {},
+        &[
+            "log.flush.offset.checkpoint.interval.ms=50",
+            "sprat.log.flush.on.ack=true",
+        ],
+    );
+    let mut client = broker.connect();
+    create_topic(&mut client, "flushed", 1, &[]);
+    let recovery = broker.log_dir.join("recovery-point-offset-checkpoint");
+    for (acks, base) in [(1, 0), (-1, 2)] {
+        let b = batch(2, 10, 0, 0);
+        assert_eq!(
+            produce_with(&mut client, "flushed", 0, &b, acks),
+            (NONE, base)
+        );
+        eventually("the flush on ack", || {
+            checkpoint_entries(&recovery, "flushed") == Some(vec![(0, base + 2)])
+        });
+    }
 }
 
 /// Without any flush policy, a rolled segment is fsynced in the background (as Kafka does on

@@ -113,7 +113,7 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> ProduceResponse {
         }
         layout.push((topic.name, partitions));
     }
-    let results = append(ctx, appends, acks == -1);
+    let results = append(ctx, appends);
     let responses = layout
         .into_iter()
         .map(|(name, partitions)| TopicProduceResponse {
@@ -137,11 +137,7 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> ProduceResponse {
 }
 
 /// Sends the appends to the writer and waits for the offsets; one result per append.
-fn append(
-    ctx: &BrokerContext,
-    appends: Vec<PartitionAppend>,
-    acks_all: bool,
-) -> Vec<PartitionAppendResult> {
+fn append(ctx: &BrokerContext, appends: Vec<PartitionAppend>) -> Vec<PartitionAppendResult> {
     if appends.is_empty() {
         return Vec::new();
     }
@@ -149,7 +145,6 @@ fn append(
     let (tx, rx) = crossbeam_channel::bounded(1);
     let command = WriterCommand::Append {
         partitions: appends,
-        acks_all,
         reply: tx,
     };
     match ctx.writer.send(command).ok().and_then(|_| rx.recv().ok()) {

@@ -775,3 +775,37 @@ fn flush_policy_and_recovery_point() {
     assert!(!log.flush_due(i64::MAX));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// With `flush_on_ack`, appended records become visible (the high watermark) only once a flush
+/// has put them on disk, also across a roll; without it, as soon as they are in the file.
+#[test]
+fn flush_on_ack_holds_the_high_watermark_at_the_recovery_point() {
+    for flush_on_ack in [false, true] {
+        let dir = temp_dir(&format!("hw-{flush_on_ack}"));
+        let config = LogConfig {
+            flush_on_ack,
+            ..small_segments(200, 4096)
+        };
+        let mut log = PartitionLog::open(&dir, tp(), config).unwrap();
+        fill(&mut log, 5, 100);
+        assert!(log.partition.segment_count() > 1, "the appends rolled");
+        let visible = if flush_on_ack { 0 } else { 5 };
+        assert_eq!(log.partition.high_watermark(), visible);
+        let read = log.partition.read(0, 1 << 20, true).unwrap().unwrap();
+        assert_eq!(read.records.is_empty(), flush_on_ack);
+        log.flush().unwrap();
+        assert_eq!(
+            (log.recovery_point(), log.partition.high_watermark()),
+            (5, 5)
+        );
+        assert!(
+            !log.partition
+                .read(0, 1 << 20, true)
+                .unwrap()
+                .unwrap()
+                .records
+                .is_empty()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
