@@ -38,6 +38,8 @@ pub struct TestBroker {
     pub addr: SocketAddr,
     child: Child,
     pub extra_properties: Vec<String>,
+    /// Environment variables the process is started with (e.g. LD_PRELOAD for fault tests).
+    pub extra_env: Vec<(String, String)>,
     log_lines: mpsc::Receiver<String>,
 }
 
@@ -54,19 +56,45 @@ impl TestBroker {
         fs::create_dir_all(&log_dir).unwrap();
         setup(&log_dir);
         let props: Vec<String> = properties.iter().map(|s| s.to_string()).collect();
-        Self::launch(dir, log_dir, props)
+        Self::launch(dir, log_dir, props, Vec::new())
     }
 
-    fn launch(dir: PathBuf, log_dir: PathBuf, extra_properties: Vec<String>) -> TestBroker {
-        let (child, log_lines, addr) = spawn(&dir, &log_dir, &extra_properties);
+    /// Starts a broker on an empty log directory (`dir/logs`, created before `env` is computed
+    /// from the test's directory) with extra properties and environment variables.
+    pub fn start_with_env(
+        name: &str,
+        properties: &[&str],
+        env: impl FnOnce(&Path) -> Vec<(String, String)>,
+    ) -> TestBroker {
+        let dir = temp_dir(name);
+        let log_dir = dir.join("logs");
+        fs::create_dir_all(&log_dir).unwrap();
+        let env = env(&dir);
+        let props: Vec<String> = properties.iter().map(|s| s.to_string()).collect();
+        Self::launch(dir, log_dir, props, env)
+    }
+
+    fn launch(
+        dir: PathBuf,
+        log_dir: PathBuf,
+        extra_properties: Vec<String>,
+        extra_env: Vec<(String, String)>,
+    ) -> TestBroker {
+        let (child, log_lines, addr) = spawn(&dir, &log_dir, &extra_properties, &extra_env);
         TestBroker {
             dir,
             log_dir,
             addr,
             child,
             extra_properties,
+            extra_env,
             log_lines,
         }
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn connect(&self) -> Client {
@@ -82,7 +110,12 @@ impl TestBroker {
 
     /// Starts a new process on the same directory (after the old one exited).
     pub fn restart(&mut self) {
-        let (child, log_lines, addr) = spawn(&self.dir, &self.log_dir, &self.extra_properties);
+        let (child, log_lines, addr) = spawn(
+            &self.dir,
+            &self.log_dir,
+            &self.extra_properties,
+            &self.extra_env,
+        );
         self.child = child;
         self.log_lines = log_lines;
         self.addr = addr;
@@ -110,6 +143,7 @@ fn spawn(
     dir: &Path,
     log_dir: &Path,
     extra_properties: &[String],
+    extra_env: &[(String, String)],
 ) -> (Child, mpsc::Receiver<String>, SocketAddr) {
     let config = dir.join("server.properties");
     let mut text = format!(
@@ -127,6 +161,7 @@ fn spawn(
             "RUST_LOG",
             std::env::var("SPRAT_TEST_LOG").unwrap_or_else(|_| "info".into()),
         )
+        .envs(extra_env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

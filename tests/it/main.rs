@@ -3,6 +3,7 @@
 
 mod admin;
 mod codecrafters;
+mod faults;
 mod groups;
 mod harness;
 mod limits;
