@@ -93,7 +93,12 @@ impl Broker {
         let metadata_log = PartitionLog::load(
             &log_dir.join(metadata_tp.dir_name()),
             metadata_tp.clone(),
-            LogConfig::default(),
+            // Every metadata record is fsynced before it takes effect, and nobody reads past
+            // what is on disk, so a failed fsync is cut off rather than taking the log offline.
+            LogConfig {
+                flush_on_ack: true,
+                ..LogConfig::default()
+            },
             checkpoints.load_options(&metadata_tp),
         )?;
         let image = replay(&metadata_log.partition)?;

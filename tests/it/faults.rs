@@ -7,6 +7,7 @@ use crate::storage::{
     LATEST, NONE, batch, create_topic, fetched, kill_9, list_offsets, partition_dir, produce_with,
     segment_file,
 };
+use sprat::protocol::messages::create_topics as ct;
 use sprat::storage::record_batch::Batches;
 use std::collections::HashMap;
 use std::fs;
@@ -15,6 +16,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
 /// The fault injection library, built once per test run with the system C compiler.
@@ -368,4 +371,106 @@ fn page_cache_mode_loses_acknowledged_records_in_a_power_loss() {
         end <= last,
         "log end offset {end} after the power loss: the unflushed records up to {last} are gone"
     );
+}
+
+/// CreateTopics v7 of one topic; returns its error code.
+fn try_create_topic(client: &mut Client, name: &str) -> i16 {
+    let request = ct::CreateTopicsRequest {
+        topics: vec![ct::CreatableTopic {
+            name: name.into(),
+            num_partitions: 1,
+            replication_factor: 1,
+            ..ct::CreatableTopic::default()
+        }],
+        timeout_ms: 30000,
+        validate_only: false,
+    };
+    let response = client.call(
+        ct::API_KEY,
+        7,
+        |e| request.encode(e, 7),
+        ct::CreateTopicsResponse::decode,
+    );
+    response.topics[0].error_code
+}
+
+/// A topic whose metadata record could not be written or fsynced is not created, and creating
+/// it again works once the disk does; a restart agrees.
+#[test]
+fn topic_creation_fails_cleanly_on_a_failing_disk() {
+    let (mut broker, faults) = start_with_faults("create-faults", &[]);
+    let mut client = broker.connect();
+    for fault in ["enospc", "eio_fsync"] {
+        faults.set(fault);
+        assert_eq!(
+            try_create_topic(&mut client, "later"),
+            KAFKA_STORAGE_ERROR,
+            "{fault}"
+        );
+        faults.clear();
+        assert_eq!(
+            produce_with(&mut client, "later", 0, &batch(1, 10, 1, 1), -1).0,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            "no topic after {fault}"
+        );
+    }
+    assert_eq!(try_create_topic(&mut client, "later"), NONE);
+    assert_eq!(
+        produce_with(&mut client, "later", 0, &batch(1, 10, 1, 1), -1),
+        (NONE, 0)
+    );
+    kill_9(&broker);
+    broker.restart();
+    let mut client = broker.connect();
+    assert_eq!(try_create_topic(&mut client, "later"), TOPIC_ALREADY_EXISTS);
+    assert_eq!(
+        produce_with(&mut client, "later", 0, &batch(1, 10, 1, 2), -1),
+        (NONE, 1)
+    );
+}
+
+/// A roll that cannot create the new segment fails the append with 56; the next append rolls
+/// and lands where the log ended, and every acknowledged batch survives `kill -9`.
+#[test]
+fn disk_full_during_a_roll_loses_nothing() {
+    let (mut broker, faults) = start_with_faults("roll-full", &[]);
+    let mut client = broker.connect();
+    create_topic(&mut client, "rolls", 1, &[("segment.bytes", "3000")]);
+    let dir = partition_dir(&broker, "rolls", 0);
+    let mut acked = Vec::new();
+    for i in 0..6u8 {
+        let (error, offset) = produce_with(&mut client, "rolls", 0, &batch(1, 1000, 1, i), -1);
+        assert_eq!(error, NONE);
+        acked.push((offset, i));
+    }
+    assert!(
+        segment_file(&dir, 2, ".log").exists(),
+        "the log rolled at offset 2"
+    );
+    faults.set("enospc");
+    for i in 6..9u8 {
+        let (error, _) = produce_with(&mut client, "rolls", 0, &batch(1, 1000, 1, i), -1);
+        assert_eq!(error, KAFKA_STORAGE_ERROR);
+    }
+    faults.clear();
+    for i in 9..12u8 {
+        let (error, offset) = produce_with(&mut client, "rolls", 0, &batch(1, 1000, 1, i), -1);
+        assert_eq!(error, NONE);
+        acked.push((offset, i));
+    }
+    assert_eq!(
+        acked.iter().map(|a| a.0).collect::<Vec<_>>(),
+        (0..9).collect::<Vec<i64>>()
+    );
+    kill_9(&broker);
+    broker.restart();
+    let mut client = broker.connect();
+    let mut stored = Vec::new();
+    let mut offset = 0;
+    while offset < 9 {
+        let ids = batch_ids(&fetched(&mut client, "rolls", offset, 1 << 20));
+        offset = ids.last().unwrap().0 + 1;
+        stored.extend(ids);
+    }
+    assert_eq!(stored, acked);
 }
