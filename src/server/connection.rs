@@ -125,8 +125,15 @@ fn read_frame(
         )));
     };
     frame.clear();
-    frame.resize(size, 0);
-    stream.read_exact(frame)?;
+    frame.reserve(size);
+    // Reads into the reserved capacity without zeroing it first (a produce frame is megabytes).
+    let read = stream.take(size as u64).read_to_end(frame)?;
+    if read < size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("connection closed after {read} of {size} frame bytes"),
+        ));
+    }
     Ok(Some(reservation))
 }
 
