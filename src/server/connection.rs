@@ -6,12 +6,13 @@
 //! next request can no longer be known. A request for an unknown API or an unsupported version
 //! (other than ApiVersions, which answers with error 35) also closes the connection, as Kafka does.
 
-use super::apis::{self, Outcome};
+use super::apis::{self, Deferred, Outcome};
 use super::limits::{MemoryPool, Reservation};
 use crate::broker::BrokerContext;
 use crate::protocol::{self, RequestHeader, wire::Decoder};
 use byteorder::{BigEndian, ByteOrder};
 use log::{debug, trace, warn};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::panic::{self, AssertUnwindSafe};
@@ -21,79 +22,184 @@ use std::time::Duration;
 /// How long a connection waits for request memory before it gives up and closes.
 const MEMORY_WAIT: Duration = Duration::from_secs(30);
 
+/// The most produce requests of one connection waiting for the `log-writer` at once.
+const MAX_IN_FLIGHT: usize = 8;
+
 /// Frames up to this size reuse the connection's buffer; larger ones get a buffer that is freed
 /// after the request, so an idle connection never pins a large allocation.
 const RETAINED_BUFFER_BYTES: usize = 1 << 20;
 
 /// Serves one connection until the peer closes it, it stays idle for `connections.max.idle.ms`,
 /// or framing is lost.
+///
+/// Produce requests are pipelined: once a produce has gone to the `log-writer`, the connection
+/// reads the client's next request if one has already arrived, and submits it too when it is
+/// another produce (up to [`MAX_IN_FLIGHT`]), so that a client with several requests in flight
+/// gets them appended and fsynced as one group. Responses still go out strictly in request
+/// order, and any other request first waits for the produces before it, so it sees their effects
+/// as it would in Kafka.
 pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool: Arc<MemoryPool>) {
     let _ = stream.set_nodelay(true);
     let idle = Duration::from_millis(ctx.config.connections_max_idle_ms.max(1));
     let _ = stream.set_read_timeout(Some(idle));
     let max_frame = ctx.config.socket_request_max_bytes;
     let mut frame = Vec::new();
+    let mut in_flight: VecDeque<(Deferred, Reservation)> = VecDeque::new();
     loop {
-        let reservation = match read_frame(&mut stream, &mut frame, max_frame, &pool) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                debug!("{peer} closed the connection");
+        if !in_flight.is_empty() && (in_flight.len() >= MAX_IN_FLIGHT || !more_to_read(&stream)) {
+            if !finish_oldest(&mut stream, &peer, &ctx, &mut in_flight) {
                 return;
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                warn!(
-                    "dropping {peer}: idle for more than {} ms (connections.max.idle.ms)",
-                    idle.as_millis()
-                );
+            continue;
+        }
+        let size = match read_size(&mut stream, max_frame) {
+            Ok(Some(size)) => size,
+            Ok(None) => {
+                debug!("{peer} closed the connection");
+                finish_all(&mut stream, &peer, &ctx, &mut in_flight);
                 return;
             }
             Err(e) => {
-                warn!("dropping {peer}: {e}");
+                drop_connection(&peer, &e, idle);
                 return;
             }
         };
+        // Waiting for memory while holding some is how deadlocks start: finish our own
+        // in-flight requests first, which frees theirs.
+        let reservation = loop {
+            let wait = if in_flight.is_empty() {
+                MEMORY_WAIT
+            } else {
+                Duration::ZERO
+            };
+            if let Some(r) = pool.reserve(size, wait) {
+                break r;
+            }
+            if in_flight.is_empty() {
+                warn!(
+                    "dropping {peer}: no memory for a {size}-byte request within {} s (queued.max.request.bytes)",
+                    MEMORY_WAIT.as_secs()
+                );
+                return;
+            }
+            if !finish_oldest(&mut stream, &peer, &ctx, &mut in_flight) {
+                return;
+            }
+        };
+        if let Err(e) = read_body(&mut stream, &mut frame, size) {
+            drop_connection(&peer, &e, idle);
+            return;
+        }
         trace!("{peer} request bytes: {:02x?}", frame);
-        // A panic here is a bug in sprat: it must cost this connection only.
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| handle_frame(&ctx, &peer, &frame)))
-            .unwrap_or_else(|_| {
-                Outcome::Close(
-                    "internal error while handling the request (see the panic above)".into(),
-                )
-            });
+        let is_produce =
+            frame.len() >= 2 && BigEndian::read_i16(&frame) == protocol::messages::produce::API_KEY;
+        if !is_produce && !finish_all(&mut stream, &peer, &ctx, &mut in_flight) {
+            return;
+        }
+        let outcome = guarded(|| handle_frame(&ctx, &peer, &frame));
         match outcome {
-            Outcome::Respond(response) => {
-                trace!("{peer} response bytes: {:02x?}", response);
-                if let Err(e) = stream.write_all(&response) {
-                    warn!("dropping {peer}: write failed: {e}");
+            Outcome::Deferred(deferred) => in_flight.push_back((deferred, reservation)),
+            outcome => {
+                drop(reservation);
+                if !deliver(&mut stream, &peer, outcome) {
                     return;
                 }
-            }
-            Outcome::NoResponse => {}
-            Outcome::Close(reason) => {
-                warn!("closing connection to {peer}: {reason}");
-                return;
             }
         }
         if frame.capacity() > RETAINED_BUFFER_BYTES {
             frame = Vec::new();
         }
-        drop(reservation);
     }
 }
 
-/// Reads one frame into `frame`, reserving its size from the request memory pool first. Returns
-/// `Ok(None)` on a clean end of stream before a frame.
-fn read_frame(
+/// Runs a request's code, turning a panic (a bug in sprat) into a close of this connection only.
+fn guarded(handle: impl FnOnce() -> Outcome) -> Outcome {
+    panic::catch_unwind(AssertUnwindSafe(handle)).unwrap_or_else(|_| {
+        Outcome::Close("internal error while handling the request (see the panic above)".into())
+    })
+}
+
+/// Writes an outcome to the client. Returns false when the connection must end.
+fn deliver(stream: &mut TcpStream, peer: &str, outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Respond(response) => {
+            trace!("{peer} response bytes: {:02x?}", response);
+            if let Err(e) = stream.write_all(&response) {
+                warn!("dropping {peer}: write failed: {e}");
+                return false;
+            }
+            true
+        }
+        Outcome::NoResponse => true,
+        Outcome::Close(reason) => {
+            warn!("closing connection to {peer}: {reason}");
+            false
+        }
+        Outcome::Deferred(_) => unreachable!("deferred outcomes are finished before delivery"),
+    }
+}
+
+/// Waits for the oldest in-flight produce and answers it.
+fn finish_oldest(
     stream: &mut TcpStream,
-    frame: &mut Vec<u8>,
-    max_frame: usize,
-    pool: &Arc<MemoryPool>,
-) -> io::Result<Option<Reservation>> {
+    peer: &str,
+    ctx: &BrokerContext,
+    in_flight: &mut VecDeque<(Deferred, Reservation)>,
+) -> bool {
+    let Some((deferred, reservation)) = in_flight.pop_front() else {
+        return true;
+    };
+    let outcome = guarded(|| deferred.finish(ctx));
+    drop(reservation);
+    deliver(stream, peer, outcome)
+}
+
+/// Answers every in-flight produce, oldest first.
+fn finish_all(
+    stream: &mut TcpStream,
+    peer: &str,
+    ctx: &BrokerContext,
+    in_flight: &mut VecDeque<(Deferred, Reservation)>,
+) -> bool {
+    while !in_flight.is_empty() {
+        if !finish_oldest(stream, peer, ctx, in_flight) {
+            return false;
+        }
+    }
+    true
+}
+
+fn drop_connection(peer: &str, e: &io::Error, idle: Duration) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    ) {
+        warn!(
+            "dropping {peer}: idle for more than {} ms (connections.max.idle.ms)",
+            idle.as_millis()
+        );
+    } else {
+        warn!("dropping {peer}: {e}");
+    }
+}
+
+/// Whether the client has sent more bytes that can be read without waiting.
+fn more_to_read(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let ready = matches!(stream.peek(&mut byte), Ok(n) if n > 0);
+    if let Err(e) = stream.set_nonblocking(false) {
+        // Reads would fail as if idle and drop the connection: say why.
+        warn!("could not make a client socket blocking again: {e}");
+    }
+    ready
+}
+
+/// Reads a frame's size prefix and checks it against `socket.request.max.bytes`. Returns
+/// `Ok(None)` on a clean end of stream before a frame.
+fn read_size(stream: &mut TcpStream, max_frame: usize) -> io::Result<Option<usize>> {
     let mut size_bytes = [0u8; 4];
     let mut read = 0;
     while read < 4 {
@@ -117,13 +223,11 @@ fn read_frame(
             format!("frame size {size} is outside 0..={max_frame} (socket.request.max.bytes)"),
         ));
     }
-    let size = size as usize;
-    let Some(reservation) = pool.reserve(size, MEMORY_WAIT) else {
-        return Err(io::Error::other(format!(
-            "no memory for a {size}-byte request within {} s (queued.max.request.bytes)",
-            MEMORY_WAIT.as_secs()
-        )));
-    };
+    Ok(Some(size as usize))
+}
+
+/// Reads a frame body of `size` bytes (its memory already reserved) into `frame`.
+fn read_body(stream: &mut TcpStream, frame: &mut Vec<u8>, size: usize) -> io::Result<()> {
     frame.clear();
     frame.reserve(size);
     // Reads into the reserved capacity without zeroing it first (a produce frame is megabytes).
@@ -134,7 +238,7 @@ fn read_frame(
             format!("connection closed after {read} of {size} frame bytes"),
         ));
     }
-    Ok(Some(reservation))
+    Ok(())
 }
 
 /// Decodes the header of one frame and dispatches it. Returns the full response frame.

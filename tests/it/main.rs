@@ -7,5 +7,6 @@ mod faults;
 mod groups;
 mod harness;
 mod limits;
+mod pipelining;
 mod scripts;
 mod storage;

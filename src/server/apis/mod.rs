@@ -42,6 +42,34 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection, logging why.
     Close(String),
+    /// A produce whose appends went to the `log-writer`: [`Deferred::finish`] waits for the
+    /// writer and gives the real outcome. The connection may read and submit the next produce
+    /// in the meantime, so that one client's pipelined requests share a group commit.
+    Deferred(Deferred),
+}
+
+/// The second half of a request that waits for the `log-writer`.
+pub struct Deferred(Box<dyn FnOnce(&BrokerContext) -> Outcome>);
+
+impl Deferred {
+    pub fn new(finish: impl FnOnce(&BrokerContext) -> Outcome + 'static) -> Deferred {
+        Deferred(Box::new(finish))
+    }
+
+    /// Waits for the writer's answer and builds the response.
+    pub fn finish(self, ctx: &BrokerContext) -> Outcome {
+        (self.0)(ctx)
+    }
+}
+
+impl Outcome {
+    /// The final outcome, waiting for the writer if the request was deferred.
+    pub fn resolve(self, ctx: &BrokerContext) -> Outcome {
+        match self {
+            Outcome::Deferred(d) => d.finish(ctx),
+            other => other,
+        }
+    }
 }
 
 /// Dispatches one request whose header has been read. `supported` is false only for an ApiVersions

@@ -3,10 +3,12 @@
 //! Each partition is answered on its own: a bad partition never fails the others. The connection
 //! thread validates each partition's records (exactly one v2 batch, length, CRC-32C, client base
 //! offset 0, record count consistent with the last offset delta, size) and sends the valid ones to
-//! the `log-writer` thread in one append command, then waits for the offsets it assigns. The answer
-//! is sent only after the bytes are in the log files. With acks=0 nothing is sent back.
+//! the `log-writer` thread in one append command. The handler returns a deferred outcome that
+//! waits for the offsets the writer assigns, so that the connection can submit the client's next
+//! produce meanwhile. The answer is sent only after the bytes are in the log files. With acks=0
+//! nothing is sent back.
 
-use super::{HandlerResult, Outcome, now_ms, respond};
+use super::{Deferred, HandlerResult, Outcome, now_ms, respond};
 use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
@@ -17,15 +19,26 @@ use crate::storage::record_batch::{
     Batches, MAGIC_V2, set_log_append_time, set_partition_leader_epoch,
 };
 use crate::writer::{PartitionAppend, PartitionAppendResult, WriterCommand};
+use crossbeam_channel::Receiver;
 use log::{debug, error};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = ProduceRequest::decode(d, version)?;
     let acks = request.acks;
-    let response = produce(ctx, request);
+    let submitted = submit(ctx, request);
+    let header = header.clone();
+    Ok(Outcome::Deferred(Deferred::new(move |ctx| {
+        finish(ctx, &header, acks, submitted)
+    })))
+}
+
+/// Waits for the writer and answers: the response, or with acks=0 nothing (or a close).
+fn finish(ctx: &BrokerContext, header: &RequestHeader, acks: i16, submitted: Submitted) -> Outcome {
+    let version = header.api_version;
+    let response = submitted.response(ctx);
     if acks != 0 {
-        return Ok(respond(header, |e| response.encode(e, version)));
+        return respond(header, |e| response.encode(e, version));
     }
     // With acks=0 the client reads no answer; as Kafka does, a failure closes the connection so
     // that the producer notices and refreshes its metadata.
@@ -34,13 +47,13 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         .iter()
         .flat_map(|t| t.partition_responses.iter())
         .find(|p| p.error_code != ErrorCode::None.code());
-    Ok(match failed {
+    match failed {
         Some(p) => Outcome::Close(format!(
             "acks=0 produce failed with error {} on partition {}",
             p.error_code, p.index
         )),
         None => Outcome::NoResponse,
-    })
+    }
 }
 
 /// Where one partition's answer comes from: an error found while validating, or the writer.
@@ -50,8 +63,43 @@ enum Pending {
     Appending(usize, Option<i64>),
 }
 
-/// Validates, appends and builds the response.
-fn produce(ctx: &BrokerContext, request: ProduceRequest) -> ProduceResponse {
+/// A validated produce request whose appends went to the writer.
+struct Submitted {
+    /// Each topic's partitions, in request order, with where their answers come from.
+    layout: Vec<(String, Vec<(i32, Pending)>)>,
+    appends: Appending,
+}
+
+impl Submitted {
+    /// Waits for the writer's results and builds the response.
+    fn response(self, ctx: &BrokerContext) -> ProduceResponse {
+        let results = self.appends.wait();
+        let responses = self
+            .layout
+            .into_iter()
+            .map(|(name, partitions)| TopicProduceResponse {
+                partition_responses: partitions
+                    .into_iter()
+                    .map(|(index, pending)| {
+                        let (result, append_time) = match pending {
+                            Pending::Failed(code) => (Err(code), None),
+                            Pending::Appending(i, t) => (results[i], t),
+                        };
+                        partition_response(ctx, &name, index, result, append_time)
+                    })
+                    .collect(),
+                name,
+            })
+            .collect();
+        ProduceResponse {
+            responses,
+            ..ProduceResponse::default()
+        }
+    }
+}
+
+/// Validates the request and sends its valid appends to the writer.
+fn submit(ctx: &BrokerContext, request: ProduceRequest) -> Submitted {
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
     let mut appends = Vec::new();
@@ -113,46 +161,52 @@ fn produce(ctx: &BrokerContext, request: ProduceRequest) -> ProduceResponse {
         }
         layout.push((topic.name, partitions));
     }
-    let results = append(ctx, appends);
-    let responses = layout
-        .into_iter()
-        .map(|(name, partitions)| TopicProduceResponse {
-            partition_responses: partitions
-                .into_iter()
-                .map(|(index, pending)| {
-                    let (result, append_time) = match pending {
-                        Pending::Failed(code) => (Err(code), None),
-                        Pending::Appending(i, t) => (results[i], t),
-                    };
-                    partition_response(ctx, &name, index, result, append_time)
-                })
-                .collect(),
-            name,
-        })
-        .collect();
-    ProduceResponse {
-        responses,
-        ..ProduceResponse::default()
+    Submitted {
+        layout,
+        appends: Appending::send(ctx, appends),
     }
 }
 
-/// Sends the appends to the writer and waits for the offsets; one result per append.
-fn append(ctx: &BrokerContext, appends: Vec<PartitionAppend>) -> Vec<PartitionAppendResult> {
-    if appends.is_empty() {
-        return Vec::new();
-    }
-    let count = appends.len();
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let command = WriterCommand::Append {
-        partitions: appends,
-        reply: tx,
-    };
-    match ctx.writer.send(command).ok().and_then(|_| rx.recv().ok()) {
-        Some(results) => results,
-        None => {
-            error!("the log writer is gone; failing {count} appends");
-            vec![Err(ErrorCode::KafkaStorageError); count]
+/// Appends sent to the writer, whose results are yet to come.
+enum Appending {
+    Nothing,
+    Sent {
+        count: usize,
+        reply: Receiver<Vec<PartitionAppendResult>>,
+    },
+    /// The writer is gone (the broker is stopping).
+    Failed(usize),
+}
+
+impl Appending {
+    fn send(ctx: &BrokerContext, appends: Vec<PartitionAppend>) -> Appending {
+        if appends.is_empty() {
+            return Appending::Nothing;
         }
+        let count = appends.len();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let command = WriterCommand::Append {
+            partitions: appends,
+            reply: tx,
+        };
+        match ctx.writer.send(command) {
+            Ok(()) => Appending::Sent { count, reply: rx },
+            Err(_) => Appending::Failed(count),
+        }
+    }
+
+    /// Waits for the writer; one result per append, in order.
+    fn wait(self) -> Vec<PartitionAppendResult> {
+        let count = match self {
+            Appending::Nothing => return Vec::new(),
+            Appending::Sent { count, reply } => match reply.recv() {
+                Ok(results) => return results,
+                Err(_) => count,
+            },
+            Appending::Failed(count) => count,
+        };
+        error!("the log writer is gone; failing {count} appends");
+        vec![Err(ErrorCode::KafkaStorageError); count]
     }
 }
 
