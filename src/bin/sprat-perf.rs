@@ -13,6 +13,7 @@ use sprat::protocol::messages::{create_topics, fetch, list_offsets, metadata, pr
 use sprat::protocol::wire::{DecodeResult, Decoder, Encoder};
 use sprat::protocol::{RequestHeader, is_flexible, response_header_is_flexible};
 use sprat::storage::record_batch::{BatchHeader, Record, build_batch};
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -54,6 +55,10 @@ enum Command {
         /// Target records per second over all connections; 0 means as fast as possible.
         #[arg(long, default_value_t = 0)]
         rate: u64,
+        /// Requests each connection sends before it waits for the oldest response (a client's
+        /// `max.in.flight.requests.per.connection`).
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
     },
     /// Read every partition of a topic from the start and report throughput.
     Fetch {
@@ -92,6 +97,16 @@ impl Connection {
         decode: impl FnOnce(&mut Decoder<'_>, i16) -> DecodeResult<T>,
     ) -> T {
         self.send(api_key, version, body);
+        self.receive_decoded(api_key, version, decode)
+    }
+
+    /// Reads the next response and decodes it.
+    fn receive_decoded<T>(
+        &mut self,
+        api_key: i16,
+        version: i16,
+        decode: impl FnOnce(&mut Decoder<'_>, i16) -> DecodeResult<T>,
+    ) -> T {
         let frame = self.receive();
         let mut d = Decoder::new(frame);
         d.i32().expect("correlation id");
@@ -182,10 +197,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_produce(
-    addr: &str,
-    topic: &str,
+/// The produce load's settings.
+struct ProduceLoad {
+    topic: String,
     partitions: i32,
     record_size: usize,
     records: u64,
@@ -193,7 +207,22 @@ fn run_produce(
     connections: usize,
     acks: i16,
     rate: u64,
-) {
+    in_flight: usize,
+}
+
+fn run_produce(addr: &str, load: ProduceLoad) {
+    let ProduceLoad {
+        topic,
+        partitions,
+        record_size,
+        records,
+        batch_records,
+        connections,
+        acks,
+        rate,
+        in_flight,
+    } = load;
+    let topic = topic.as_str();
     let partitions = ensure_topic(addr, topic, partitions);
     let value = vec![b'x'; record_size];
     let template: Vec<Record> = (0..batch_records)
@@ -231,10 +260,23 @@ fn run_produce(
             std::thread::spawn(move || {
                 let mut c = Connection::open(&addr);
                 let mut latencies_us = Vec::new();
+                // When each request in flight was (or was scheduled to be) sent, oldest first.
+                let mut pending: VecDeque<Instant> = VecDeque::new();
                 loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let n = if pending.len() < in_flight.max(1) {
+                        next.fetch_add(1, Ordering::Relaxed)
+                    } else {
+                        requests
+                    };
                     if n >= requests {
-                        break;
+                        let Some(sent) = pending.pop_front() else {
+                            break;
+                        };
+                        let r = c.receive_decoded(0, 7, produce::ProduceResponse::decode);
+                        let code = r.responses[0].partition_responses[0].error_code;
+                        assert_eq!(code, 0, "produce failed with error {code}");
+                        latencies_us.push(sent.elapsed().as_micros() as u64);
+                        continue;
                     }
                     let scheduled = start + Duration::from_nanos(n * interval_ns);
                     if interval_ns > 0 {
@@ -261,19 +303,12 @@ fn run_produce(
                         }],
                         ..Default::default()
                     };
+                    c.send(0, 7, |e| request.encode(e, 7));
                     if acks == 0 {
-                        c.send(0, 7, |e| request.encode(e, 7));
+                        latencies_us.push(sent.elapsed().as_micros() as u64);
                     } else {
-                        let r = c.call(
-                            0,
-                            7,
-                            |e| request.encode(e, 7),
-                            produce::ProduceResponse::decode,
-                        );
-                        let code = r.responses[0].partition_responses[0].error_code;
-                        assert_eq!(code, 0, "produce failed with error {code}");
+                        pending.push_back(sent);
                     }
-                    latencies_us.push(sent.elapsed().as_micros() as u64);
                 }
                 latencies_us
             })
@@ -288,7 +323,7 @@ fn run_produce(
     let sent = requests * batch_records as u64;
     let bytes = sent * record_size as u64;
     println!(
-        "produce records={sent} record_size={record_size} batch={batch_records} connections={connections} partitions={partitions} acks={acks} rate={rate}"
+        "produce records={sent} record_size={record_size} batch={batch_records} connections={connections} in_flight={in_flight} partitions={partitions} acks={acks} rate={rate}"
     );
     println!(
         "  {:.0} records/s  {:.1} MB/s  ({elapsed:.2} s)  latency ms p50={:.2} p99={:.2} p99.9={:.2} max={:.2}",
@@ -408,16 +443,20 @@ fn main() {
             connections,
             acks,
             rate,
+            in_flight,
         } => run_produce(
             &args.bootstrap,
-            &topic,
-            partitions,
-            record_size,
-            records,
-            batch_records,
-            connections,
-            acks,
-            rate,
+            ProduceLoad {
+                topic,
+                partitions,
+                record_size,
+                records,
+                batch_records,
+                connections,
+                acks,
+                rate,
+                in_flight,
+            },
         ),
         Command::Fetch { topic, max_bytes } => run_fetch(&args.bootstrap, &topic, max_bytes),
     }
