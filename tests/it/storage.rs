@@ -24,7 +24,12 @@ const EARLIEST: i64 = -2;
 // Protocol helpers
 // ---------------------------------------------------------------------------------------------
 
-fn create_topic(client: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+pub(crate) fn create_topic(
+    client: &mut Client,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     let request = ct::CreateTopicsRequest {
         topics: vec![ct::CreatableTopic {
             name: name.into(),
@@ -52,7 +57,7 @@ fn create_topic(client: &mut Client, name: &str, partitions: i32, configs: &[(&s
 }
 
 /// Produces one batch with the given acks; returns (error, base offset).
-fn produce_with(
+pub(crate) fn produce_with(
     client: &mut Client,
     topic: &str,
     partition: i32,
@@ -121,7 +126,7 @@ fn fetch(client: &mut Client, topic: &str, offset: i64, max_bytes: i32) -> fetch
     response.responses[0].partitions[0].clone()
 }
 
-fn fetched(client: &mut Client, topic: &str, offset: i64, max_bytes: i32) -> Vec<u8> {
+pub(crate) fn fetched(client: &mut Client, topic: &str, offset: i64, max_bytes: i32) -> Vec<u8> {
     let data = fetch(client, topic, offset, max_bytes);
     assert_eq!(data.error_code, NONE, "fetch {topic} at {offset}");
     data.records.unwrap_or_default()
