@@ -68,6 +68,10 @@ CLIENT_TIMEOUT_S = 15.0
 class CrashTestFailure(AssertionError):
     """An acknowledged record or commit was lost or altered, or the log on disk is damaged."""
 
+    def __init__(self, message: str, lost: int = 0):
+        super().__init__(message)
+        self.lost = lost  # acknowledged records missing from the log
+
 
 @dataclass
 class Settings:
@@ -453,8 +457,8 @@ class Summary:
         return (f"cycles {self.cycles}, sent {self.sent}, acked {self.acked}, verified {self.verified} "
                 f"(over all restarts {self.verifications}), lost {self.lost}, unacknowledged but stored "
                 f"{self.unacked_present}, retried duplicates {self.retried_duplicates}, commits "
-                f"{self.commits_ok} ok + {self.commits_uncertain} failed (outcome unknown) + {self.commits_resumed} finished "
-                f"after a restart, torn tails truncated by recovery "
+                f"{self.commits_ok} ok and {self.commits_uncertain} failed (outcome unknown), {self.commits_resumed} "
+                f"of them in flight at a kill and finished after the restart, torn tails truncated by recovery "
                 f"{self.truncations}, batches CRC-checked on disk {self.batches_checked}, produce errors before "
                 f"a kill {self.failures_before_kill}, {self.seconds:.0f}s")
 
@@ -523,7 +527,8 @@ def verify(broker: Broker, ledger: Ledger, what: str) -> tuple[LogCheck, list[st
     if errors:
         shown = "\n  ".join(errors[:30])
         more = f"\n  ... and {len(errors) - 30} more" if len(errors) > 30 else ""
-        raise CrashTestFailure(f"{what}: {len(errors)} problem(s):\n  {shown}{more}")
+        lost = sum(1 for e in errors if e.startswith("LOST"))
+        raise CrashTestFailure(f"{what}: {len(errors)} problem(s):\n  {shown}{more}", lost)
     return log, group_errors, disk
 
 
@@ -588,8 +593,9 @@ def run(workdir: Path, settings: Settings, out=print) -> Summary:
     except AssertionError as e:
         # CrashTestFailure, and the suite's BrokerError and ClientError (a restart or a client
         # call that failed or did not finish in time): all end the run with the broker's log.
-        summary.lost = sum(1 for line in str(e).splitlines() if "LOST" in line)
-        raise CrashTestFailure(f"{e}\n\nsummary so far: {summary.line()}\n\nsprat log (tail):\n{broker.tail(40)}") from None
+        summary.lost = getattr(e, "lost", 0)
+        raise CrashTestFailure(f"{e}\n\nsummary so far: {summary.line()}\n\nsprat log (tail):\n{broker.tail(40)}",
+                               summary.lost) from None
     finally:
         broker._kill()
 
