@@ -101,6 +101,11 @@ impl TestBroker {
         Client::connect(self.addr)
     }
 
+    /// The process id of the running broker, for reading its `/proc/<pid>` files.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL and starts a new one on the same directory.
     pub fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
