@@ -92,11 +92,6 @@ impl TestBroker {
         }
     }
 
-    /// The broker's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
     }
