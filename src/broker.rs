@@ -85,7 +85,9 @@ impl Broker {
     /// Loads state from the log directory and starts serving.
     pub fn start(config: BrokerConfig) -> io::Result<Broker> {
         let log_dir = config.log_dir().to_path_buf();
-        fs::create_dir_all(&log_dir)?;
+        fs::create_dir_all(&log_dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("log.dirs {}: {e}", log_dir.display()))
+        })?;
         let cluster_id = load_or_create_meta_properties(&log_dir, config.node_id)?;
         let started = std::time::Instant::now();
         let checkpoints = LogDirCheckpoints::read(&log_dir);
@@ -283,10 +285,11 @@ pub fn open_partition_log(
 ) -> io::Result<PartitionLog> {
     let tp = TopicPartition::new(topic.name.clone(), index);
     let dir = log_dir.join(tp.dir_name());
-    let log = PartitionLog::load(&dir, tp, log_config(config, topic), options)?;
+    let in_dir = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", dir.display()));
+    let log = PartitionLog::load(&dir, tp, log_config(config, topic), options).map_err(in_dir)?;
     let metadata_path = dir.join("partition.metadata");
     if !metadata_path.exists() {
-        write_partition_metadata(&dir, &topic.topic_id)?;
+        write_partition_metadata(&dir, &topic.topic_id).map_err(in_dir)?;
     }
     Ok(log)
 }
