@@ -256,7 +256,9 @@ impl Partition {
                     }
                 }
             };
-            if let Some(records) = segment.read(fetch_offset, max_bytes, min_one_batch)? {
+            if let Some(records) =
+                segment.read(fetch_offset, high_watermark, max_bytes, min_one_batch)?
+            {
                 return Ok(Ok(ReadResult {
                     records,
                     high_watermark,

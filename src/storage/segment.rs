@@ -271,18 +271,25 @@ impl LogSegment {
     }
 
     /// Reads whole batches starting with the one that holds `offset`, as many as fit in
-    /// `max_bytes` (at least one when `min_one_batch`). `None` when the segment holds no batch
-    /// reaching `offset`.
+    /// `max_bytes` (at least one when `min_one_batch`), none at or past `end_offset` (the high
+    /// watermark). `None` when the segment holds no batch reaching `offset`.
     pub fn read(
         &self,
         offset: i64,
+        end_offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
     ) -> io::Result<Option<Vec<u8>>> {
         let Some(position) = self.translate_offset(offset)? else {
             return Ok(None);
         };
-        read_batches(&self.log, position, self.size, max_bytes, min_one_batch).map(Some)
+        let limits = ReadLimits {
+            end: self.size,
+            end_offset,
+            max_bytes,
+            min_one_batch,
+        };
+        read_batches(&self.log, position, &limits).map(Some)
     }
 
     /// Calls `visit` with the header of each batch from the one holding `offset` to the end,
@@ -850,20 +857,25 @@ pub fn header_view(header: &[u8; HEADER_SIZE]) -> (i64, u64) {
     )
 }
 
-/// Reads whole batches from `position`, as many as fit in `max_bytes` (at least one when
-/// `min_one_batch`), never past `end`.
-fn read_batches(
-    file: &File,
-    position: u64,
+/// Where a read of whole batches stops.
+struct ReadLimits {
+    /// The segment's published size.
     end: u64,
+    /// No batch whose offsets reach this one (the high watermark).
+    end_offset: i64,
     max_bytes: usize,
+    /// Return the first batch even if it is larger than `max_bytes`.
     min_one_batch: bool,
-) -> io::Result<Vec<u8>> {
+}
+
+/// Reads whole batches from `position`, as many as the limits allow.
+fn read_batches(file: &File, position: u64, limits: &ReadLimits) -> io::Result<Vec<u8>> {
+    let (end, max_bytes, min_one_batch) = (limits.end, limits.max_bytes, limits.min_one_batch);
     let mut len: u64 = 0;
     let mut cursor = position;
     while let Some(header) = read_header(file, cursor, end)? {
-        let (_, size) = header_view(&header);
-        if cursor + size > end {
+        let (last_offset, size) = header_view(&header);
+        if cursor + size > end || last_offset >= limits.end_offset {
             break;
         }
         let fits = len + size <= max_bytes as u64;

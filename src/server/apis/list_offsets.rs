@@ -84,10 +84,19 @@ fn lookup(partition: &Partition, timestamp: i64) -> io::Result<Option<(i64, i64)
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
             Ok(Some((partition.log_start_offset(), -1)))
         }
-        MAX_TIMESTAMP => partition.max_timestamp_offset(),
+        MAX_TIMESTAMP => below_high_watermark(partition, partition.max_timestamp_offset()?),
         // No tiered storage: nothing has been uploaded.
         LATEST_TIERED_TIMESTAMP => Ok(Some((-1, -1))),
-        t if t >= 0 => partition.offset_for_timestamp(t),
+        t if t >= 0 => below_high_watermark(partition, partition.offset_for_timestamp(t)?),
         _ => Ok(None),
     }
+}
+
+/// As Kafka's `fetchOffsetForTimestamp`: a record at or past the high watermark (not yet on disk,
+/// with `sprat.log.flush.on.ack`) is not visible yet, so it is not found.
+fn below_high_watermark(
+    partition: &Partition,
+    found: Option<(i64, i64)>,
+) -> io::Result<Option<(i64, i64)>> {
+    Ok(found.filter(|&(offset, _)| offset < partition.high_watermark()))
 }
