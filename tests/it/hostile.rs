@@ -1,0 +1,382 @@
+//! Hostile input: requests that are malformed, out of range or abusive get the answer Apache
+//! Kafka 3.9 gives them (an error code, or a closed connection where framing is lost), never a
+//! panic or a stuck thread, and a bystander client is served throughout. Each test is named after
+//! the bug it guards against.
+
+use crate::harness::{Client, TestBroker};
+use sprat::protocol::messages::{
+    api_versions, create_topics as ct, delete_topics as dt, describe_configs as dc, fetch,
+    init_producer_id as ipi, list_offsets as lo, metadata, produce,
+};
+use sprat::protocol::wire::{Decoder, Encoder, Uuid};
+use sprat::storage::record_batch::{BatchHeader, Record, build_batch};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+const NONE: i16 = 0;
+const UNKNOWN_SERVER_ERROR: i16 = -1;
+const CORRUPT_MESSAGE: i16 = 2;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_TOPIC_EXCEPTION: i16 = 17;
+const INVALID_PARTITIONS: i16 = 37;
+const INVALID_REPLICATION_FACTOR: i16 = 38;
+const INVALID_CONFIG: i16 = 40;
+const INVALID_REQUEST: i16 = 42;
+const POLICY_VIOLATION: i16 = 44;
+const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+const INVALID_RECORD: i16 = 87;
+
+/// Asserts the broker process is alive, answers ApiVersions on `bystander` (opened before the
+/// trouble) and on a fresh connection, and has logged no panic.
+fn assert_still_serving(broker: &TestBroker, bystander: &mut Client) {
+    for client in [bystander, &mut broker.connect()] {
+        let response = client.call(
+            api_versions::API_KEY,
+            3,
+            |e| {
+                api_versions::ApiVersionsRequest {
+                    client_software_name: "bystander".into(),
+                    client_software_version: "1".into(),
+                }
+                .encode(e, 3)
+            },
+            api_versions::ApiVersionsResponse::decode,
+        );
+        assert_eq!(response.error_code, NONE);
+    }
+    let panics: Vec<String> = broker
+        .drain_log()
+        .into_iter()
+        .filter(|l| l.contains("panicked"))
+        .collect();
+    assert!(panics.is_empty(), "a broker thread panicked: {panics:?}");
+}
+
+/// A raw frame: size prefix, the given header fields and `body`.
+fn raw_frame(api_key: i16, version: i16, client_id: &[u8], tagged: bool, body: &[u8]) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.i16(api_key);
+    e.i16(version);
+    e.i32(9);
+    e.i16(client_id.len() as i16);
+    e.raw(client_id);
+    if tagged {
+        e.no_tagged_fields();
+    }
+    e.raw(body);
+    let mut frame = (e.buf.len() as i32).to_be_bytes().to_vec();
+    frame.extend(e.buf);
+    frame
+}
+
+/// Sends raw bytes and decodes the one response frame with `decode`.
+fn raw_call<T>(
+    client: &mut Client,
+    frame: &[u8],
+    flexible_response: bool,
+    version: i16,
+    decode: impl FnOnce(&mut Decoder<'_>, i16) -> sprat::protocol::wire::DecodeResult<T>,
+) -> T {
+    client.send_raw(frame);
+    let response = client.receive();
+    let mut d = Decoder::new(&response);
+    assert_eq!(d.i32().unwrap(), 9, "correlation id");
+    if flexible_response {
+        d.skip_tagged_fields().unwrap();
+    }
+    let value = decode(&mut d, version).unwrap();
+    d.finish().unwrap();
+    value
+}
+
+fn create_topic(client: &mut Client, name: &str, partitions: i32) {
+    let result = create_topics(client, vec![creatable(name, partitions, 1)], false);
+    assert_eq!(result[0].error_code, NONE, "{result:?}");
+}
+
+fn creatable(name: &str, partitions: i32, factor: i16) -> ct::CreatableTopic {
+    ct::CreatableTopic {
+        name: name.into(),
+        num_partitions: partitions,
+        replication_factor: factor,
+        ..ct::CreatableTopic::default()
+    }
+}
+
+fn create_topics(
+    client: &mut Client,
+    topics: Vec<ct::CreatableTopic>,
+    validate_only: bool,
+) -> Vec<ct::CreatableTopicResult> {
+    let request = ct::CreateTopicsRequest {
+        topics,
+        timeout_ms: 30_000,
+        validate_only,
+    };
+    client
+        .call(
+            ct::API_KEY,
+            7,
+            |e| request.encode(e, 7),
+            ct::CreateTopicsResponse::decode,
+        )
+        .topics
+}
+
+/// A v2 batch of `count` records of `value_bytes` bytes each, timestamped now.
+fn batch(header: BatchHeader, count: usize, value_bytes: usize) -> Vec<u8> {
+    let records: Vec<Record> = (0..count)
+        .map(|_| Record {
+            value: Some(vec![b'v'; value_bytes]),
+            ..Record::default()
+        })
+        .collect();
+    let now = sprat::server::apis::now_ms();
+    build_batch(
+        &BatchHeader {
+            base_timestamp: now,
+            max_timestamp: now,
+            ..header
+        },
+        &records,
+    )
+}
+
+fn plain(count: usize) -> Vec<u8> {
+    batch(BatchHeader::default(), count, 8)
+}
+
+/// Recomputes the CRC-32C after an edit (it covers attributes to the end).
+fn recompute_crc(batch: &mut [u8]) {
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A copy of `batch` with `f` applied to it and its CRC made valid again.
+fn edited(batch: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = batch.to_vec();
+    f(&mut b);
+    recompute_crc(&mut b);
+    b
+}
+
+fn produce_request(
+    transactional_id: Option<&str>,
+    parts: &[(&str, i32, Option<Vec<u8>>)],
+) -> produce::ProduceRequest {
+    produce::ProduceRequest {
+        transactional_id: transactional_id.map(str::to_string),
+        acks: -1,
+        timeout_ms: 30_000,
+        topic_data: parts
+            .iter()
+            .map(|(topic, index, records)| produce::TopicProduceData {
+                name: topic.to_string(),
+                partition_data: vec![produce::PartitionProduceData {
+                    index: *index,
+                    records: records.clone(),
+                }],
+            })
+            .collect(),
+    }
+}
+
+/// Produces and returns (topic, partition, error code, base offset) per answered partition.
+fn produce_with(
+    client: &mut Client,
+    version: i16,
+    request: &produce::ProduceRequest,
+) -> Vec<(String, i32, i16, i64)> {
+    let response = client.call(
+        produce::API_KEY,
+        version,
+        |e| request.encode(e, version),
+        produce::ProduceResponse::decode,
+    );
+    response
+        .responses
+        .iter()
+        .flat_map(|t| {
+            t.partition_responses
+                .iter()
+                .map(|p| (t.name.clone(), p.index, p.error_code, p.base_offset))
+        })
+        .collect()
+}
+
+fn produce_one(client: &mut Client, version: i16, topic: &str, records: Vec<u8>) -> (i16, i64) {
+    let request = produce_request(None, &[(topic, 0, Some(records))]);
+    let answers = produce_with(client, version, &request);
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    (answers[0].2, answers[0].3)
+}
+
+fn fetch_partition(partition: i32, offset: i64, max_bytes: i32) -> fetch::FetchPartition {
+    fetch::FetchPartition {
+        partition,
+        fetch_offset: offset,
+        partition_max_bytes: max_bytes,
+        ..fetch::FetchPartition::default()
+    }
+}
+
+/// A Fetch v11 request (topics by name, non-flexible) with a session epoch of -1 (no session).
+fn fetch_request(topic: &str, partitions: Vec<fetch::FetchPartition>) -> fetch::FetchRequest {
+    fetch::FetchRequest {
+        replica_id: -1,
+        max_wait_ms: 0,
+        min_bytes: 1,
+        max_bytes: 50 << 20,
+        session_epoch: -1,
+        topics: vec![fetch::FetchTopic {
+            topic: topic.into(),
+            partitions,
+            ..fetch::FetchTopic::default()
+        }],
+        ..fetch::FetchRequest::default()
+    }
+}
+
+fn do_fetch(client: &mut Client, request: &fetch::FetchRequest) -> fetch::FetchResponse {
+    client.call(
+        fetch::API_KEY,
+        11,
+        |e| request.encode(e, 11),
+        fetch::FetchResponse::decode,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: Kafka's generated readers are lenient where sprat's were strict
+// ---------------------------------------------------------------------------------------------
+
+/// Kafka reads any negative length of a nullable field as null: a client id of length -2 is a
+/// null client id, and a Metadata v1 topics array of length -2 means all topics. Only a
+/// non-nullable field refuses it (and the connection is closed).
+#[test]
+fn nullable_lengths_below_minus_one_are_null_not_a_closed_connection() {
+    let broker = TestBroker::start("hostile-null-lengths");
+    let mut bystander = broker.connect();
+    let mut client = broker.connect();
+    create_topic(&mut client, "listed", 1);
+
+    let mut e = Encoder::new();
+    e.i16(api_versions::API_KEY);
+    e.i16(0);
+    e.i32(9);
+    e.i16(-2);
+    let mut frame = (e.buf.len() as i32).to_be_bytes().to_vec();
+    frame.extend(&e.buf);
+    let response = raw_call(
+        &mut client,
+        &frame,
+        false,
+        0,
+        api_versions::ApiVersionsResponse::decode,
+    );
+    assert_eq!(response.error_code, NONE);
+
+    let frame = raw_frame(metadata::API_KEY, 1, b"c", false, &(-2i32).to_be_bytes());
+    let response = raw_call(
+        &mut client,
+        &frame,
+        false,
+        1,
+        metadata::MetadataResponse::decode,
+    );
+    let names: Vec<_> = response.topics.iter().map(|t| t.name.clone()).collect();
+    assert_eq!(names, [Some("listed".to_string())], "null: every topic");
+
+    // CreateTopics' topics array is not nullable: -2 is refused and the connection closed.
+    let mut body = (-2i32).to_be_bytes().to_vec();
+    body.extend(30_000i32.to_be_bytes());
+    body.push(0);
+    client.send_raw(&raw_frame(ct::API_KEY, 4, b"c", false, &body));
+    client.assert_closed();
+    assert_still_serving(&broker, &mut bystander);
+}
+
+/// Kafka decodes strings as Java does, with U+FFFD for bytes that are not UTF-8: a client id that
+/// is not UTF-8 is accepted, and a topic name that is not gets the error code for the name it
+/// becomes (not a closed connection).
+#[test]
+fn invalid_utf8_names_get_kafka_error_codes() {
+    let broker = TestBroker::start("hostile-utf8");
+    let mut bystander = broker.connect();
+    let mut client = broker.connect();
+    let bad = [0xffu8, 0xfe, b'a'];
+
+    let frame = raw_frame(api_versions::API_KEY, 0, &bad, false, &[]);
+    let response = raw_call(
+        &mut client,
+        &frame,
+        false,
+        0,
+        api_versions::ApiVersionsResponse::decode,
+    );
+    assert_eq!(response.error_code, NONE);
+
+    // CreateTopics v4: topics [name, -1 partitions, -1 factor, no assignments, no configs].
+    let mut body = Encoder::new();
+    body.i32(1);
+    body.i16(bad.len() as i16);
+    body.raw(&bad);
+    body.i32(-1);
+    body.i16(-1);
+    body.i32(0);
+    body.i32(0);
+    body.i32(30_000);
+    body.bool(false);
+    let frame = raw_frame(ct::API_KEY, 4, b"c", false, &body.buf);
+    let response = raw_call(
+        &mut client,
+        &frame,
+        false,
+        4,
+        ct::CreateTopicsResponse::decode,
+    );
+    assert_eq!(response.topics[0].error_code, INVALID_TOPIC_EXCEPTION);
+    assert_eq!(response.topics[0].name, "\u{fffd}\u{fffd}a");
+
+    // Produce v7: the topic is unknown.
+    let mut body = Encoder::new();
+    body.i16(-1);
+    body.i16(-1);
+    body.i32(30_000);
+    body.i32(1);
+    body.i16(bad.len() as i16);
+    body.raw(&bad);
+    body.i32(1);
+    body.i32(0);
+    body.bytes(false, &plain(1));
+    let frame = raw_frame(produce::API_KEY, 7, b"c", false, &body.buf);
+    let response = raw_call(
+        &mut client,
+        &frame,
+        false,
+        7,
+        produce::ProduceResponse::decode,
+    );
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, UNKNOWN_TOPIC_OR_PARTITION);
+
+    // Metadata v4 without auto-creation: the name is invalid.
+    let mut body = Encoder::new();
+    body.i32(1);
+    body.i16(bad.len() as i16);
+    body.raw(&bad);
+    body.bool(false);
+    let frame = raw_frame(metadata::API_KEY, 4, b"c", false, &body.buf);
+    let response = raw_call(
+        &mut client,
+        &frame,
+        false,
+        4,
+        metadata::MetadataResponse::decode,
+    );
+    assert_eq!(response.topics[0].error_code, INVALID_TOPIC_EXCEPTION);
+    assert_still_serving(&broker, &mut bystander);
+}
