@@ -5,6 +5,12 @@
 //! refused before anything is allocated, and the connection is closed, because the start of the
 //! next request can no longer be known. A request for an unknown API or an unsupported version
 //! (other than ApiVersions, which answers with error 35) also closes the connection, as Kafka does.
+//!
+//! Idleness: `connections.max.idle.ms` bounds every read and every write. A client that stops
+//! sending mid-frame, or stops reading its responses so that a write cannot progress, is dropped
+//! after that long, as Kafka's selector expires a channel without activity. A frame's buffer grows
+//! with the bytes that actually arrive, so a client that declares a large frame and trickles it
+//! holds its share of `queued.max.request.bytes` but not the memory itself.
 
 use super::apis::{self, Outcome};
 use super::limits::{MemoryPool, Reservation};
@@ -25,12 +31,19 @@ const MEMORY_WAIT: Duration = Duration::from_secs(30);
 /// after the request, so an idle connection never pins a large allocation.
 const RETAINED_BUFFER_BYTES: usize = 1 << 20;
 
+/// A frame's buffer first grows to this many bytes, then doubles as its bytes arrive.
+const FIRST_READ_BYTES: usize = 64 << 10;
+
+/// The most bytes one read asks for (and zero-fills ahead of it).
+const READ_CHUNK_BYTES: usize = 256 << 10;
+
 /// Serves one connection until the peer closes it, it stays idle for `connections.max.idle.ms`,
 /// or framing is lost.
 pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool: Arc<MemoryPool>) {
     let _ = stream.set_nodelay(true);
     let idle = Duration::from_millis(ctx.config.connections_max_idle_ms.max(1));
     let _ = stream.set_read_timeout(Some(idle));
+    let _ = stream.set_write_timeout(Some(idle));
     let max_frame = ctx.config.socket_request_max_bytes;
     let mut frame = Vec::new();
     loop {
@@ -69,7 +82,18 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
             Outcome::Respond(response) => {
                 trace!("{peer} response bytes: {:02x?}", response);
                 if let Err(e) = stream.write_all(&response) {
-                    warn!("dropping {peer}: write failed: {e}");
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) {
+                        warn!(
+                            "dropping {peer}: a response could not be written for {} ms \
+                             (connections.max.idle.ms); the client is not reading",
+                            idle.as_millis()
+                        );
+                    } else {
+                        warn!("dropping {peer}: write failed: {e}");
+                    }
                     return;
                 }
             }
@@ -124,10 +148,39 @@ fn read_frame(
             MEMORY_WAIT.as_secs()
         )));
     };
-    frame.clear();
-    frame.resize(size, 0);
-    stream.read_exact(frame)?;
+    read_body(stream, frame, size)?;
     Ok(Some(reservation))
+}
+
+/// Reads exactly `size` bytes into `frame`, growing it as they arrive rather than allocating
+/// `size` bytes up front.
+fn read_body(stream: &mut TcpStream, frame: &mut Vec<u8>, size: usize) -> io::Result<()> {
+    frame.clear();
+    while frame.len() < size {
+        if frame.len() == frame.capacity() {
+            let target = (frame.capacity() * 2).max(FIRST_READ_BYTES).min(size);
+            frame.reserve_exact(target - frame.len());
+        }
+        let start = frame.len();
+        let end = frame.capacity().min(size).min(start + READ_CHUNK_BYTES);
+        frame.resize(end, 0);
+        match stream.read(&mut frame[start..]) {
+            Ok(0) => {
+                frame.truncate(start);
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("connection closed after {start} of {size} bytes of a request"),
+                ));
+            }
+            Ok(n) => frame.truncate(start + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => frame.truncate(start),
+            Err(e) => {
+                frame.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decodes the header of one frame and dispatches it. Returns the full response frame.

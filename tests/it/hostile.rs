@@ -380,3 +380,81 @@ fn invalid_utf8_names_get_kafka_error_codes() {
     assert_eq!(response.topics[0].error_code, INVALID_TOPIC_EXCEPTION);
     assert_still_serving(&broker, &mut bystander);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Connections: idle limits apply to writes too
+// ---------------------------------------------------------------------------------------------
+
+/// A client that pipelines requests and never reads the responses used to block its connection
+/// thread in a write forever. Like Kafka's idle expiry, a write that makes no progress for
+/// `connections.max.idle.ms` now drops the connection.
+#[test]
+fn client_that_never_reads_is_dropped_after_the_idle_timeout() {
+    let broker =
+        TestBroker::start_with("hostile-no-read", |_| {}, &["connections.max.idle.ms=1000"]);
+    let mut client = broker.connect();
+    create_topic(&mut client, "big", 1);
+    let (error, _) = produce_one(
+        &mut client,
+        9,
+        "big",
+        batch(BatchHeader::default(), 8, 100_000),
+    );
+    assert_eq!(error, NONE);
+
+    let request = fetch_request("big", vec![fetch_partition(0, 0, 1 << 30)]);
+    let frame = crate::harness::request_frame(fetch::API_KEY, 11, 1, |e| request.encode(e, 11));
+    let mut hog = broker.connect();
+    hog.stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut sent = 0;
+    while sent < 200 && hog.stream.write_all(&frame).is_ok() {
+        sent += 1;
+    }
+    // Responses are 800 KB each: well before 200 of them the socket buffers are full and the
+    // broker's write to this client stops making progress.
+    std::thread::sleep(Duration::from_secs(4));
+    let dropped = broker
+        .drain_log()
+        .iter()
+        .any(|l| l.contains("the client is not reading"));
+    assert!(dropped, "the drop is logged");
+    // (A bystander idle for the whole wait would be dropped too: connect it now.)
+    assert_still_serving(&broker, &mut broker.connect());
+    hog.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut received = 0usize;
+    let started = Instant::now();
+    loop {
+        match hog.stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "still open");
+    }
+    assert!(
+        received < sent * 800_000,
+        "the broker gave up writing ({received} bytes of {sent} responses read)"
+    );
+}
+
+/// A client that declares a large frame and trickles it keeps its connection while bytes arrive,
+/// and nobody else waits for it.
+#[test]
+fn slowly_trickled_frame_does_not_stall_other_clients() {
+    let broker =
+        TestBroker::start_with("hostile-trickle", |_| {}, &["connections.max.idle.ms=1500"]);
+    let mut bystander = broker.connect();
+    let mut slow = broker.connect();
+    slow.send_raw(&(50i32 << 20).to_be_bytes());
+    for _ in 0..6 {
+        slow.send_raw(&[0]);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_still_serving(&broker, &mut bystander);
+    }
+    // Once it stops, the idle timeout drops it.
+    slow.assert_closed();
+}
