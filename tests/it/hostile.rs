@@ -458,3 +458,153 @@ fn slowly_trickled_frame_does_not_stall_other_clients() {
     // Once it stops, the idle timeout drops it.
     slow.assert_closed();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fetch
+// ---------------------------------------------------------------------------------------------
+
+/// sprat keeps no fetch sessions, so a request that continues one (epoch other than 0 and -1)
+/// names a session it does not have: Kafka answers FETCH_SESSION_ID_NOT_FOUND with no data.
+#[test]
+fn fetch_continuing_a_session_is_fetch_session_id_not_found() {
+    let broker = TestBroker::start("hostile-fetch-session");
+    let mut client = broker.connect();
+    create_topic(&mut client, "s", 1);
+    for (session_id, epoch) in [(5, 1), (0, 5), (123, i32::MAX)] {
+        let request = fetch::FetchRequest {
+            session_id,
+            session_epoch: epoch,
+            ..fetch_request("s", vec![fetch_partition(0, 0, 1 << 20)])
+        };
+        let response = do_fetch(&mut client, &request);
+        assert_eq!(response.error_code, FETCH_SESSION_ID_NOT_FOUND);
+        assert!(response.responses.is_empty());
+        assert_eq!(response.session_id, 0);
+    }
+    // A full request (epoch -1 or 0) is served.
+    for epoch in [-1, 0] {
+        let request = fetch::FetchRequest {
+            session_epoch: epoch,
+            ..fetch_request("s", vec![fetch_partition(0, 0, 1 << 20)])
+        };
+        assert_eq!(do_fetch(&mut client, &request).error_code, NONE);
+    }
+}
+
+/// Kafka's `LogSegment.read` refuses a negative size: a negative partition_max_bytes (or
+/// request max_bytes, which limits the first partition) on a partition with records to return is
+/// UNKNOWN_SERVER_ERROR there; at the log end it is an empty answer, and before the log start
+/// OFFSET_OUT_OF_RANGE as always.
+#[test]
+fn fetch_negative_size_limits_are_unknown_server_error() {
+    let broker = TestBroker::start("hostile-fetch-negative");
+    let mut client = broker.connect();
+    create_topic(&mut client, "n", 2);
+    assert_eq!(produce_one(&mut client, 9, "n", plain(3)).0, NONE);
+    let mut partition = |request: &fetch::FetchRequest, i: usize| {
+        let response = do_fetch(&mut client, request);
+        let p = response.responses[0].partitions[i].clone();
+        (
+            p.error_code,
+            p.high_watermark,
+            p.records.map_or(0, |r| r.len()),
+        )
+    };
+    let request = fetch_request("n", vec![fetch_partition(0, 0, -1)]);
+    assert_eq!(partition(&request, 0), (UNKNOWN_SERVER_ERROR, -1, 0));
+    let request = fetch_request("n", vec![fetch_partition(1, 0, -1)]);
+    assert_eq!(partition(&request, 0), (NONE, 0, 0), "nothing to read");
+    let request = fetch_request("n", vec![fetch_partition(0, -5, -1)]);
+    assert_eq!(partition(&request, 0).0, 1, "OFFSET_OUT_OF_RANGE first");
+    // A negative max_bytes limits only the first partition read; the limit is then 0 and the
+    // next partition still gets its first batch.
+    let request = fetch::FetchRequest {
+        max_bytes: -1,
+        ..fetch_request(
+            "n",
+            vec![
+                fetch_partition(1, 0, 1 << 20),
+                fetch_partition(0, 0, 1 << 20),
+            ],
+        )
+    };
+    let response = do_fetch(&mut client, &request);
+    let codes: Vec<_> = response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [NONE, NONE]);
+    assert!(
+        !response.responses[0].partitions[1]
+            .records
+            .as_ref()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An isolation level other than 0 and 1 makes Kafka's `IsolationLevel.forId` throw once a
+/// partition is to be read: the whole request fails with UNKNOWN_SERVER_ERROR (top level and,
+/// before v13, every partition).
+#[test]
+fn fetch_unknown_isolation_level_fails_the_request() {
+    let broker = TestBroker::start("hostile-fetch-isolation");
+    let mut client = broker.connect();
+    create_topic(&mut client, "iso", 1);
+    let request = fetch::FetchRequest {
+        isolation_level: 5,
+        session_id: 77,
+        ..fetch_request("iso", vec![fetch_partition(0, 0, 1 << 20)])
+    };
+    let response = do_fetch(&mut client, &request);
+    assert_eq!(response.error_code, UNKNOWN_SERVER_ERROR);
+    assert_eq!(response.session_id, 77);
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        UNKNOWN_SERVER_ERROR
+    );
+    // Without a known partition nothing is read and the request is answered normally.
+    let request = fetch::FetchRequest {
+        isolation_level: 5,
+        ..fetch_request("missing", vec![fetch_partition(0, 0, 1 << 20)])
+    };
+    let response = do_fetch(&mut client, &request);
+    assert_eq!(response.error_code, NONE);
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+}
+
+/// A fetch with max_wait_ms of i32::MAX used to hold its connection thread for 24 days. Kafka's
+/// selector expires a connection without activity after `connections.max.idle.ms`; so does
+/// sprat, and other clients are served meanwhile.
+#[test]
+fn fetch_waiting_longer_than_the_idle_timeout_closes_the_connection() {
+    let broker = TestBroker::start_with(
+        "hostile-fetch-wait",
+        |_| {},
+        &["connections.max.idle.ms=1500"],
+    );
+    let mut bystander = broker.connect();
+    let mut client = broker.connect();
+    create_topic(&mut client, "w", 1);
+    let request = fetch::FetchRequest {
+        max_wait_ms: i32::MAX,
+        min_bytes: i32::MAX,
+        ..fetch_request("w", vec![fetch_partition(0, 0, 1 << 20)])
+    };
+    let started = Instant::now();
+    client.send(fetch::API_KEY, 11, |e| request.encode(e, 11));
+    assert_still_serving(&broker, &mut bystander);
+    client.assert_closed();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A wait within the limit is still answered when it ends.
+    let mut client = broker.connect();
+    let request = fetch::FetchRequest {
+        max_wait_ms: 300,
+        ..request
+    };
+    assert_eq!(do_fetch(&mut client, &request).error_code, NONE);
+}
