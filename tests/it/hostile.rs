@@ -608,3 +608,219 @@ fn fetch_waiting_longer_than_the_idle_timeout_closes_the_connection() {
     };
     assert_eq!(do_fetch(&mut client, &request).error_code, NONE);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Produce
+// ---------------------------------------------------------------------------------------------
+
+/// Records Kafka refuses get Kafka's codes, and nothing is written: an impossible magic is
+/// CORRUPT_MESSAGE; an unknown compression codec UNKNOWN_SERVER_ERROR; zstd before v7
+/// UNSUPPORTED_COMPRESSION_TYPE; a control batch, a producer id without a sequence, records that
+/// do not parse or do not fill the batch exactly, and a length beyond the bytes sent are
+/// INVALID_RECORD.
+#[test]
+fn produce_records_kafka_refuses_get_its_codes() {
+    let broker = TestBroker::start("hostile-produce-records");
+    let mut bystander = broker.connect();
+    let mut client = broker.connect();
+    create_topic(&mut client, "p", 1);
+    let good = plain(2);
+    let mut longer = good.clone();
+    longer[8..12].copy_from_slice(&((good.len() as i32 - 12 + 10).to_be_bytes()));
+    let cases: Vec<(&str, i16, Vec<u8>, i16)> = vec![
+        ("magic 3", 9, edited(&good, |b| b[16] = 3), CORRUPT_MESSAGE),
+        (
+            "magic -1",
+            9,
+            edited(&good, |b| b[16] = 0xff),
+            CORRUPT_MESSAGE,
+        ),
+        (
+            "codec 5",
+            9,
+            edited(&good, |b| b[22] |= 5),
+            UNKNOWN_SERVER_ERROR,
+        ),
+        (
+            "codec 7",
+            7,
+            edited(&good, |b| b[22] |= 7),
+            UNKNOWN_SERVER_ERROR,
+        ),
+        (
+            "zstd at v6",
+            6,
+            edited(&good, |b| b[22] |= 4),
+            UNSUPPORTED_COMPRESSION_TYPE,
+        ),
+        (
+            "control batch",
+            9,
+            edited(&good, |b| b[22] |= 0x20),
+            INVALID_RECORD,
+        ),
+        (
+            "producer id without a sequence",
+            9,
+            batch(
+                BatchHeader {
+                    producer_id: 5,
+                    producer_epoch: 0,
+                    ..BatchHeader::default()
+                },
+                1,
+                8,
+            ),
+            INVALID_RECORD,
+        ),
+        (
+            "a record that does not parse",
+            9,
+            edited(&good, |b| {
+                let n = b.len();
+                b[n - 12..].fill(0xff);
+            }),
+            INVALID_RECORD,
+        ),
+        (
+            "bytes left after the records",
+            9,
+            edited(&good, |b| {
+                b.extend([0, 0]);
+                let length = (b.len() - 12) as i32;
+                b[8..12].copy_from_slice(&length.to_be_bytes());
+            }),
+            INVALID_RECORD,
+        ),
+        ("a length beyond the bytes sent", 9, longer, INVALID_RECORD),
+        ("no batch at all", 9, vec![1, 2, 3, 4, 5], INVALID_RECORD),
+    ];
+    for (name, version, records, expected) in cases {
+        let (error, offset) = produce_one(&mut client, version, "p", records);
+        assert_eq!((error, offset), (expected, -1), "{name}");
+    }
+    // Nothing was written: the next good batch lands at offset 0.
+    assert_eq!(produce_one(&mut client, 9, "p", good).1, 0);
+    assert_still_serving(&broker, &mut bystander);
+}
+
+/// Bytes after the one batch that are too few to form another are ignored by Kafka's batch
+/// iterator (and trimmed before the append): the batch is accepted and stored without them.
+#[test]
+fn produce_trailing_partial_batch_is_ignored() {
+    let broker = TestBroker::start("hostile-produce-trailing");
+    let mut client = broker.connect();
+    create_topic(&mut client, "tr", 1);
+    let good = plain(1);
+    let mut records = good.clone();
+    records.extend([0u8; 11]);
+    assert_eq!(produce_one(&mut client, 9, "tr", records), (NONE, 0));
+    let stored = crate::harness::read_partition_log(&broker.log_dir, "tr", 0);
+    assert_eq!(stored.len(), good.len(), "only the batch is stored");
+    // Twelve zero bytes declare a batch shorter than any: CORRUPT_MESSAGE.
+    let mut records = good;
+    records.extend([0u8; 12]);
+    assert_eq!(
+        produce_one(&mut client, 9, "tr", records).0,
+        CORRUPT_MESSAGE
+    );
+}
+
+/// Kafka looks at every partition's first batch before anything else
+/// (`RequestUtils.hasTransactionalRecords`): a transactional batch in a request without a
+/// transactional id fails the whole request with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and an
+/// impossible batch header fails it with CORRUPT_MESSAGE, unknown topics included.
+#[test]
+fn produce_first_batch_checks_fail_the_whole_request() {
+    let broker = TestBroker::start("hostile-produce-request");
+    let mut client = broker.connect();
+    create_topic(&mut client, "a", 1);
+    let transactional = edited(
+        &batch(
+            BatchHeader {
+                producer_id: 1,
+                producer_epoch: 0,
+                base_sequence: 0,
+                ..BatchHeader::default()
+            },
+            1,
+            8,
+        ),
+        |b| b[22] |= 0x10,
+    );
+    let corrupt = edited(&plain(1), |b| b[16] = 9);
+    for (bad, code) in [
+        (transactional, TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        (corrupt, CORRUPT_MESSAGE),
+    ] {
+        let request = produce_request(
+            None,
+            &[
+                ("a", 0, Some(plain(1))),
+                ("nope", 0, Some(plain(1))),
+                ("a", 1, Some(bad)),
+            ],
+        );
+        let answers = produce_with(&mut client, 9, &request);
+        let codes: Vec<_> = answers.iter().map(|a| (a.1, a.2, a.3)).collect();
+        assert_eq!(codes, [(0, code, -1), (0, code, -1), (1, code, -1)]);
+    }
+    // Before v7 an unknown codec throws outside the partition loop: the whole request fails.
+    let request = produce_request(
+        None,
+        &[
+            ("a", 0, Some(plain(1))),
+            ("a", 0, Some(edited(&plain(1), |b| b[22] |= 6))),
+        ],
+    );
+    let answers = produce_with(&mut client, 6, &request);
+    assert_eq!(answers, [("a".to_string(), 0, UNKNOWN_SERVER_ERROR, -1)]);
+    // Nothing was written by any of them.
+    assert_eq!(produce_one(&mut client, 9, "a", plain(1)), (NONE, 0));
+}
+
+/// A partition named twice is one entry in Kafka's maps: answered once, with the last entry's
+/// records appended once.
+#[test]
+fn produce_partition_named_twice_is_answered_once() {
+    let broker = TestBroker::start("hostile-produce-twice");
+    let mut client = broker.connect();
+    create_topic(&mut client, "d", 1);
+    let request = produce_request(
+        None,
+        &[("d", 0, Some(vec![1, 2, 3])), ("d", 0, Some(plain(2)))],
+    );
+    let answers = produce_with(&mut client, 9, &request);
+    assert_eq!(answers, [("d".to_string(), 0, NONE, 0)]);
+    assert_eq!(produce_one(&mut client, 9, "d", plain(1)), (NONE, 2));
+}
+
+/// Each lookup of a topic used to copy its whole partition table: a request naming a large topic
+/// tens of thousands of times kept its thread busy for minutes. Lookups are now made once per
+/// name per request.
+#[test]
+fn request_naming_a_large_topic_many_times_is_answered_quickly() {
+    let broker = TestBroker::start("hostile-repeated-topic");
+    let mut client = broker.connect();
+    create_topic(&mut client, "wide", 2000);
+    let request = produce::ProduceRequest {
+        acks: -1,
+        timeout_ms: 30_000,
+        topic_data: vec![
+            produce::TopicProduceData {
+                name: "wide".into(),
+                partition_data: Vec::new(),
+            };
+            100_000
+        ],
+        ..produce::ProduceRequest::default()
+    };
+    let started = Instant::now();
+    let answers = produce_with(&mut client, 9, &request);
+    assert!(answers.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}

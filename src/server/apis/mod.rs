@@ -27,7 +27,7 @@ mod sync_group;
 
 /// The produce path's pure record checks, public so that the `record_batch` fuzz target and the
 /// replay of its corpus (`tests/fuzz_corpus.rs`) run exactly what a produce request runs.
-pub use produce::{check_batch, check_request_records};
+pub use produce::{Refusal, check_batch, check_request_records};
 
 use crate::broker::BrokerContext;
 use crate::metadata::TopicMetadata;
