@@ -824,3 +824,207 @@ fn request_naming_a_large_topic_many_times_is_answered_quickly() {
         started.elapsed()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// CreateTopics
+// ---------------------------------------------------------------------------------------------
+
+/// Kafka's controller refuses a request whose topics need more than 10,000 metadata records
+/// (one per topic, config and partition) with POLICY_VIOLATION for every topic, before creating
+/// anything: 2^31-1 partitions must not become two billion directories.
+#[test]
+fn create_topics_over_the_record_limit_is_policy_violation() {
+    let broker = TestBroker::start("hostile-create-huge");
+    let mut bystander = broker.connect();
+    let mut client = broker.connect();
+    for topics in [
+        vec![creatable("huge", i32::MAX, 1)],
+        vec![creatable("first", 5000, 1), creatable("second", 5000, 1)],
+    ] {
+        for validate_only in [true, false] {
+            let results = create_topics(&mut client, topics.clone(), validate_only);
+            assert_eq!(results.len(), topics.len());
+            for r in &results {
+                assert_eq!(r.error_code, POLICY_VIOLATION, "{r:?}");
+                assert_eq!(
+                    r.error_message.as_deref(),
+                    Some("Unable to perform excessively large batch operation.")
+                );
+            }
+        }
+    }
+    let dirs = std::fs::read_dir(&broker.log_dir).unwrap().count();
+    assert!(
+        dirs < 10,
+        "no partition directories were created ({dirs} entries)"
+    );
+    // 9,999 partitions and the topic record are exactly the limit.
+    let results = create_topics(&mut client, vec![creatable("edge", 9999, 1)], true);
+    assert_eq!(results[0].error_code, NONE);
+    assert_still_serving(&broker, &mut bystander);
+}
+
+/// Kafka checks the replication factor before the partition count, and manual assignments with
+/// its own messages.
+#[test]
+fn create_topics_checks_in_kafkas_order() {
+    let broker = TestBroker::start("hostile-create-order");
+    let mut client = broker.connect();
+    let results = create_topics(&mut client, vec![creatable("z", 0, 0)], true);
+    assert_eq!(results[0].error_code, INVALID_REPLICATION_FACTOR);
+    let results = create_topics(&mut client, vec![creatable("z", -7, -1)], true);
+    assert_eq!(results[0].error_code, INVALID_PARTITIONS);
+    let assigned = |assignments: Vec<(i32, Vec<i32>)>| ct::CreatableTopic {
+        assignments: assignments
+            .into_iter()
+            .map(
+                |(partition_index, broker_ids)| ct::CreatableReplicaAssignment {
+                    partition_index,
+                    broker_ids,
+                },
+            )
+            .collect(),
+        ..creatable("m", -1, -1)
+    };
+    let mut message = |t: ct::CreatableTopic| {
+        let r = &create_topics(&mut client, vec![t], true)[0];
+        (r.error_code, r.error_message.clone().unwrap_or_default())
+    };
+    assert_eq!(
+        message(assigned(vec![(0, vec![1]), (0, vec![1])])),
+        (
+            39,
+            "Found multiple manual partition assignments for partition 0".into()
+        )
+    );
+    assert_eq!(
+        message(assigned(vec![(0, vec![7])])),
+        (
+            39,
+            "The manual partition assignment includes broker 7, but no such broker is registered."
+                .into()
+        )
+    );
+    // A config error comes before the partition count.
+    let t = ct::CreatableTopic {
+        configs: vec![ct::CreatableTopicConfig {
+            name: "retention.ms".into(),
+            value: Some("soon".into()),
+        }],
+        ..creatable("c", 0, 1)
+    };
+    assert_eq!(message(t).0, INVALID_CONFIG);
+}
+
+/// Config values are checked with Kafka's types and bounds (`LogConfig`), null values are
+/// refused, and Kafka's newer topic configs are accepted.
+#[test]
+fn create_topics_config_values_are_validated_as_kafka_does() {
+    let broker = TestBroker::start("hostile-create-configs");
+    let mut client = broker.connect();
+    let with = |key: &str, value: Option<&str>| ct::CreatableTopic {
+        configs: vec![ct::CreatableTopicConfig {
+            name: key.into(),
+            value: value.map(str::to_string),
+        }],
+        ..creatable("cfg", 1, 1)
+    };
+    let refused = [
+        ("segment.bytes", Some("-5"), "Value must be at least 14"),
+        ("segment.bytes", Some("13"), "Value must be at least 14"),
+        (
+            "segment.bytes",
+            Some("3000000000"),
+            "Not a number of type INT",
+        ),
+        ("retention.ms", Some("abc"), "Not a number of type LONG"),
+        ("retention.ms", Some("-2"), "Value must be at least -1"),
+        ("max.message.bytes", Some("-1"), "Value must be at least 0"),
+        ("segment.ms", Some("0"), "Value must be at least 1"),
+        ("segment.index.bytes", Some("3"), "Value must be at least 4"),
+        ("min.insync.replicas", Some("0"), "Value must be at least 1"),
+        (
+            "min.cleanable.dirty.ratio",
+            Some("1.5"),
+            "Value must be no more than 1",
+        ),
+        (
+            "preallocate",
+            Some("maybe"),
+            "Expected value to be either true or false",
+        ),
+        (
+            "cleanup.policy",
+            Some("delete,bogus"),
+            "String must be one of: compact, delete",
+        ),
+        ("flush.messages", Some("0"), "Value must be at least 1"),
+    ];
+    for (key, value, reason) in refused {
+        let r = &create_topics(&mut client, vec![with(key, value)], true)[0];
+        assert_eq!(r.error_code, INVALID_CONFIG, "{key}={value:?}");
+        let expected = format!(
+            "Invalid value {} for configuration {key}: {reason}",
+            value.unwrap()
+        );
+        assert_eq!(r.error_message.as_deref(), Some(expected.as_str()));
+    }
+    let r = &create_topics(&mut client, vec![with("retention.ms", None)], true)[0];
+    assert_eq!(
+        (r.error_code, r.error_message.as_deref()),
+        (
+            INVALID_CONFIG,
+            Some("Null value not supported for topic configs: retention.ms")
+        )
+    );
+    for (key, value) in [
+        ("retention.ms", "-1"),
+        ("segment.bytes", "14"),
+        ("compression.zstd.level", "-5"),
+        ("preallocate", "TRUE"),
+        ("cleanup.policy", "compact,delete"),
+        ("leader.replication.throttled.replicas", "0:1,1:1"),
+        ("message.format.version", "3.0-IV1"),
+    ] {
+        let r = &create_topics(&mut client, vec![with(key, Some(value))], true)[0];
+        assert_eq!(r.error_code, NONE, "{key}={value}: {:?}", r.error_message);
+    }
+}
+
+/// A name given twice is not created and answered once with INVALID_REQUEST, after the others;
+/// a name that differs from an existing topic's only in '.' versus '_' is
+/// INVALID_TOPIC_EXCEPTION.
+#[test]
+fn create_topics_duplicates_and_collisions() {
+    let broker = TestBroker::start("hostile-create-dups");
+    let mut client = broker.connect();
+    let results = create_topics(
+        &mut client,
+        vec![
+            creatable("dup", 1, 1),
+            creatable("one", 1, 1),
+            creatable("dup", 1, 1),
+        ],
+        false,
+    );
+    let answers: Vec<_> = results
+        .iter()
+        .map(|r| (r.name.as_str(), r.error_code, r.error_message.as_deref()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            ("one", NONE, None),
+            ("dup", INVALID_REQUEST, Some("Duplicate topic name."))
+        ]
+    );
+    create_topic(&mut client, "my.topic", 1);
+    let r = &create_topics(&mut client, vec![creatable("my_topic", 1, 1)], false)[0];
+    assert_eq!(r.error_code, INVALID_TOPIC_EXCEPTION);
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Topic 'my_topic' collides with existing topic: my.topic")
+    );
+    let r = &create_topics(&mut client, vec![creatable("my.topic", 1, 1)], false)[0];
+    assert_eq!(r.error_code, 36, "an existing name is TOPIC_ALREADY_EXISTS");
+}
