@@ -1028,3 +1028,70 @@ fn create_topics_duplicates_and_collisions() {
     let r = &create_topics(&mut client, vec![creatable("my.topic", 1, 1)], false)[0];
     assert_eq!(r.error_code, 36, "an existing name is TOPIC_ALREADY_EXISTS");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Other APIs
+// ---------------------------------------------------------------------------------------------
+
+/// DeleteTopics v6 entries with neither a name nor an id, or with both, are INVALID_REQUEST, and
+/// a topic named twice is not deleted.
+#[test]
+fn delete_topics_invalid_entries_are_invalid_request() {
+    let broker = TestBroker::start("hostile-delete-topics");
+    let mut client = broker.connect();
+    create_topic(&mut client, "keep", 1);
+    let state = |name: Option<&str>, id: Uuid| dt::DeleteTopicState {
+        name: name.map(str::to_string),
+        topic_id: id,
+    };
+    let request = dt::DeleteTopicsRequest {
+        topics: vec![
+            state(None, Uuid::ZERO),
+            state(Some("keep"), Uuid([1; 16])),
+            state(Some("keep"), Uuid::ZERO),
+            state(Some("keep"), Uuid::ZERO),
+        ],
+        timeout_ms: 30_000,
+        ..dt::DeleteTopicsRequest::default()
+    };
+    let response = client.call(
+        dt::API_KEY,
+        6,
+        |e| request.encode(e, 6),
+        dt::DeleteTopicsResponse::decode,
+    );
+    let answers: Vec<_> = response
+        .responses
+        .iter()
+        .map(|r| (r.name.as_deref(), r.error_code, r.error_message.as_deref()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (
+                None,
+                INVALID_REQUEST,
+                Some("Neither topic name nor id were specified.")
+            ),
+            (
+                Some("keep"),
+                INVALID_REQUEST,
+                Some("You may not specify both topic name and topic id.")
+            ),
+            (Some("keep"), INVALID_REQUEST, Some("Duplicate topic name.")),
+        ]
+    );
+    let listed = client.call(
+        metadata::API_KEY,
+        12,
+        |e| {
+            metadata::MetadataRequest {
+                topics: None,
+                ..metadata::MetadataRequest::default()
+            }
+            .encode(e, 12)
+        },
+        metadata::MetadataResponse::decode,
+    );
+    assert_eq!(listed.topics.len(), 1, "nothing was deleted");
+}
