@@ -1095,3 +1095,53 @@ fn delete_topics_invalid_entries_are_invalid_request() {
     );
     assert_eq!(listed.topics.len(), 1, "nothing was deleted");
 }
+
+/// ListOffsets: a partition named twice is INVALID_REQUEST at each mention (v1+); a negative
+/// timestamp that is not one of the special values is searched for like any other; an unknown
+/// isolation level fails the whole request.
+#[test]
+fn list_offsets_duplicates_negative_timestamps_and_isolation() {
+    let broker = TestBroker::start("hostile-list-offsets");
+    let mut client = broker.connect();
+    create_topic(&mut client, "l", 1);
+    assert_eq!(produce_one(&mut client, 9, "l", plain(2)).0, NONE);
+    let list = |client: &mut Client, isolation: i8, parts: &[(i32, i64)]| {
+        let request = lo::ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level: isolation,
+            topics: vec![lo::ListOffsetsTopic {
+                name: "l".into(),
+                partitions: parts
+                    .iter()
+                    .map(|&(partition_index, timestamp)| lo::ListOffsetsPartition {
+                        partition_index,
+                        timestamp,
+                        ..lo::ListOffsetsPartition::default()
+                    })
+                    .collect(),
+            }],
+        };
+        client
+            .call(
+                lo::API_KEY,
+                7,
+                |e| request.encode(e, 7),
+                lo::ListOffsetsResponse::decode,
+            )
+            .topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.error_code, p.offset))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(&mut client, 0, &[(0, -1), (0, -2)]),
+        [(INVALID_REQUEST, -1), (INVALID_REQUEST, -1)]
+    );
+    assert_eq!(list(&mut client, 0, &[(0, -100)]), [(NONE, 0)]);
+    assert_eq!(list(&mut client, 0, &[(0, -1)]), [(NONE, 2)]);
+    assert_eq!(
+        list(&mut client, 9, &[(0, -1), (5, -1)]),
+        [(UNKNOWN_SERVER_ERROR, -1), (UNKNOWN_SERVER_ERROR, -1)]
+    );
+}
