@@ -1145,3 +1145,78 @@ fn list_offsets_duplicates_negative_timestamps_and_isolation() {
         [(UNKNOWN_SERVER_ERROR, -1), (UNKNOWN_SERVER_ERROR, -1)]
     );
 }
+
+/// Metadata: the requested topics are a set, so a topic named many times is described once (the
+/// response used to grow with every repetition); before v12 a topic without a name fails the
+/// whole request with INVALID_REQUEST.
+#[test]
+fn metadata_topics_are_a_set_and_names_are_required_before_v12() {
+    let broker = TestBroker::start("hostile-metadata");
+    let mut client = broker.connect();
+    create_topic(&mut client, "m", 50);
+    let named = |name: Option<&str>| metadata::MetadataRequestTopic {
+        name: name.map(str::to_string),
+        topic_id: Uuid::ZERO,
+    };
+    let request = metadata::MetadataRequest {
+        topics: Some(vec![named(Some("m")); 10_000]),
+        ..metadata::MetadataRequest::default()
+    };
+    let response = client.call(
+        metadata::API_KEY,
+        12,
+        |e| request.encode(e, 12),
+        metadata::MetadataResponse::decode,
+    );
+    assert_eq!(response.topics.len(), 1);
+    let request = metadata::MetadataRequest {
+        topics: Some(vec![named(Some("m")), named(None)]),
+        ..metadata::MetadataRequest::default()
+    };
+    let response = client.call(
+        metadata::API_KEY,
+        10,
+        |e| request.encode(e, 10),
+        metadata::MetadataResponse::decode,
+    );
+    let codes: Vec<_> = response
+        .topics
+        .iter()
+        .map(|t| (t.name.clone(), t.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (Some("m".to_string()), INVALID_REQUEST),
+            (Some(String::new()), INVALID_REQUEST)
+        ]
+    );
+}
+
+/// DescribeConfigs describes a resource named many times once, so that a few bytes of request
+/// cannot ask for kilobytes of response each.
+#[test]
+fn describe_configs_repeated_resource_is_described_once() {
+    let broker = TestBroker::start("hostile-describe-configs");
+    let mut client = broker.connect();
+    create_topic(&mut client, "dc", 1);
+    let request = dc::DescribeConfigsRequest {
+        resources: vec![
+            dc::DescribeConfigsResource {
+                resource_type: 2,
+                resource_name: "dc".into(),
+                configuration_keys: None,
+            };
+            50_000
+        ],
+        ..dc::DescribeConfigsRequest::default()
+    };
+    let response = client.call(
+        dc::API_KEY,
+        1,
+        |e| request.encode(e, 1),
+        dc::DescribeConfigsResponse::decode,
+    );
+    assert_eq!(response.results.len(), 1);
+    assert_eq!(response.results[0].error_code, NONE);
+}
