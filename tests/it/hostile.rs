@@ -1220,3 +1220,63 @@ fn describe_configs_repeated_resource_is_described_once() {
     assert_eq!(response.results.len(), 1);
     assert_eq!(response.results[0].error_code, NONE);
 }
+
+/// ApiVersions v3+ with a client software name Kafka's pattern refuses is INVALID_REQUEST with no
+/// APIs listed (`ApiVersionsRequest.getErrorResponse`).
+#[test]
+fn api_versions_invalid_client_software_lists_no_apis() {
+    let broker = TestBroker::start("hostile-api-versions");
+    let mut client = broker.connect();
+    let response = client.call(
+        api_versions::API_KEY,
+        3,
+        |e| {
+            api_versions::ApiVersionsRequest {
+                client_software_name: "-bad-".into(),
+                client_software_version: "1".into(),
+            }
+            .encode(e, 3)
+        },
+        api_versions::ApiVersionsResponse::decode,
+    );
+    assert_eq!(response.error_code, INVALID_REQUEST);
+    assert!(response.api_keys.is_empty());
+}
+
+/// InitProducerId gets Kafka's checks before sprat's refusal of transactions: an empty
+/// transactional id and half of a producer id and epoch are INVALID_REQUEST, a timeout outside
+/// 1..=900000 INVALID_TRANSACTION_TIMEOUT.
+#[test]
+fn init_producer_id_invalid_arguments() {
+    let broker = TestBroker::start("hostile-init-producer-id");
+    let mut client = broker.connect();
+    let mut init = |transactional_id: Option<&str>, timeout: i32, id: i64, epoch: i16| {
+        let request = ipi::InitProducerIdRequest {
+            transactional_id: transactional_id.map(str::to_string),
+            transaction_timeout_ms: timeout,
+            producer_id: id,
+            producer_epoch: epoch,
+        };
+        client
+            .call(
+                ipi::API_KEY,
+                4,
+                |e| request.encode(e, 4),
+                ipi::InitProducerIdResponse::decode,
+            )
+            .error_code
+    };
+    assert_eq!(init(Some(""), 60_000, -1, -1), INVALID_REQUEST);
+    assert_eq!(init(Some("tx"), 0, -1, -1), INVALID_TRANSACTION_TIMEOUT);
+    assert_eq!(
+        init(Some("tx"), 900_001, -1, -1),
+        INVALID_TRANSACTION_TIMEOUT
+    );
+    assert_eq!(
+        init(Some("tx"), 60_000, -1, -1),
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    );
+    assert_eq!(init(None, -1, -1, 3), INVALID_REQUEST);
+    assert_eq!(init(None, -1, 1000, -1), INVALID_REQUEST);
+    assert_eq!(init(None, -1, -1, -1), NONE);
+}
