@@ -98,10 +98,10 @@ fn check_records(records: &[u8]) {
     // The produce path: the request-level checks, then the log-level ones, then the in-place
     // rewrites of the leader epoch and (LogAppendTime topics) the timestamp, after which the
     // batch must still be valid.
-    let accepted = check_request_records(records).is_ok();
-    let checked = check_batch(records, MESSAGE_MAX_BYTES).is_ok();
-    let _ = check_batch(records, -1);
-    if accepted && checked {
+    let _ = check_batch(records, -1, true);
+    let accepted = check_request_records(records, 11);
+    let checked = accepted.is_ok_and(|b| check_batch(b, MESSAGE_MAX_BYTES, false).is_ok());
+    if let (Ok(records), true) = (accepted, checked) {
         let batch = Batches::new(records).next().unwrap().unwrap();
         assert_eq!(batch.size(), records.len(), "one batch and nothing else");
         assert_eq!(batch.base_offset(), 0);

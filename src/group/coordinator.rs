@@ -143,6 +143,10 @@ impl Wakeup {
 /// The coordinator of every group. Shared by all connection threads.
 pub struct GroupCoordinator {
     config: GroupConfig,
+    /// The longest a JoinGroup or SyncGroup waits (`connections.max.idle.ms`): Kafka's selector
+    /// expires a connection that long without activity, whatever rebalance timeout a member
+    /// asked for, so no connection thread waits longer.
+    max_request_wait: Duration,
     offsets_topic_num_partitions: i32,
     groups: Mutex<HashMap<String, Arc<GroupHandle>>>,
     timer: Wakeup,
@@ -157,6 +161,7 @@ impl GroupCoordinator {
                 max_session_timeout_ms: config.group_max_session_timeout_ms,
                 initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             },
+            max_request_wait: Duration::from_millis(config.connections_max_idle_ms),
             offsets_topic_num_partitions: config.offsets_topic_num_partitions,
             groups: Mutex::new(HashMap::new()),
             timer: Wakeup::default(),
@@ -211,7 +216,8 @@ impl GroupCoordinator {
             let now = Instant::now();
             if now >= cap {
                 warn!(
-                    "group {}: a request waited {WAIT_SLACK:?} past the group's timers; giving up",
+                    "group {}: a request waited {WAIT_SLACK:?} past the group's timers, or \
+                     connections.max.idle.ms; giving up",
                     group.group_id
                 );
                 let result = abandon(&mut group, ticket);
@@ -262,10 +268,11 @@ impl GroupCoordinator {
             Reply::Ready(result) => result,
             Reply::Pending(ticket) => {
                 let longest = rebalance_timeout_ms.max(group.rebalance_timeout_ms());
-                let cap = now
+                let cap = (now
                     + millis(longest)
                     + millis(self.config.initial_rebalance_delay_ms)
-                    + WAIT_SLACK;
+                    + WAIT_SLACK)
+                    .min(now + self.max_request_wait);
                 self.wait(
                     &handle,
                     group,
@@ -293,7 +300,8 @@ impl GroupCoordinator {
         match reply {
             Reply::Ready(result) => result,
             Reply::Pending(ticket) => {
-                let cap = now + millis(group.rebalance_timeout_ms()) + WAIT_SLACK;
+                let cap = (now + millis(group.rebalance_timeout_ms()) + WAIT_SLACK)
+                    .min(now + self.max_request_wait);
                 self.wait(
                     &handle,
                     group,

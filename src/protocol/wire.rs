@@ -6,6 +6,12 @@
 //! before anything is allocated, so a peer-declared length can never size an allocation: an array of
 //! `n` elements needs at least `n` bytes, so its capacity is bounded by the remaining input. Nothing
 //! here panics on any input. [`Encoder`] writes into a `Vec<u8>` and cannot fail.
+//!
+//! Where Kafka's generated readers are lenient, the decoder is too, so that a request Kafka answers
+//! is answered here rather than dropped: any negative length of a nullable field means null (only
+//! a non-nullable field refuses it), an unsigned varint keeps its low 32 bits as Java's `int` does,
+//! and a string that is not valid UTF-8 is read with U+FFFD in place of the bad bytes, as Java's
+//! decoder does (a topic called that is then unknown or invalid, with Kafka's error code).
 
 use byteorder::{BigEndian, ByteOrder, WriteBytesExt};
 use std::fmt;
@@ -26,8 +32,6 @@ pub enum DecodeErrorKind {
     BadLength(i64),
     /// A null was sent where the field's version does not allow null.
     UnexpectedNull,
-    /// A string is not valid UTF-8.
-    InvalidUtf8,
     /// A varint runs longer than its type allows.
     VarintTooLong,
     /// Bytes remain after a message that should have ended.
@@ -46,7 +50,6 @@ impl fmt::Display for DecodeError {
                 write!(f, "invalid length {n} at byte {}", self.offset)
             }
             DecodeErrorKind::UnexpectedNull => write!(f, "unexpected null at byte {}", self.offset),
-            DecodeErrorKind::InvalidUtf8 => write!(f, "invalid UTF-8 at byte {}", self.offset),
             DecodeErrorKind::VarintTooLong => write!(f, "varint too long at byte {}", self.offset),
             DecodeErrorKind::TrailingBytes(n) => {
                 write!(f, "{n} unexpected trailing bytes at byte {}", self.offset)
@@ -212,10 +215,10 @@ impl<'a> Decoder<'a> {
         Ok(Uuid(id))
     }
 
-    /// An unsigned LEB128 varint of at most 32 bits.
+    /// An unsigned LEB128 varint of at most 5 bytes. As in Kafka's `ByteUtils.readUnsignedVarint`,
+    /// bits of the fifth byte beyond the 32nd are dropped.
     pub fn uvarint(&mut self) -> DecodeResult<u32> {
-        let v = self.uvarlong_limited(5)?;
-        u32::try_from(v).map_err(|_| self.error(DecodeErrorKind::VarintTooLong))
+        Ok(self.uvarlong_limited(5)? as u32)
     }
 
     /// An unsigned LEB128 varint of at most 64 bits.
@@ -248,26 +251,29 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads a length prefix: int16 (classic strings), int32 (classic bytes and arrays), or a
-    /// compact uvarint holding length + 1. `None` means null. The length is checked against the
-    /// remaining input (each unit needs at least `min_unit_bytes` bytes).
+    /// compact uvarint holding length + 1, taken as a Java `int`. `None` means null: like Kafka's
+    /// generated readers, any negative length is null, and only a non-nullable field refuses it.
+    /// The length is checked against the remaining input (each unit needs at least
+    /// `min_unit_bytes` bytes) and against `max_len`.
     fn length(
         &mut self,
         flexible: bool,
         wide: bool,
         min_unit_bytes: usize,
+        max_len: u64,
     ) -> DecodeResult<Option<usize>> {
         let start = self.pos;
         let raw: i64 = if flexible {
-            i64::from(self.uvarint()?) - 1
+            i64::from((self.uvarint()? as i32).wrapping_sub(1))
         } else if wide {
             i64::from(self.i32()?)
         } else {
             i64::from(self.i16()?)
         };
-        if raw == -1 {
+        if raw < 0 {
             return Ok(None);
         }
-        let fits = raw >= 0
+        let fits = raw as u64 <= max_len
             && (raw as u64).saturating_mul(min_unit_bytes as u64) <= self.remaining() as u64;
         if !fits {
             return Err(DecodeError {
@@ -282,31 +288,23 @@ impl<'a> Decoder<'a> {
         value.ok_or_else(|| self.error(DecodeErrorKind::UnexpectedNull))
     }
 
-    pub fn nullable_str(&mut self, flexible: bool) -> DecodeResult<Option<&'a str>> {
-        let Some(len) = self.length(flexible, false, 1)? else {
+    /// A string of at most `i16::MAX` bytes (Kafka's limit, also for compact strings). Bytes that
+    /// are not UTF-8 become U+FFFD, as Java's `new String(bytes, UTF_8)` makes them.
+    pub fn nullable_string(&mut self, flexible: bool) -> DecodeResult<Option<String>> {
+        let Some(len) = self.length(flexible, false, 1, i16::MAX as u64)? else {
             return Ok(None);
         };
-        let start = self.pos;
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| DecodeError {
-                offset: start,
-                kind: DecodeErrorKind::InvalidUtf8,
-            })
-    }
-
-    pub fn nullable_string(&mut self, flexible: bool) -> DecodeResult<Option<String>> {
-        Ok(self.nullable_str(flexible)?.map(str::to_owned))
+        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
     }
 
     pub fn string(&mut self, flexible: bool) -> DecodeResult<String> {
-        let s = self.nullable_str(flexible)?;
-        Ok(self.not_null(s)?.to_owned())
+        let s = self.nullable_string(flexible)?;
+        self.not_null(s)
     }
 
     pub fn nullable_bytes_slice(&mut self, flexible: bool) -> DecodeResult<Option<&'a [u8]>> {
-        match self.length(flexible, true, 1)? {
+        match self.length(flexible, true, 1, u64::MAX)? {
             None => Ok(None),
             Some(len) => self.take(len).map(Some),
         }
@@ -327,7 +325,7 @@ impl<'a> Decoder<'a> {
         flexible: bool,
         mut item: impl FnMut(&mut Self) -> DecodeResult<T>,
     ) -> DecodeResult<Option<Vec<T>>> {
-        let Some(len) = self.length(flexible, true, 1)? else {
+        let Some(len) = self.length(flexible, true, 1, u64::MAX)? else {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(len.min(self.remaining()));
@@ -347,12 +345,13 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads a tagged-field section, handing each field's tag and a decoder over exactly its bytes
-    /// to `field`. A tag that `field` does not know is skipped by returning `Ok(())` unread.
+    /// to `field`. A tag that `field` does not know is skipped by returning `Ok(())` unread. A
+    /// count that is negative as a Java `int` reads no fields, as in Kafka.
     pub fn tagged_fields(
         &mut self,
         mut field: impl FnMut(u32, &mut Decoder<'a>) -> DecodeResult<()>,
     ) -> DecodeResult<()> {
-        let count = self.uvarint()?;
+        let count = (self.uvarint()? as i32).max(0);
         for _ in 0..count {
             let tag = self.uvarint()?;
             let size = self.uvarint()? as usize;
@@ -569,8 +568,9 @@ mod tests {
             Decoder::new(&bytes).uvarint().unwrap_err().kind,
             DecodeErrorKind::VarintTooLong
         );
+        // Bits past the 32nd are dropped, as Java's int arithmetic drops them.
         let bytes = [0xff, 0xff, 0xff, 0xff, 0x7f];
-        assert!(Decoder::new(&bytes).uvarint().is_err(), "more than 32 bits");
+        assert_eq!(Decoder::new(&bytes).uvarint().unwrap(), u32::MAX);
     }
 
     #[test]
@@ -646,12 +646,61 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_rejected() {
-        let bytes = [0, 2, 0xc3, 0x28];
+    fn invalid_utf8_becomes_replacement_characters() {
+        let bytes = [0, 4, b'a', 0xc3, 0x28, 0xff];
+        let mut d = Decoder::new(&bytes);
+        assert_eq!(d.string(false).unwrap(), "a\u{fffd}(\u{fffd}");
+        d.finish().unwrap();
+    }
+
+    #[test]
+    fn negative_lengths_are_null_only_where_null_is_allowed() {
+        // Kafka's generated readers take any negative length as null.
+        for bytes in [[0xff, 0xfe], [0x80, 0x00]] {
+            let mut d = Decoder::new(&bytes);
+            assert_eq!(d.nullable_string(false).unwrap(), None);
+            d.finish().unwrap();
+            assert_eq!(
+                Decoder::new(&bytes).string(false).unwrap_err().kind,
+                DecodeErrorKind::UnexpectedNull
+            );
+        }
+        let bytes = (-5i32).to_be_bytes();
         assert_eq!(
-            Decoder::new(&bytes).string(false).unwrap_err().kind,
-            DecodeErrorKind::InvalidUtf8
+            Decoder::new(&bytes)
+                .nullable_array(false, |d| d.i8())
+                .unwrap(),
+            None
         );
+        assert_eq!(
+            Decoder::new(&bytes)
+                .array(false, |d| d.i8())
+                .unwrap_err()
+                .kind,
+            DecodeErrorKind::UnexpectedNull
+        );
+        // A compact length of 0xffffffff is -1 as an int, so the length is -2: null.
+        let bytes = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert_eq!(Decoder::new(&bytes).nullable_bytes(true).unwrap(), None);
+    }
+
+    #[test]
+    fn compact_strings_longer_than_i16_max_are_refused() {
+        let mut e = Encoder::new();
+        e.uvarint(0x8000 + 1);
+        e.raw(&[b'x'; 0x8000]);
+        let err = Decoder::new(&e.buf).string(true).unwrap_err();
+        assert_eq!(err.kind, DecodeErrorKind::BadLength(0x8000));
+        // Bytes have no such limit.
+        assert_eq!(Decoder::new(&e.buf).bytes(true).unwrap().len(), 0x8000);
+    }
+
+    #[test]
+    fn a_negative_tagged_field_count_reads_nothing() {
+        let bytes = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        let mut d = Decoder::new(&bytes);
+        d.tagged_fields(|_, _| panic!("no field")).unwrap();
+        d.finish().unwrap();
     }
 
     #[test]
@@ -660,15 +709,6 @@ mod tests {
         let bytes = [0x7f, 0xff, 0xff, 0xff];
         let err = Decoder::new(&bytes).array(false, |d| d.i32()).unwrap_err();
         assert_eq!(err.kind, DecodeErrorKind::BadLength(i64::from(i32::MAX)));
-        // A negative length other than -1.
-        let bytes = [0xff, 0xfe];
-        assert_eq!(
-            Decoder::new(&bytes)
-                .nullable_string(false)
-                .unwrap_err()
-                .kind,
-            DecodeErrorKind::BadLength(-2)
-        );
         // A compact string longer than the input.
         let bytes = [0x05, b'a'];
         assert!(matches!(

@@ -5,6 +5,12 @@
 //! refused before anything is allocated, and the connection is closed, because the start of the
 //! next request can no longer be known. A request for an unknown API or an unsupported version
 //! (other than ApiVersions, which answers with error 35) also closes the connection, as Kafka does.
+//!
+//! Idleness: `connections.max.idle.ms` bounds every read and every write. A client that stops
+//! sending mid-frame, or stops reading its responses so that a write cannot progress, is dropped
+//! after that long, as Kafka's selector expires a channel without activity. A frame's buffer grows
+//! with the bytes that actually arrive, so a client that declares a large frame and trickles it
+//! holds its share of `queued.max.request.bytes` but not the memory itself.
 
 use super::apis::{self, Deferred, Outcome};
 use super::limits::{MemoryPool, Reservation};
@@ -29,6 +35,10 @@ const MAX_IN_FLIGHT: usize = 8;
 /// after the request, so an idle connection never pins a large allocation.
 const RETAINED_BUFFER_BYTES: usize = 1 << 20;
 
+/// A frame's buffer starts at most this large (a typical produce fits) and grows as its bytes
+/// arrive.
+const FIRST_READ_BYTES: usize = 1 << 20;
+
 /// Serves one connection until the peer closes it, it stays idle for `connections.max.idle.ms`,
 /// or framing is lost.
 ///
@@ -42,6 +52,7 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
     let _ = stream.set_nodelay(true);
     let idle = Duration::from_millis(ctx.config.connections_max_idle_ms.max(1));
     let _ = stream.set_read_timeout(Some(idle));
+    let _ = stream.set_write_timeout(Some(idle));
     let max_frame = ctx.config.socket_request_max_bytes;
     let mut frame = Vec::new();
     let mut in_flight: VecDeque<(Deferred, Reservation)> = VecDeque::new();
@@ -124,11 +135,24 @@ fn deliver(stream: &mut TcpStream, peer: &str, outcome: Outcome) -> bool {
     match outcome {
         Outcome::Respond(response) => {
             trace!("{peer} response bytes: {:02x?}", response);
-            if let Err(e) = stream.write_all(&response) {
-                warn!("dropping {peer}: write failed: {e}");
-                return false;
+            match stream.write_all(&response) {
+                Ok(()) => true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    warn!(
+                        "dropping {peer}: a response could not be written within connections.max.idle.ms; the client is not reading"
+                    );
+                    false
+                }
+                Err(e) => {
+                    warn!("dropping {peer}: write failed: {e}");
+                    false
+                }
             }
-            true
         }
         Outcome::NoResponse => true,
         Outcome::Close(reason) => {
@@ -226,16 +250,18 @@ fn read_size(stream: &mut TcpStream, max_frame: usize) -> io::Result<Option<usiz
     Ok(Some(size as usize))
 }
 
-/// Reads a frame body of `size` bytes (its memory already reserved) into `frame`.
+/// Reads a frame body of `size` bytes (its memory already reserved) into `frame`. The buffer
+/// starts at no more than [`FIRST_READ_BYTES`] and grows as bytes arrive, so a client that
+/// declares a large frame and trickles it does not make sprat allocate it all up front; the
+/// bytes are read into spare capacity without zeroing it first.
 fn read_body(stream: &mut TcpStream, frame: &mut Vec<u8>, size: usize) -> io::Result<()> {
     frame.clear();
-    frame.reserve(size);
-    // Reads into the reserved capacity without zeroing it first (a produce frame is megabytes).
+    frame.reserve(size.min(FIRST_READ_BYTES));
     let read = stream.take(size as u64).read_to_end(frame)?;
     if read < size {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            format!("connection closed after {read} of {size} frame bytes"),
+            format!("connection closed after {read} of {size} bytes of a request"),
         ));
     }
     Ok(())

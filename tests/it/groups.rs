@@ -989,3 +989,50 @@ fn every_group_api_version_round_trips() {
         assert_eq!(described.groups[0].group_state, "Empty");
     }
 }
+
+/// A member that asks for a rebalance timeout of i32::MAX, keeps heartbeating and never rejoins
+/// used to hold every other member's JoinGroup for 24 days. Kafka's selector would expire those
+/// connections after `connections.max.idle.ms`; sprat answers the waiting join then with
+/// REBALANCE_IN_PROGRESS, so the client rejoins and no thread waits longer.
+#[test]
+fn join_waits_no_longer_than_the_idle_timeout() {
+    let mut properties = GROUP_PROPERTIES.to_vec();
+    properties.push("connections.max.idle.ms=2000");
+    let broker = TestBroker::start_with("join-idle-cap", |_| {}, &properties);
+    let mut a = broker.connect();
+    create_topic(&mut a, "t", 1);
+    let joined = Join {
+        rebalance_timeout_ms: i32::MAX,
+        ..Join::new("g", "")
+    }
+    .send_with_id(&mut a, 5);
+    let a_id = joined.member_id.clone();
+    let synced = sync(
+        &mut a,
+        3,
+        "g",
+        joined.generation_id,
+        &a_id,
+        &[(&a_id, b"a")],
+    );
+    assert_eq!(synced.error_code, NONE);
+
+    let addr = broker.addr;
+    let started = Instant::now();
+    let waiter = std::thread::spawn(move || {
+        let mut b = Client::connect(addr);
+        Join::new("g", "").send_with_id(&mut b, 5).error_code
+    });
+    // The first member stays alive (and its connection active) without rejoining.
+    while !waiter.is_finished() {
+        let code = heartbeat(&mut a, "g", joined.generation_id, &a_id);
+        assert!(matches!(code, NONE | REBALANCE_IN_PROGRESS), "{code}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the join is still waiting"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(waiter.join().unwrap(), REBALANCE_IN_PROGRESS);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -6,6 +6,7 @@ mod codecrafters;
 mod faults;
 mod groups;
 mod harness;
+mod hostile;
 mod limits;
 mod pipelining;
 mod scripts;

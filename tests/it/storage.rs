@@ -669,7 +669,21 @@ fn delete_records_moves_the_log_start_offset() {
         1,
         &[("cleanup.policy", "compact")],
     );
-    produce_at(&mut client, "compacted", &batch(1, 10, 0, 0), 0);
+    // A compacted topic takes only records with keys, as in Kafka.
+    let keyed = build_batch(
+        &BatchHeader::default(),
+        &[Record {
+            key: Some(b"k".to_vec()),
+            value: Some(vec![0; 10]),
+            ..Record::default()
+        }],
+    );
+    assert_eq!(
+        produce_with(&mut client, "compacted", 0, &batch(1, 10, 0, 0), -1).0,
+        87,
+        "INVALID_RECORD: no key"
+    );
+    produce_at(&mut client, "compacted", &keyed, 0);
     assert_eq!(
         delete_records(&mut client, 2, "compacted", 0, 1),
         (POLICY_VIOLATION, -1)

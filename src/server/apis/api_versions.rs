@@ -1,7 +1,9 @@
 //! ApiVersions (key 18): the APIs and version ranges sprat serves, exactly [`SUPPORTED_APIS`].
 //!
 //! A request of a version newer than sprat's gets error 35 UNSUPPORTED_VERSION in the v0 layout,
-//! with the supported list so the client can retry with a version both sides know (KIP-511).
+//! with the supported list so the client can retry with a version both sides know (KIP-511). A
+//! v3+ request whose client software name or version Kafka's pattern refuses gets error 42
+//! INVALID_REQUEST with no APIs listed, as Kafka's `ApiVersionsRequest.getErrorResponse` builds it.
 
 use super::{HandlerResult, Outcome, respond};
 use crate::broker::BrokerContext;
@@ -13,13 +15,17 @@ use crate::protocol::{RequestHeader, SUPPORTED_APIS};
 pub fn handle(_ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = ApiVersionsRequest::decode(d, version)?;
-    let mut response = supported_response(ErrorCode::None);
-    if version >= 3
-        && !(valid_client_software(&request.client_software_name)
-            && valid_client_software(&request.client_software_version))
-    {
-        response.error_code = ErrorCode::InvalidRequest.code();
-    }
+    let valid = version < 3
+        || (valid_client_software(&request.client_software_name)
+            && valid_client_software(&request.client_software_version));
+    let response = if valid {
+        supported_response(ErrorCode::None)
+    } else {
+        ApiVersionsResponse {
+            error_code: ErrorCode::InvalidRequest.code(),
+            ..ApiVersionsResponse::default()
+        }
+    };
     Ok(respond(header, |e| response.encode(e, version)))
 }
 

@@ -8,6 +8,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::describe_configs::*;
 use crate::protocol::wire::Decoder;
+use std::collections::HashSet;
 
 /// ConfigResource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -129,7 +130,21 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = DescribeConfigsRequest::decode(d, version)?;
-    let results = request.resources.iter().map(|r| describe(ctx, r)).collect();
+    // A resource asked for twice is described once: each description is a few kilobytes, so
+    // repeating a few bytes of request must not multiply the response without bound.
+    let mut seen = HashSet::with_capacity(request.resources.len());
+    let results = request
+        .resources
+        .iter()
+        .filter(|r| {
+            seen.insert((
+                r.resource_type,
+                r.resource_name.as_str(),
+                r.configuration_keys.as_deref(),
+            ))
+        })
+        .map(|r| describe(ctx, r))
+        .collect();
     let response = DescribeConfigsResponse {
         results,
         ..DescribeConfigsResponse::default()
@@ -143,12 +158,12 @@ fn describe(ctx: &BrokerContext, resource: &DescribeConfigsResource) -> Describe
         resource_name: resource.resource_name.clone(),
         ..DescribeConfigsResult::default()
     };
-    let wanted = |name: &str| {
-        resource
-            .configuration_keys
-            .as_ref()
-            .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == name))
-    };
+    let keys: Option<HashSet<&str>> = resource
+        .configuration_keys
+        .as_ref()
+        .filter(|keys| !keys.is_empty())
+        .map(|keys| keys.iter().map(String::as_str).collect());
+    let wanted = |name: &str| keys.as_ref().is_none_or(|keys| keys.contains(name));
     match resource.resource_type {
         RESOURCE_TOPIC => match ctx.topic(&resource.resource_name) {
             None => {

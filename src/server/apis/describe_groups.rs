@@ -8,6 +8,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::describe_groups::*;
 use crate::protocol::wire::Decoder;
+use std::collections::HashSet;
 
 /// Kafka's authorized-operations bitfield for a group when no authorizer is configured: READ,
 /// DELETE and DESCRIBE (bits 3, 6 and 8).
@@ -16,9 +17,13 @@ const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = DescribeGroupsRequest::decode(d, version)?;
+    // A group asked for twice is described once, so that repeating a group id cannot multiply
+    // its members' metadata in the response without bound.
+    let mut seen = HashSet::with_capacity(request.groups.len());
     let groups = request
         .groups
         .iter()
+        .filter(|group_id| seen.insert(group_id.as_str()))
         .map(|group_id| {
             let summary = ctx.group_coordinator.describe_group(group_id);
             DescribedGroup {

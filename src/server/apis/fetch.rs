@@ -5,29 +5,72 @@
 //! first non-empty partition always gets at least one whole batch. When less than `min_bytes` is
 //! available the connection thread sleeps until an append arrives or `max_wait_ms` passes; it never
 //! polls. sprat does not keep incremental fetch sessions: every response has session id 0, which
-//! tells clients to send full fetch requests.
+//! tells clients to send full fetch requests, and a request that continues a session gets
+//! FETCH_SESSION_ID_NOT_FOUND, as Kafka answers for a session it does not have.
+//!
+//! Hostile values get Kafka's answers: `max_bytes` is capped by `fetch.max.bytes` and `min_bytes` by
+//! that; a negative size limit on a partition with records to return is UNKNOWN_SERVER_ERROR (Kafka's
+//! `LogSegment.read` refuses a negative size); an isolation level other than 0 and 1 fails the whole
+//! request. A wait longer than `connections.max.idle.ms` is cut there and the connection closed, as
+//! Kafka's selector expires a connection that long without activity.
 
-use super::{HandlerResult, respond};
+use super::{HandlerResult, Outcome, TopicLookup, respond};
 use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::fetch::*;
 use crate::protocol::wire::Decoder;
 use crate::storage::log::{ReadError, TopicPartition};
-use log::error;
+use log::{debug, error};
 use std::time::{Duration, Instant};
 
+/// Fetch isolation level READ_UNCOMMITTED.
+const READ_UNCOMMITTED: i8 = 0;
 /// Fetch isolation level READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
+
+/// The session epoch of a full fetch request that opens a session (Kafka's `INITIAL_EPOCH`).
+const INITIAL_EPOCH: i32 = 0;
+/// The session epoch of a full fetch request without a session (Kafka's `FINAL_EPOCH`).
+const FINAL_EPOCH: i32 = -1;
+
+/// Kafka's default for `fetch.max.bytes`: the most record bytes one response carries (except for
+/// the first batch, which is returned whole).
+const DEFAULT_FETCH_MAX_BYTES: i32 = 55 << 20;
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = FetchRequest::decode(d, version)?;
-    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    if version >= 7 && !matches!(request.session_epoch, INITIAL_EPOCH | FINAL_EPOCH) {
+        let response = FetchResponse {
+            error_code: ErrorCode::FetchSessionIdNotFound.code(),
+            ..FetchResponse::default()
+        };
+        return Ok(respond(header, |e| response.encode(e, version)));
+    }
+    let max_bytes = request.max_bytes.min(fetch_max_bytes(ctx));
+    let min_bytes = request.min_bytes.min(max_bytes);
+    let valid_isolation = matches!(request.isolation_level, READ_UNCOMMITTED | READ_COMMITTED);
+    if !valid_isolation && reads_any_partition(ctx, &request, version) {
+        let response = request_error(&request, version, ErrorCode::UnknownServerError);
+        return Ok(respond(header, |e| response.encode(e, version)));
+    }
+    let wait_ms = request.max_wait_ms.max(0) as u64;
+    let idle_ms = ctx.config.connections_max_idle_ms;
+    let deadline = Instant::now() + Duration::from_millis(wait_ms.min(idle_ms));
     let response = loop {
         let seen = ctx.appends.sequence();
-        let (response, bytes, errors) = read_all(ctx, &request, version);
-        if bytes >= request.min_bytes.max(0) as usize || errors || Instant::now() >= deadline {
+        let (response, bytes, errors) = read_all(ctx, &request, version, max_bytes);
+        if bytes >= min_bytes.max(0) as usize || errors {
+            break response;
+        }
+        if Instant::now() >= deadline {
+            if wait_ms > idle_ms {
+                return Ok(Outcome::Close(format!(
+                    "a fetch with max_wait_ms {wait_ms} saw no data for {idle_ms} ms \
+                     (connections.max.idle.ms)"
+                )));
+            }
             break response;
         }
         ctx.appends.wait_past(seen, deadline);
@@ -35,22 +78,93 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     Ok(respond(header, |e| response.encode(e, version)))
 }
 
+/// `fetch.max.bytes`, Kafka's cap on a fetch response's `max_bytes`.
+fn fetch_max_bytes(ctx: &BrokerContext) -> i32 {
+    ctx.config
+        .get("fetch.max.bytes")
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .filter(|&v| v >= 0)
+        .unwrap_or(DEFAULT_FETCH_MAX_BYTES)
+}
+
+/// Whether any requested partition exists, so that Kafka would go on to read the logs.
+fn reads_any_partition(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> bool {
+    let mut topics = TopicLookup::new(ctx);
+    request.topics.iter().any(|topic| {
+        let metadata = if version >= 13 {
+            topics.by_id(&topic.topic_id)
+        } else {
+            topics.by_name(&topic.topic)
+        };
+        metadata.is_some_and(|t| {
+            topic
+                .partitions
+                .iter()
+                .any(|p| t.partitions.contains_key(&p.partition))
+        })
+    })
+}
+
+/// The answer to a request that failed as a whole (Kafka's `FetchRequest.getErrorResponse`): the
+/// error at the top level and, before v13, on every partition too, with the request's session id.
+fn request_error(request: &FetchRequest, version: i16, error: ErrorCode) -> FetchResponse {
+    let responses = if version >= 13 {
+        Vec::new()
+    } else {
+        request
+            .topics
+            .iter()
+            .map(|topic| FetchableTopicResponse {
+                topic: topic.topic.clone(),
+                topic_id: topic.topic_id,
+                partitions: topic
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionData {
+                        partition_index: p.partition,
+                        error_code: error.code(),
+                        high_watermark: -1,
+                        last_stable_offset: -1,
+                        log_start_offset: -1,
+                        aborted_transactions: Some(Vec::new()),
+                        preferred_read_replica: -1,
+                        records: None,
+                        ..PartitionData::default()
+                    })
+                    .collect(),
+            })
+            .collect()
+    };
+    FetchResponse {
+        error_code: error.code(),
+        session_id: request.session_id,
+        responses,
+        ..FetchResponse::default()
+    }
+}
+
 /// Reads every requested partition once. Returns the response, the record bytes in it, and
 /// whether any partition had an error (which makes Kafka answer at once).
+///
+/// As in Kafka's `ReplicaManager.readFromLocalLog`, the request's byte limit shrinks by what each
+/// partition returns and never goes below zero once a partition has been read; until records
+/// are found, the first batch is returned whole whatever the limits.
 fn read_all(
     ctx: &BrokerContext,
     request: &FetchRequest,
     version: i16,
+    max_bytes: i32,
 ) -> (FetchResponse, usize, bool) {
-    let mut remaining = request.max_bytes.max(0) as usize;
+    let mut remaining = i64::from(max_bytes);
     let mut total = 0usize;
     let mut errors = false;
     let mut responses = Vec::with_capacity(request.topics.len());
+    let mut topics = TopicLookup::new(ctx);
     for topic in &request.topics {
         let metadata = if version >= 13 {
-            ctx.topic_by_id(&topic.topic_id)
+            topics.by_id(&topic.topic_id)
         } else {
-            ctx.topic(&topic.topic)
+            topics.by_name(&topic.topic)
         };
         let unknown_topic = if version >= 13 {
             ErrorCode::UnknownTopicId
@@ -63,12 +177,14 @@ fn read_all(
                 None => error_partition(p.partition, unknown_topic),
                 Some(t) => {
                     let tp = TopicPartition::new(t.name.clone(), p.partition);
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
+                    let limit = i64::from(p.partition_max_bytes).min(remaining);
                     let data =
                         read_partition(ctx, &tp, p, limit, total == 0, request.isolation_level);
                     let len = data.records.as_ref().map_or(0, Vec::len);
                     total += len;
-                    remaining = remaining.saturating_sub(len);
+                    if ctx.partition(&tp).is_some() {
+                        remaining = (remaining - len as i64).max(0);
+                    }
                     data
                 }
             };
@@ -92,14 +208,28 @@ fn read_partition(
     ctx: &BrokerContext,
     tp: &TopicPartition,
     request: &FetchPartition,
-    max_bytes: usize,
+    max_bytes: i64,
     min_one_batch: bool,
     isolation_level: i8,
 ) -> PartitionData {
     let Some(partition) = ctx.partition(tp) else {
         return error_partition(tp.partition, ErrorCode::UnknownTopicOrPartition);
     };
-    match partition.read(request.fetch_offset, max_bytes, min_one_batch) {
+    // Kafka checks the offset first, answers an empty read at the high watermark, and only then
+    // refuses a negative size in `LogSegment.read`.
+    let read_bytes = usize::try_from(max_bytes).unwrap_or(0);
+    let result = partition.read(
+        request.fetch_offset,
+        read_bytes,
+        min_one_batch && max_bytes >= 0,
+    );
+    if let (true, Ok(Ok(read))) = (max_bytes < 0, &result)
+        && request.fetch_offset < read.high_watermark
+    {
+        debug!("fetch of {tp} with a negative size limit {max_bytes}");
+        return error_partition(tp.partition, ErrorCode::UnknownServerError);
+    }
+    match result {
         Ok(Ok(read)) => PartitionData {
             partition_index: tp.partition,
             error_code: ErrorCode::None.code(),

@@ -2,7 +2,9 @@
 //!
 //! As in Kafka, a producer without a transactional id always gets a fresh producer id with epoch 0
 //! (also when it asks to bump the epoch of its old id, v3+). sprat has no transaction coordinator,
-//! so a transactional id is refused.
+//! so a transactional id is refused (after Kafka's own checks of it: an empty id is
+//! INVALID_REQUEST, a timeout outside 1..=`transaction.max.timeout.ms` INVALID_TRANSACTION_TIMEOUT).
+//! From v3, a producer id without an epoch, or an epoch without a producer id, is INVALID_REQUEST.
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
@@ -12,6 +14,9 @@ use crate::protocol::messages::init_producer_id::*;
 use crate::protocol::wire::Decoder;
 use crate::writer::WriterCommand;
 
+/// Kafka's default `transaction.max.timeout.ms`.
+const DEFAULT_TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
+
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = InitProducerIdRequest::decode(d, version)?;
@@ -20,8 +25,24 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         producer_epoch: -1,
         ..InitProducerIdResponse::default()
     };
-    if request.transactional_id.is_some() {
-        response.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+    let max_timeout_ms = ctx
+        .config
+        .get("transaction.max.timeout.ms")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_TRANSACTION_MAX_TIMEOUT_MS);
+    // Kafka's `KafkaApis.handleInitProducerIdRequest`, then `TransactionCoordinator`.
+    let half_given = (request.producer_id == -1) != (request.producer_epoch == -1);
+    let refusal = match request.transactional_id.as_deref() {
+        _ if half_given => Some(ErrorCode::InvalidRequest),
+        None => None,
+        Some("") => Some(ErrorCode::InvalidRequest),
+        Some(_) if !(1..=max_timeout_ms).contains(&request.transaction_timeout_ms) => {
+            Some(ErrorCode::InvalidTransactionTimeout)
+        }
+        Some(_) => Some(ErrorCode::TransactionalIdAuthorizationFailed),
+    };
+    if let Some(code) = refusal {
+        response.error_code = code.code();
     } else {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let allocated = ctx

@@ -1,5 +1,6 @@
 //! JoinGroup (key 11), versions 0-9. The connection thread blocks until the rebalance completes
-//! (every known member rejoined, or the rebalance timeout passed); see [`crate::group`].
+//! (every known member rejoined, or the rebalance timeout passed), but never longer than
+//! `connections.max.idle.ms`; see [`crate::group`].
 //!
 //! v0 has no rebalance timeout: the session timeout stands in for it. From v4 a member without
 //! an id first gets MEMBER_ID_REQUIRED with one, and joins again with it.

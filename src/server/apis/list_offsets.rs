@@ -1,5 +1,11 @@
 //! ListOffsets (key 2), versions 0-9: earliest (-2), latest (-1), max timestamp (-3), earliest
-//! local (-4), or the first offset at or after a timestamp.
+//! local (-4), or the first offset at or after a timestamp (any other value, negative ones too,
+//! is searched for as a timestamp, as Kafka's `UnifiedLog.fetchOffsetByTimestamp` does).
+//!
+//! As in Kafka's `KafkaApis`: from v1 a partition named more than once is INVALID_REQUEST at every
+//! mention; an isolation level other than 0 and 1 fails the whole request with
+//! UNKNOWN_SERVER_ERROR once a consumer's request reaches a partition; and a v0 request's
+//! `max_num_offsets` caps the offsets listed (a negative one is UNKNOWN_SERVER_ERROR).
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
@@ -9,6 +15,7 @@ use crate::protocol::messages::list_offsets::*;
 use crate::protocol::wire::Decoder;
 use crate::storage::log::{Partition, TopicPartition};
 use log::error;
+use std::collections::HashMap;
 use std::io;
 
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -17,9 +24,36 @@ pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
+/// The replica id of a consumer's request (Kafka's `ListOffsetsRequest.CONSUMER_REPLICA_ID`).
+const CONSUMER_REPLICA_ID: i32 = -1;
+
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = ListOffsetsRequest::decode(d, version)?;
+    let mut mentions: HashMap<(&str, i32), usize> = HashMap::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            *mentions
+                .entry((topic.name.as_str(), p.partition_index))
+                .or_default() += 1;
+        }
+    }
+    let duplicate = |name: &str, p: &ListOffsetsPartition| {
+        version >= 1 && mentions[&(name, p.partition_index)] > 1
+    };
+    let reads_a_partition = request.topics.iter().any(|topic| {
+        topic.partitions.iter().any(|p| {
+            !duplicate(&topic.name, p)
+                && ctx
+                    .partition(&TopicPartition::new(topic.name.clone(), p.partition_index))
+                    .is_some()
+        })
+    });
+    let bad_isolation = version >= 2
+        && request.replica_id == CONSUMER_REPLICA_ID
+        && !matches!(request.isolation_level, 0 | 1);
+    let request_error =
+        (bad_isolation && reads_a_partition).then_some(ErrorCode::UnknownServerError);
     let topics = request
         .topics
         .iter()
@@ -29,6 +63,12 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                 .partitions
                 .iter()
                 .map(|p| {
+                    if let Some(code) = request_error {
+                        return refused(p.partition_index, code);
+                    }
+                    if duplicate(&topic.name, p) {
+                        return refused(p.partition_index, ErrorCode::InvalidRequest);
+                    }
                     let tp = TopicPartition::new(topic.name.clone(), p.partition_index);
                     list_partition(ctx, &tp, p, version)
                 })
@@ -40,6 +80,18 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         ..ListOffsetsResponse::default()
     };
     Ok(respond(header, |e| response.encode(e, version)))
+}
+
+/// A partition answered with an error only: offset and timestamp -1.
+fn refused(partition_index: i32, code: ErrorCode) -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse {
+        partition_index,
+        error_code: code.code(),
+        timestamp: -1,
+        offset: -1,
+        leader_epoch: -1,
+        ..ListOffsetsPartitionResponse::default()
+    }
 }
 
 fn list_partition(
@@ -59,12 +111,17 @@ fn list_partition(
         response.error_code = ErrorCode::UnknownTopicOrPartition.code();
         return response;
     };
+    if version == 0 && request.max_num_offsets < 0 {
+        // Kafka sizes an array by it and fails on the negative size.
+        response.error_code = ErrorCode::UnknownServerError.code();
+        return response;
+    }
     match lookup(&partition, request.timestamp) {
         Ok(Some((offset, timestamp))) => {
             response.offset = offset;
             response.timestamp = timestamp;
             response.leader_epoch = 0;
-            if version == 0 {
+            if version == 0 && request.max_num_offsets > 0 {
                 response.old_style_offsets = vec![offset];
             }
         }
@@ -87,8 +144,7 @@ fn lookup(partition: &Partition, timestamp: i64) -> io::Result<Option<(i64, i64)
         MAX_TIMESTAMP => below_high_watermark(partition, partition.max_timestamp_offset()?),
         // No tiered storage: nothing has been uploaded.
         LATEST_TIERED_TIMESTAMP => Ok(Some((-1, -1))),
-        t if t >= 0 => below_high_watermark(partition, partition.offset_for_timestamp(t)?),
-        _ => Ok(None),
+        t => below_high_watermark(partition, partition.offset_for_timestamp(t)?),
     }
 }
 

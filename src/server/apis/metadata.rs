@@ -3,6 +3,11 @@
 //! Unknown topics are created on the fly when the request allows it (v4+ `allow_auto_topic_creation`,
 //! always before v4) and `auto.create.topics.enable` is set, as Kafka does; otherwise they get
 //! UNKNOWN_TOPIC_OR_PARTITION. Consumers and admin clients ask with auto-creation off.
+//!
+//! As in Kafka's `KafkaApis.handleTopicMetadataRequest`, the requested topics are a set: a topic
+//! named twice is described once. From v12, when any topic is given by id, only the ids count.
+//! Before v12 a topic without a name, or with an id, fails the whole request with
+//! INVALID_REQUEST.
 
 use super::describe_topic_partitions::TOPIC_AUTHORIZED_OPERATIONS;
 use super::{HandlerResult, respond};
@@ -15,6 +20,7 @@ use crate::protocol::messages::metadata::*;
 use crate::protocol::wire::{Decoder, Uuid};
 use crate::writer::WriterCommand;
 use log::info;
+use std::collections::HashSet;
 
 /// Kafka's authorized-operations bitfield for the cluster when no authorizer is configured.
 const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0x0fb6;
@@ -29,7 +35,16 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         // v0 uses an empty list, later versions null, to mean "all topics".
         None => all_topics(ctx),
         Some(list) if list.is_empty() && version == 0 => all_topics(ctx),
-        Some(list) => list
+        Some(list)
+            if version < 12
+                && list
+                    .iter()
+                    .any(|t| t.name.is_none() || !t.topic_id.is_zero()) =>
+        {
+            let response = refuse_all(list, ErrorCode::InvalidRequest);
+            return Ok(respond(header, |e| response.encode(e, version)));
+        }
+        Some(list) => distinct(list)
             .iter()
             .map(|t| describe(ctx, t, allow_auto_create))
             .collect(),
@@ -63,6 +78,37 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         ..MetadataResponse::default()
     };
     Ok(respond(header, |e| response.encode(e, version)))
+}
+
+/// The requested topics as a set, in request order: by id when any id is given, else by name.
+fn distinct(list: &[MetadataRequestTopic]) -> Vec<MetadataRequestTopic> {
+    let by_id = list.iter().any(|t| !t.topic_id.is_zero());
+    let mut seen_ids = HashSet::new();
+    let mut seen_names = HashSet::new();
+    list.iter()
+        .filter(|t| {
+            if by_id {
+                !t.topic_id.is_zero() && seen_ids.insert(t.topic_id)
+            } else {
+                seen_names.insert(t.name.as_deref())
+            }
+        })
+        .map(|t| MetadataRequestTopic {
+            name: if by_id { None } else { t.name.clone() },
+            topic_id: t.topic_id,
+        })
+        .collect()
+}
+
+/// Kafka's `MetadataRequest.getErrorResponse`: every requested topic with the error.
+fn refuse_all(list: &[MetadataRequestTopic], error: ErrorCode) -> MetadataResponse {
+    MetadataResponse {
+        topics: list
+            .iter()
+            .map(|t| error_entry(Some(t.name.clone().unwrap_or_default()), t.topic_id, error))
+            .collect(),
+        ..MetadataResponse::default()
+    }
 }
 
 fn all_topics(ctx: &BrokerContext) -> Vec<MetadataResponseTopic> {

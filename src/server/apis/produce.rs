@@ -1,32 +1,71 @@
-//! Produce (key 0), versions 3-11.
+//! Produce (key 0), versions 0-11.
 //!
 //! Each partition is answered on its own: a bad partition never fails the others. The connection
-//! thread validates each partition's records (exactly one v2 batch, length, CRC-32C, client base
-//! offset 0, record count consistent with the last offset delta, size) and sends the valid ones to
-//! the `log-writer` thread in one append command. The handler returns a deferred outcome that
-//! waits for the offsets the writer assigns, so that the connection can submit the client's next
-//! produce meanwhile. The answer is sent only after the bytes are in the log files. With acks=0
-//! nothing is sent back.
+//! thread validates each partition's records and sends the valid ones to the `log-writer` thread
+//! in one append command. The handler returns a deferred outcome that waits for the offsets the
+//! writer assigns, so that the connection can submit the client's next produce meanwhile. The
+//! answer is sent only after the bytes are in the log files. With acks=0 nothing is sent back.
+//!
+//! The checks follow Kafka's request path, in its order, so that hostile records get Kafka's error
+//! codes:
+//! 1. `KafkaApis.handleProduceRequest` looks at the first batch of every partition: one whose length
+//!    or magic is impossible fails the whole request with CORRUPT_MESSAGE, and a transactional
+//!    batch without a transactional id fails it with TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+//! 2. Per partition: unknown topic or partition (3); then `ProduceRequest.validateRecords` (exactly
+//!    one batch, of magic 2, no zstd before v7), where bytes too few to form a further batch are
+//!    ignored (and not appended), as Kafka's batch iterator ignores them. Kafka skips this for
+//!    v0-2, which no current client sends; sprat checks them alike.
+//! 3. The acks value (21).
+//! 4. The log's checks (`UnifiedLog.analyzeAndValidateRecords`, `LogValidator.validateBatch`): base
+//!    offset 0, `max.message.bytes` (10), CRC-32C (2), a known compression codec, a record count
+//!    that matches the offsets, no control batch, a sequence for every producer id, and for
+//!    uncompressed batches records that parse exactly to the batch's end (87). Compressed records
+//!    are not decompressed here, so their contents are not checked.
+//!
+//! A request that names a partition twice is answered once for it, with the last entry's
+//! records, as Kafka's maps of partitions keep one entry per partition.
 
-use super::{Deferred, HandlerResult, Outcome, now_ms, respond};
+use super::{Deferred, HandlerResult, Outcome, TopicLookup, now_ms, respond};
 use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::produce::*;
-use crate::protocol::wire::Decoder;
+use crate::protocol::wire::{DecodeResult, Decoder};
 use crate::storage::log::TopicPartition;
 use crate::storage::record_batch::{
-    Batches, MAGIC_V2, set_log_append_time, set_partition_leader_epoch,
+    ATTRIBUTES_OFFSET, Batches, CONTROL_FLAG_MASK, HEADER_SIZE, LENGTH_OFFSET, LOG_OVERHEAD,
+    MAGIC_OFFSET, MAGIC_V2, TRANSACTIONAL_FLAG_MASK, set_log_append_time,
+    set_partition_leader_epoch,
 };
 use crate::writer::{PartitionAppend, PartitionAppendResult, WriterCommand};
+use byteorder::{BigEndian, ByteOrder};
 use crossbeam_channel::Receiver;
 use log::{debug, error};
+use std::collections::HashMap;
+
+/// The smallest length a batch may declare (Kafka's `LegacyRecord.RECORD_OVERHEAD_V0`); anything
+/// shorter is corrupt whatever its magic.
+const MIN_DECLARED_BATCH_LENGTH: i32 = 14;
+
+/// The compression codec id of zstd, which produce requests may use from v7 only.
+const ZSTD_CODEC: i16 = 4;
+
+/// The highest compression codec id Kafka knows (zstd).
+const MAX_KNOWN_CODEC: i16 = 4;
+
+/// The first produce version allowed to carry zstd batches.
+const FIRST_ZSTD_VERSION: i16 = 7;
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = ProduceRequest::decode(d, version)?;
     let acks = request.acks;
-    let submitted = submit(ctx, request);
+    let mut parts = last_entry_per_partition(request.topic_data);
+    let submitted = match request_refusal(&parts, request.transactional_id.is_some()) {
+        Some(code) => Submitted::Refused(refuse_request(&parts, code)),
+        None => submit(ctx, &mut parts, acks, version)
+            .unwrap_or_else(|code| Submitted::Refused(refuse_request(&parts, code))),
+    };
     let header = header.clone();
     Ok(Outcome::Deferred(Deferred::new(move |ctx| {
         finish(ctx, &header, acks, submitted)
@@ -56,6 +95,79 @@ fn finish(ctx: &BrokerContext, header: &RequestHeader, acks: i16, submitted: Sub
     }
 }
 
+/// One (topic, partition) of the request, with the records of its last entry.
+struct PartitionEntry {
+    topic: String,
+    index: i32,
+    records: Option<Vec<u8>>,
+}
+
+/// Flattens the request into one entry per partition, in request order, keeping for a partition
+/// named more than once only its last entry (at that entry's place).
+fn last_entry_per_partition(topics: Vec<TopicProduceData>) -> Vec<PartitionEntry> {
+    let mut entries: Vec<PartitionEntry> = topics
+        .into_iter()
+        .flat_map(|t| {
+            let topic = t.name;
+            t.partition_data.into_iter().map(move |p| PartitionEntry {
+                topic: topic.clone(),
+                index: p.index,
+                records: p.records,
+            })
+        })
+        .collect();
+    let mut last: HashMap<(&str, i32), usize> = HashMap::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        last.insert((e.topic.as_str(), e.index), i);
+    }
+    let keep: Vec<bool> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| last[&(e.topic.as_str(), e.index)] == i)
+        .collect();
+    drop(last);
+    let mut keep = keep.into_iter();
+    entries.retain(|_| keep.next().unwrap_or(false));
+    entries
+}
+
+/// Kafka's look at every partition's first batch before anything else
+/// (`RequestUtils.hasTransactionalRecords`): an impossible batch header fails the whole request,
+/// and so does a transactional batch in a request without a transactional id.
+fn request_refusal(parts: &[PartitionEntry], has_transactional_id: bool) -> Option<ErrorCode> {
+    for part in parts {
+        let records = part.records.as_deref().unwrap_or_default();
+        match next_batch(records) {
+            Err(()) => return Some(ErrorCode::CorruptMessage),
+            Ok(Some(batch)) if is_transactional(batch) => {
+                return (!has_transactional_id)
+                    .then_some(ErrorCode::TransactionalIdAuthorizationFailed);
+            }
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
+/// The answer to a request refused as a whole (Kafka's `ProduceRequest.getErrorResponse`).
+fn refuse_request(parts: &[PartitionEntry], code: ErrorCode) -> ProduceResponse {
+    let mut responses: Vec<TopicProduceResponse> = Vec::new();
+    for part in parts {
+        let response = partition_refused(part.index, code);
+        match responses.last_mut() {
+            Some(t) if t.name == part.topic => t.partition_responses.push(response),
+            _ => responses.push(TopicProduceResponse {
+                name: part.topic.clone(),
+                partition_responses: vec![response],
+            }),
+        }
+    }
+    ProduceResponse {
+        responses,
+        ..ProduceResponse::default()
+    }
+}
+
 /// Where one partition's answer comes from: an error found while validating, or the writer.
 enum Pending {
     Failed(ErrorCode),
@@ -63,34 +175,46 @@ enum Pending {
     Appending(usize, Option<i64>),
 }
 
-/// A validated produce request whose appends went to the writer.
-struct Submitted {
-    /// Each topic's partitions, in request order, with where their answers come from.
-    layout: Vec<(String, Vec<(i32, Pending)>)>,
-    appends: Appending,
+/// A produce request after validation.
+enum Submitted {
+    /// Refused as a whole, before anything was appended.
+    Refused(ProduceResponse),
+    /// Each partition's topic and index, where its answer comes from, and the appends that went
+    /// to the writer.
+    Appending {
+        parts: Vec<(String, i32)>,
+        pending: Vec<Pending>,
+        appends: Appending,
+    },
 }
 
 impl Submitted {
     /// Waits for the writer's results and builds the response.
     fn response(self, ctx: &BrokerContext) -> ProduceResponse {
-        let results = self.appends.wait();
-        let responses = self
-            .layout
-            .into_iter()
-            .map(|(name, partitions)| TopicProduceResponse {
-                partition_responses: partitions
-                    .into_iter()
-                    .map(|(index, pending)| {
-                        let (result, append_time) = match pending {
-                            Pending::Failed(code) => (Err(code), None),
-                            Pending::Appending(i, t) => (results[i], t),
-                        };
-                        partition_response(ctx, &name, index, result, append_time)
-                    })
-                    .collect(),
-                name,
-            })
-            .collect();
+        let (parts, pending, appends) = match self {
+            Submitted::Refused(response) => return response,
+            Submitted::Appending {
+                parts,
+                pending,
+                appends,
+            } => (parts, pending, appends),
+        };
+        let results = appends.wait();
+        let mut responses: Vec<TopicProduceResponse> = Vec::new();
+        for ((topic, index), pending) in parts.into_iter().zip(pending) {
+            let (result, append_time) = match pending {
+                Pending::Failed(code) => (Err(code), None),
+                Pending::Appending(i, t) => (results[i], t),
+            };
+            let response = partition_response(ctx, &topic, index, result, append_time);
+            match responses.last_mut() {
+                Some(t) if t.name == topic => t.partition_responses.push(response),
+                _ => responses.push(TopicProduceResponse {
+                    name: topic,
+                    partition_responses: vec![response],
+                }),
+            }
+        }
         ProduceResponse {
             responses,
             ..ProduceResponse::default()
@@ -98,73 +222,78 @@ impl Submitted {
     }
 }
 
-/// Validates the request and sends its valid appends to the writer.
-fn submit(ctx: &BrokerContext, request: ProduceRequest) -> Submitted {
-    let acks = request.acks;
+/// Validates the partitions and sends the valid appends to the writer, taking their records.
+/// `Err` is an error that fails the whole request (nothing was sent then).
+fn submit(
+    ctx: &BrokerContext,
+    parts: &mut [PartitionEntry],
+    acks: i16,
+    version: i16,
+) -> Result<Submitted, ErrorCode> {
     let acks_valid = matches!(acks, -1..=1);
+    let mut topics = TopicLookup::new(ctx);
     let mut appends = Vec::new();
-    let mut layout = Vec::with_capacity(request.topic_data.len());
-    for topic in request.topic_data {
-        let metadata = ctx.topic(&topic.name);
-        let log_append_time = metadata
-            .as_ref()
-            .and_then(|t| t.configs.get("message.timestamp.type"))
-            .is_some_and(|v| v == "LogAppendTime");
-        let mut partitions = Vec::with_capacity(topic.partition_data.len());
-        for p in topic.partition_data {
-            let known = metadata
-                .as_ref()
-                .is_some_and(|t| t.partitions.contains_key(&p.index));
-            let max_message_bytes = metadata
-                .as_ref()
-                .and_then(|t| t.configs.get("max.message.bytes"))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(ctx.config.message_max_bytes);
-            // Kafka's order: unknown partitions, then the request-level record checks, then
-            // acks, then the log-level batch checks.
-            let checked = if !known {
-                Err(ErrorCode::UnknownTopicOrPartition)
-            } else {
-                let records = p.records.unwrap_or_default();
-                let acks_check = if acks_valid {
-                    Ok(())
-                } else {
-                    Err(ErrorCode::InvalidRequiredAcks)
-                };
-                check_request_records(&records)
-                    .and(acks_check)
-                    .and_then(|()| check_batch(&records, max_message_bytes))
-                    .map(|()| records)
-            };
-            let pending = match checked {
-                Err(code) => Pending::Failed(code),
-                Ok(mut records) => {
-                    // As leader, Kafka stamps its partition leader epoch on every batch it
-                    // appends; the CRC does not cover the field.
-                    let leader_epoch = metadata
-                        .as_ref()
-                        .and_then(|t| t.partitions.get(&p.index))
-                        .map_or(0, |m| m.leader_epoch);
-                    set_partition_leader_epoch(&mut records, leader_epoch);
-                    let append_time = log_append_time.then(now_ms);
-                    if let Some(t) = append_time {
-                        set_log_append_time(&mut records, t);
-                    }
-                    appends.push(PartitionAppend {
-                        topic_partition: TopicPartition::new(topic.name.clone(), p.index),
-                        batches: records,
-                    });
-                    Pending::Appending(appends.len() - 1, append_time)
-                }
-            };
-            partitions.push((p.index, pending));
+    let mut pending = Vec::with_capacity(parts.len());
+    for part in parts.iter_mut() {
+        let Some(metadata) = topics
+            .by_name(&part.topic)
+            .filter(|t| t.partitions.contains_key(&part.index))
+        else {
+            pending.push(Pending::Failed(ErrorCode::UnknownTopicOrPartition));
+            continue;
+        };
+        let records = part.records.as_deref().unwrap_or_default();
+        let batch = match check_request_records(records, version) {
+            Ok(batch) => batch,
+            Err(Refusal::Partition(code)) => {
+                pending.push(Pending::Failed(code));
+                continue;
+            }
+            Err(Refusal::Request(code)) => return Err(code),
+        };
+        if !acks_valid {
+            pending.push(Pending::Failed(ErrorCode::InvalidRequiredAcks));
+            continue;
         }
-        layout.push((topic.name, partitions));
+        let config = |key: &str| metadata.configs.get(key).map(String::as_str);
+        let max_message_bytes = config("max.message.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(ctx.config.message_max_bytes);
+        let compacted = config("cleanup.policy")
+            .or_else(|| ctx.config.get("log.cleanup.policy"))
+            .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"));
+        if let Err(code) = check_batch(batch, max_message_bytes, compacted) {
+            pending.push(Pending::Failed(code));
+            continue;
+        }
+        let batch_len = batch.len();
+        let log_append_time = config("message.timestamp.type") == Some("LogAppendTime");
+        // As leader, Kafka stamps its partition leader epoch on every batch it appends; the CRC
+        // does not cover the field.
+        let leader_epoch = metadata
+            .partitions
+            .get(&part.index)
+            .map_or(0, |m| m.leader_epoch);
+        // The batch is the start of the records; what follows it is too short to be another
+        // batch and is not appended.
+        let mut batch = part.records.take().unwrap_or_default();
+        batch.truncate(batch_len);
+        set_partition_leader_epoch(&mut batch, leader_epoch);
+        let append_time = log_append_time.then(now_ms);
+        if let Some(t) = append_time {
+            set_log_append_time(&mut batch, t);
+        }
+        appends.push(PartitionAppend {
+            topic_partition: TopicPartition::new(part.topic.clone(), part.index),
+            batches: batch,
+        });
+        pending.push(Pending::Appending(appends.len() - 1, append_time));
     }
-    Submitted {
-        layout,
+    Ok(Submitted::Appending {
+        parts: parts.iter().map(|p| (p.topic.clone(), p.index)).collect(),
+        pending,
         appends: Appending::send(ctx, appends),
-    }
+    })
 }
 
 /// Appends sent to the writer, whose results are yet to come.
@@ -231,53 +360,188 @@ fn partition_response(
                 ..PartitionProduceResponse::default()
             }
         }
-        Err(code) => PartitionProduceResponse {
-            index,
-            error_code: code.code(),
-            base_offset: -1,
-            log_append_time_ms: -1,
-            log_start_offset: -1,
-            ..PartitionProduceResponse::default()
-        },
+        Err(code) => partition_refused(index, code),
     }
 }
 
-/// The checks Kafka makes on a produce request's records before looking at acks
-/// (`ProduceRequest.validateRecords`): exactly one complete batch, of magic 2.
-pub fn check_request_records(records: &[u8]) -> Result<(), ErrorCode> {
-    let mut batches = Batches::new(records);
-    let batch = match batches.next() {
-        None => return Err(ErrorCode::InvalidRecord),
-        Some(Err(e)) => {
-            debug!("produce batch refused: {e}");
-            return Err(ErrorCode::CorruptMessage);
-        }
-        Some(Ok(b)) => b,
+/// A partition answered with an error: offsets and times -1.
+fn partition_refused(index: i32, code: ErrorCode) -> PartitionProduceResponse {
+    PartitionProduceResponse {
+        index,
+        error_code: code.code(),
+        base_offset: -1,
+        log_append_time_ms: -1,
+        log_start_offset: -1,
+        ..PartitionProduceResponse::default()
+    }
+}
+
+/// Why a partition's records are refused: an error for that partition, or one that fails the
+/// whole request (Kafka lets an unexpected exception escape the partition loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Partition(ErrorCode),
+    Request(ErrorCode),
+}
+
+/// The first batch of `records` as Kafka's batch iterator (`ByteBufferLogInputStream.nextBatch`)
+/// finds it. `Ok(None)` when the bytes are too few for a whole batch: Kafka stops there without
+/// an error. `Err` when the declared length or the magic is impossible (CORRUPT_MESSAGE).
+fn next_batch(records: &[u8]) -> Result<Option<&[u8]>, ()> {
+    if records.len() < LOG_OVERHEAD {
+        return Ok(None);
+    }
+    let length = BigEndian::read_i32(&records[LENGTH_OFFSET..]);
+    if length < MIN_DECLARED_BATCH_LENGTH {
+        return Err(());
+    }
+    if records.len() <= MAGIC_OFFSET {
+        return Ok(None);
+    }
+    let magic = records[MAGIC_OFFSET] as i8;
+    if !(0..=MAGIC_V2).contains(&magic) {
+        return Err(());
+    }
+    let size = LOG_OVERHEAD + length as usize;
+    Ok(records.get(..size))
+}
+
+/// A batch's attributes (magic 2 only; older formats have none at this place).
+fn attributes(batch: &[u8]) -> Option<i16> {
+    let magic = batch[MAGIC_OFFSET] as i8;
+    let bytes = batch.get(ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2)?;
+    (magic == MAGIC_V2).then(|| BigEndian::read_i16(bytes))
+}
+
+fn is_transactional(batch: &[u8]) -> bool {
+    attributes(batch).is_some_and(|a| a & TRANSACTIONAL_FLAG_MASK != 0)
+}
+
+/// The checks Kafka makes on a partition's records before looking at acks
+/// (`ProduceRequest.validateRecords`, from v3): exactly one batch, of magic 2, and zstd only from
+/// v7. Returns the batch, without any bytes after it too few to form another one.
+pub fn check_request_records(records: &[u8], version: i16) -> Result<&[u8], Refusal> {
+    let corrupt = Refusal::Partition(ErrorCode::CorruptMessage);
+    let invalid = Refusal::Partition(ErrorCode::InvalidRecord);
+    let batch = match next_batch(records) {
+        Ok(Some(batch)) => batch,
+        Ok(None) => return Err(invalid),
+        Err(()) => return Err(corrupt),
     };
-    if batches.next().is_some() || batch.magic() != MAGIC_V2 {
+    if batch[MAGIC_OFFSET] as i8 != MAGIC_V2 {
+        return Err(invalid);
+    }
+    if version < FIRST_ZSTD_VERSION {
+        // Kafka reads the codec here only before v7; an unknown one throws past the partition.
+        match attributes(batch).map(|a| a & 0x07) {
+            Some(ZSTD_CODEC) => {
+                return Err(Refusal::Partition(ErrorCode::UnsupportedCompressionType));
+            }
+            Some(codec) if codec > MAX_KNOWN_CODEC => {
+                return Err(Refusal::Request(ErrorCode::UnknownServerError));
+            }
+            _ => {}
+        }
+    }
+    match next_batch(&records[batch.len()..]) {
+        Ok(None) => Ok(batch),
+        Ok(Some(_)) => Err(invalid),
+        Err(()) => Err(corrupt),
+    }
+    .inspect_err(|_| debug!("produce records refused at version {version}"))
+}
+
+/// The checks Kafka's log makes on the one batch, in its order: a client base offset of 0, size
+/// within `max.message.bytes`, CRC-32C, a known compression codec, then `LogValidator`'s: a
+/// record count matching the offset range, no control batch, a sequence for a producer id, and
+/// (uncompressed batches only) records that parse to exactly the batch's end, with a key when
+/// the topic is compacted.
+pub fn check_batch(
+    batch: &[u8],
+    max_message_bytes: i32,
+    key_required: bool,
+) -> Result<(), ErrorCode> {
+    if batch.len() < LOG_OVERHEAD || BigEndian::read_i64(batch) != 0 {
         return Err(ErrorCode::InvalidRecord);
     }
-    Ok(())
-}
-
-/// The checks Kafka's log validator makes on the one batch: CRC-32C, size within
-/// `max.message.bytes`, a client base offset of 0, and a record count matching the offset range.
-pub fn check_batch(records: &[u8], max_message_bytes: i32) -> Result<(), ErrorCode> {
-    let Some(Ok(batch)) = Batches::new(records).next() else {
-        return Err(ErrorCode::CorruptMessage);
+    if batch.len() > max_message_bytes.max(0) as usize {
+        return Err(ErrorCode::MessageTooLarge);
+    }
+    let view = match Batches::new(batch).next() {
+        Some(Ok(view)) if batch.len() >= HEADER_SIZE => view,
+        _ => return Err(ErrorCode::CorruptMessage),
     };
-    if let Err(e) = batch.validate() {
+    if let Err(e) = view.validate() {
         debug!("produce batch refused: {e}");
         return Err(ErrorCode::CorruptMessage);
     }
-    if batch.size() > max_message_bytes.max(0) as usize {
-        return Err(ErrorCode::MessageTooLarge);
+    let codec = view.compression_codec();
+    if codec > MAX_KNOWN_CODEC {
+        return Err(ErrorCode::UnknownServerError);
     }
-    if batch.base_offset() != 0
-        || batch.last_offset_delta() < 0
-        || i64::from(batch.records_count()) != i64::from(batch.last_offset_delta()) + 1
-    {
+    let count_from_offsets = i64::from(view.last_offset_delta()) + 1;
+    let count = view.records_count();
+    if count_from_offsets <= 0 || count <= 0 || i64::from(count) != count_from_offsets {
+        return Err(ErrorCode::InvalidRecord);
+    }
+    if view.attributes() & CONTROL_FLAG_MASK != 0 {
+        return Err(ErrorCode::InvalidRecord);
+    }
+    if view.producer_id() >= 0 && view.base_sequence() < 0 {
+        return Err(ErrorCode::InvalidRecord);
+    }
+    if codec == 0 && !records_parse(view.records_bytes(), count, key_required) {
         return Err(ErrorCode::InvalidRecord);
     }
     Ok(())
+}
+
+/// Whether `count` records parse as Kafka's `DefaultRecord.readFrom` reads them and end exactly
+/// where the batch does (Kafka: "Incorrect declared batch size, records still remaining").
+fn records_parse(records: &[u8], count: i32, key_required: bool) -> bool {
+    let mut d = Decoder::new(records);
+    for _ in 0..count {
+        if !record_parses(&mut d, key_required).unwrap_or(false) {
+            return false;
+        }
+    }
+    d.remaining() == 0
+}
+
+/// Reads one record; `Ok(false)` or an error when it is malformed.
+fn record_parses(d: &mut Decoder<'_>, key_required: bool) -> DecodeResult<bool> {
+    let body_bytes = d.varint()?;
+    if i64::from(body_bytes) > d.remaining() as i64 {
+        return Ok(false);
+    }
+    let start = d.position();
+    let _attributes = d.i8()?;
+    let _timestamp_delta = d.varlong()?;
+    let _offset_delta = d.varint()?;
+    let key = d.varint()?;
+    if key >= 0 {
+        d.take(key as usize)?;
+    } else if key_required {
+        return Ok(false);
+    }
+    let value = d.varint()?;
+    if value >= 0 {
+        d.take(value as usize)?;
+    }
+    let headers = d.varint()?;
+    if headers < 0 || headers as usize > d.remaining() {
+        return Ok(false);
+    }
+    for _ in 0..headers {
+        let key = d.varint()?;
+        if key < 0 {
+            return Ok(false);
+        }
+        d.take(key as usize)?;
+        let value = d.varint()?;
+        if value >= 0 {
+            d.take(value as usize)?;
+        }
+    }
+    Ok(i64::try_from(d.position() - start).ok() == Some(i64::from(body_bytes)))
 }
