@@ -16,7 +16,7 @@
 //! fsync, producer snapshots), writes both checkpoints, and last the `.kafka_cleanshutdown` marker.
 
 use crate::broker::{BrokerContext, log_config, open_partition_log, random_uuid};
-use crate::controller::{NewTopic, TopicError, topic_records};
+use crate::controller::{NewTopic, TopicError, collision_name, topic_records};
 use crate::metadata::log::{build_metadata_batch, metadata_topic_partition};
 use crate::metadata::records::producer_ids_record::ProducerIdsRecord;
 use crate::metadata::records::remove_topic_record::RemoveTopicRecord;
@@ -495,9 +495,22 @@ impl LogWriter {
     /// Records a new topic in the metadata log (fsynced), opens its partition logs, and then
     /// publishes it.
     fn create_topic(&mut self, topic: NewTopic) -> Result<Uuid, TopicError> {
-        if self.ctx.metadata.read().topic(&topic.name).is_some() {
-            let message = format!("Topic '{}' already exists.", topic.name);
-            return Err((ErrorCode::TopicAlreadyExists, message));
+        // The handler checked these too, but two requests may have raced past it: the writer,
+        // which serialises topic changes, has the last word.
+        {
+            let image = self.ctx.metadata.read();
+            if image.topic(&topic.name).is_some() {
+                let message = format!("Topic '{}' already exists.", topic.name);
+                return Err((ErrorCode::TopicAlreadyExists, message));
+            }
+            let unified = collision_name(&topic.name);
+            if let Some(other) = image.topics().find(|t| collision_name(&t.name) == unified) {
+                let message = format!(
+                    "Topic '{}' collides with existing topic: {}",
+                    topic.name, other.name
+                );
+                return Err((ErrorCode::InvalidTopicException, message));
+            }
         }
         let topic_id = random_uuid();
         let records = topic_records(self.ctx.config.node_id, topic_id, &topic);

@@ -1764,3 +1764,30 @@ fn wall_clock_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// Regression: two CreateTopics racing on names that differ only in `.` versus `_` could both
+/// pass the handler's collision check; the writer, which serialises topic changes, now checks
+/// again, so exactly one of each pair is created and the other gets 17.
+#[test]
+fn colliding_topics_created_at_once_are_created_once() {
+    let broker = TestBroker::start("collision-race");
+    for i in 0..20 {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let racers: Vec<_> = [format!("race.{i}"), format!("race_{i}")]
+            .into_iter()
+            .map(|name| {
+                let (addr, barrier) = (broker.addr, barrier.clone());
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(addr);
+                    barrier.wait();
+                    let response =
+                        create_topics(&mut client, 7, vec![new_topic(&name, 1, 1)], false);
+                    response.topics[0].error_code
+                })
+            })
+            .collect();
+        let mut codes: Vec<i16> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        codes.sort_unstable();
+        assert_eq!(codes, vec![0, 17], "pair {i}");
+    }
+}
