@@ -112,9 +112,17 @@ int main(int argc, char **argv) {
         if (rate > 0) {
             scheduled = malloc(sizeof(double));
             *scheduled = start + (double)i / rate;
-            while (now_s() < *scheduled) {
-                rd_kafka_poll(rk, 0);
+            /* Wait without spinning: the client shares the machine with the broker. */
+            double wait;
+            while ((wait = *scheduled - now_s()) > 0) {
+                if (wait > 0.002) {
+                    rd_kafka_poll(rk, (int)(wait * 1e3) - 1);
+                } else {
+                    struct timespec ts = {0, (long)(wait * 1e9)};
+                    nanosleep(&ts, NULL);
+                }
             }
+            rd_kafka_poll(rk, 0);
         }
         while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, value, size, NULL, 0,
                                 scheduled) != 0) {

@@ -281,7 +281,8 @@ fn run_produce(addr: &str, load: ProduceLoad) {
                         // is counted, since latency is measured from the scheduled time.
                         while Instant::now() < scheduled
                             && receive_produce(&mut c, &mut pending, &mut latencies_us)
-                        {}
+                        {
+                        }
                         let now = Instant::now();
                         if scheduled > now {
                             std::thread::sleep(scheduled - now);
