@@ -5,9 +5,8 @@
 use crate::harness::{Client, TestBroker};
 use crate::storage::{
     LATEST, NONE, batch, create_topic, fetched, kill_9, list_offsets, partition_dir, produce_with,
-    segment_file,
+    segment_file, try_create_topic,
 };
-use sprat::protocol::messages::create_topics as ct;
 use sprat::storage::record_batch::Batches;
 use std::collections::HashMap;
 use std::fs;
@@ -373,27 +372,6 @@ fn page_cache_mode_loses_acknowledged_records_in_a_power_loss() {
     );
 }
 
-/// CreateTopics v7 of one topic; returns its error code.
-fn try_create_topic(client: &mut Client, name: &str) -> i16 {
-    let request = ct::CreateTopicsRequest {
-        topics: vec![ct::CreatableTopic {
-            name: name.into(),
-            num_partitions: 1,
-            replication_factor: 1,
-            ..ct::CreatableTopic::default()
-        }],
-        timeout_ms: 30000,
-        validate_only: false,
-    };
-    let response = client.call(
-        ct::API_KEY,
-        7,
-        |e| request.encode(e, 7),
-        ct::CreateTopicsResponse::decode,
-    );
-    response.topics[0].error_code
-}
-
 /// A topic whose metadata record could not be written or fsynced is not created, and creating
 /// it again works once the disk does; a restart agrees.
 #[test]
@@ -403,7 +381,7 @@ fn topic_creation_fails_cleanly_on_a_failing_disk() {
     for fault in ["enospc", "eio_fsync"] {
         faults.set(fault);
         assert_eq!(
-            try_create_topic(&mut client, "later"),
+            try_create_topic(&mut client, "later", 1, &[]),
             KAFKA_STORAGE_ERROR,
             "{fault}"
         );
@@ -414,7 +392,7 @@ fn topic_creation_fails_cleanly_on_a_failing_disk() {
             "no topic after {fault}"
         );
     }
-    assert_eq!(try_create_topic(&mut client, "later"), NONE);
+    assert_eq!(try_create_topic(&mut client, "later", 1, &[]), NONE);
     assert_eq!(
         produce_with(&mut client, "later", 0, &batch(1, 10, 1, 1), -1),
         (NONE, 0)
@@ -422,7 +400,10 @@ fn topic_creation_fails_cleanly_on_a_failing_disk() {
     kill_9(&broker);
     broker.restart();
     let mut client = broker.connect();
-    assert_eq!(try_create_topic(&mut client, "later"), TOPIC_ALREADY_EXISTS);
+    assert_eq!(
+        try_create_topic(&mut client, "later", 1, &[]),
+        TOPIC_ALREADY_EXISTS
+    );
     assert_eq!(
         produce_with(&mut client, "later", 0, &batch(1, 10, 1, 2), -1),
         (NONE, 1)

@@ -3,7 +3,7 @@
 //! before it.
 
 use crate::harness::TestBroker;
-use crate::storage::{NONE, batch, create_topic};
+use crate::storage::{NONE, batch, create_topic, fetch_request};
 use sprat::protocol::messages::{fetch, produce};
 use sprat::protocol::wire::Decoder;
 use sprat::storage::record_batch::Batches;
@@ -20,29 +20,6 @@ fn produce_request(topic: &str, partition: i32, fill: u8, acks: i16) -> produce:
                 records: Some(batch(2, 50, 1, fill)),
             }],
         }],
-    }
-}
-
-fn fetch_request(topic: &str) -> fetch::FetchRequest {
-    fetch::FetchRequest {
-        replica_id: -1,
-        max_wait_ms: 0,
-        min_bytes: 0,
-        max_bytes: i32::MAX,
-        topics: vec![fetch::FetchTopic {
-            topic: topic.into(),
-            partitions: vec![fetch::FetchPartition {
-                partition: 0,
-                current_leader_epoch: -1,
-                fetch_offset: 0,
-                last_fetched_epoch: -1,
-                log_start_offset: -1,
-                partition_max_bytes: 1 << 20,
-                ..fetch::FetchPartition::default()
-            }],
-            ..fetch::FetchTopic::default()
-        }],
-        ..fetch::FetchRequest::default()
     }
 }
 
@@ -73,7 +50,7 @@ fn pipelined_produces_are_answered_in_order_and_seen_by_the_next_fetch() {
             expected.push((correlation_id, 3, -1));
         }
     }
-    let request = fetch_request("piped");
+    let request = fetch_request("piped", 0, 1 << 20);
     let fetch_id = client.send(fetch::API_KEY, 12, |e| request.encode(e, 12));
 
     for (correlation_id, error, offset) in expected {

@@ -30,6 +30,17 @@ pub(crate) fn create_topic(
     partitions: i32,
     configs: &[(&str, &str)],
 ) {
+    let error_code = try_create_topic(client, name, partitions, configs);
+    assert_eq!(error_code, NONE, "creating {name}");
+}
+
+/// CreateTopics v7 of one topic; returns its error code.
+pub(crate) fn try_create_topic(
+    client: &mut Client,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> i16 {
     let request = ct::CreateTopicsRequest {
         topics: vec![ct::CreatableTopic {
             name: name.into(),
@@ -53,7 +64,7 @@ pub(crate) fn create_topic(
         |e| request.encode(e, 7),
         ct::CreateTopicsResponse::decode,
     );
-    assert_eq!(response.topics[0].error_code, NONE, "{response:?}");
+    response.topics[0].error_code
 }
 
 /// Produces one batch with the given acks; returns (error, base offset).
@@ -102,7 +113,19 @@ pub(crate) fn fetch(
     offset: i64,
     max_bytes: i32,
 ) -> fetch::PartitionData {
-    let request = fetch::FetchRequest {
+    let request = fetch_request(topic, offset, max_bytes);
+    let response = client.call(
+        fetch::API_KEY,
+        12,
+        |e| request.encode(e, 12),
+        fetch::FetchResponse::decode,
+    );
+    response.responses[0].partitions[0].clone()
+}
+
+/// A fetch of partition 0 of `topic` from `offset` that does not wait for data.
+pub(crate) fn fetch_request(topic: &str, offset: i64, max_bytes: i32) -> fetch::FetchRequest {
+    fetch::FetchRequest {
         replica_id: -1,
         max_wait_ms: 0,
         min_bytes: 0,
@@ -121,14 +144,7 @@ pub(crate) fn fetch(
             ..fetch::FetchTopic::default()
         }],
         ..fetch::FetchRequest::default()
-    };
-    let response = client.call(
-        fetch::API_KEY,
-        12,
-        |e| request.encode(e, 12),
-        fetch::FetchResponse::decode,
-    );
-    response.responses[0].partitions[0].clone()
+    }
 }
 
 pub(crate) fn fetched(client: &mut Client, topic: &str, offset: i64, max_bytes: i32) -> Vec<u8> {
