@@ -120,16 +120,10 @@ fn request_error(request: &FetchRequest, version: i16, error: ErrorCode) -> Fetc
                 partitions: topic
                     .partitions
                     .iter()
+                    // Kafka's error response carries null records here.
                     .map(|p| PartitionData {
-                        partition_index: p.partition,
-                        error_code: error.code(),
-                        high_watermark: -1,
-                        last_stable_offset: -1,
-                        log_start_offset: -1,
-                        aborted_transactions: Some(Vec::new()),
-                        preferred_read_replica: -1,
                         records: None,
-                        ..PartitionData::default()
+                        ..error_partition(p.partition, error)
                     })
                     .collect(),
             })
