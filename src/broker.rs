@@ -57,12 +57,13 @@ impl BrokerContext {
         self.partitions.read().get(tp).cloned()
     }
 
-    /// A copy of one topic's metadata, taken without holding the lock afterwards.
-    pub fn topic(&self, name: &str) -> Option<TopicMetadata> {
+    /// One topic's metadata as it is now, shared: the lock is not held afterwards, and a later
+    /// change makes a new copy rather than changing this one.
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicMetadata>> {
         self.metadata.read().topic(name).cloned()
     }
 
-    pub fn topic_by_id(&self, id: &Uuid) -> Option<TopicMetadata> {
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<TopicMetadata>> {
         self.metadata.read().topic_by_id(id).cloned()
     }
 

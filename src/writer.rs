@@ -573,7 +573,7 @@ impl LogWriter {
             }
         }
         info!("deleted topic {} ({topic_id})", topic.name);
-        Ok(topic.name)
+        Ok(topic.name.clone())
     }
 
     /// Hands out the next producer id, reserving a new block in the metadata log (as Kafka's

@@ -12,6 +12,7 @@ pub mod records;
 use crate::protocol::wire::{DecodeError, Decoder, Encoder, Uuid};
 use records::*;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The internal topic that holds committed consumer group offsets.
 pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -152,7 +153,9 @@ impl MetadataRecord {
 /// The current state of the cluster metadata, built by replaying metadata records in order.
 #[derive(Debug, Clone, Default)]
 pub struct MetadataImage {
-    topics: BTreeMap<String, TopicMetadata>,
+    /// Shared, so that a request's lookup is a pointer copy; a record changes a topic by
+    /// copy-on-write (`Arc::make_mut`), which is free while no request holds it.
+    topics: BTreeMap<String, Arc<TopicMetadata>>,
     names_by_id: HashMap<Uuid, String>,
     pub feature_levels: BTreeMap<String, i16>,
     /// The first producer id not yet handed out in a block (ProducerIdsRecord).
@@ -174,12 +177,12 @@ impl MetadataImage {
                 self.names_by_id.insert(r.topic_id, r.name.clone());
                 self.topics.insert(
                     r.name.clone(),
-                    TopicMetadata {
+                    Arc::new(TopicMetadata {
                         name: r.name.clone(),
                         topic_id: r.topic_id,
                         partitions: BTreeMap::new(),
                         configs,
-                    },
+                    }),
                 );
             }
             MetadataRecord::Partition(r) => {
@@ -210,7 +213,7 @@ impl MetadataImage {
             }
             MetadataRecord::Config(r) if r.resource_type == CONFIG_RESOURCE_TOPIC => {
                 let configs = match self.topics.get_mut(&r.resource_name) {
-                    Some(topic) => &mut topic.configs,
+                    Some(topic) => &mut Arc::make_mut(topic).configs,
                     None => self
                         .pending_configs
                         .entry(r.resource_name.clone())
@@ -257,20 +260,20 @@ impl MetadataImage {
 
     fn topic_by_id_mut(&mut self, id: &Uuid) -> Option<&mut TopicMetadata> {
         let name = self.names_by_id.get(id)?;
-        self.topics.get_mut(name)
+        self.topics.get_mut(name).map(Arc::make_mut)
     }
 
-    pub fn topic(&self, name: &str) -> Option<&TopicMetadata> {
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicMetadata>> {
         self.topics.get(name)
     }
 
-    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicMetadata> {
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicMetadata>> {
         self.topics.get(self.names_by_id.get(id)?)
     }
 
     /// All topics, ordered by name.
     pub fn topics(&self) -> impl Iterator<Item = &TopicMetadata> {
-        self.topics.values()
+        self.topics.values().map(|t| &**t)
     }
 
     pub fn topic_count(&self) -> usize {

@@ -4,7 +4,7 @@
 //! high watermark; an offset past it (or otherwise negative) is OFFSET_OUT_OF_RANGE, as in Kafka.
 //! sprat answers once the work is done, so `timeout_ms` never expires.
 
-use super::{HandlerResult, TopicLookup, respond};
+use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
@@ -19,9 +19,8 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     // Every partition gets a result in request order; the known ones are filled in by the writer.
     let mut topics: Vec<DeleteRecordsTopicResult> = Vec::with_capacity(request.topics.len());
     let mut wanted: Vec<(usize, usize, TopicPartition, i64)> = Vec::new();
-    let mut lookup = TopicLookup::new(ctx);
     for (t, topic) in request.topics.iter().enumerate() {
-        let known = lookup.by_name(&topic.name);
+        let known = ctx.topic(&topic.name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (p, partition) in topic.partitions.iter().enumerate() {
             let exists = known

@@ -14,7 +14,7 @@
 //! request. A wait longer than `connections.max.idle.ms` is cut there and the connection closed, as
 //! Kafka's selector expires a connection that long without activity.
 
-use super::{HandlerResult, Outcome, TopicLookup, respond};
+use super::{HandlerResult, Outcome, respond};
 use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
@@ -89,12 +89,11 @@ fn fetch_max_bytes(ctx: &BrokerContext) -> i32 {
 
 /// Whether any requested partition exists, so that Kafka would go on to read the logs.
 fn reads_any_partition(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> bool {
-    let mut topics = TopicLookup::new(ctx);
     request.topics.iter().any(|topic| {
         let metadata = if version >= 13 {
-            topics.by_id(&topic.topic_id)
+            ctx.topic_by_id(&topic.topic_id)
         } else {
-            topics.by_name(&topic.topic)
+            ctx.topic(&topic.topic)
         };
         metadata.is_some_and(|t| {
             topic
@@ -153,12 +152,11 @@ fn read_all(
     let mut total = 0usize;
     let mut errors = false;
     let mut responses = Vec::with_capacity(request.topics.len());
-    let mut topics = TopicLookup::new(ctx);
     for topic in &request.topics {
         let metadata = if version >= 13 {
-            topics.by_id(&topic.topic_id)
+            ctx.topic_by_id(&topic.topic_id)
         } else {
-            topics.by_name(&topic.topic)
+            ctx.topic(&topic.topic)
         };
         let unknown_topic = if version >= 13 {
             ErrorCode::UnknownTopicId

@@ -30,11 +30,9 @@ mod sync_group;
 pub use produce::{Refusal, check_batch, check_request_records};
 
 use crate::broker::BrokerContext;
-use crate::metadata::TopicMetadata;
 use crate::protocol::messages::{self, api_versions as av};
-use crate::protocol::wire::{DecodeResult, Decoder, Encoder, Uuid};
+use crate::protocol::wire::{DecodeResult, Decoder, Encoder};
 use crate::protocol::{self, RequestHeader};
-use std::collections::HashMap;
 
 /// What the connection does after a request.
 pub enum Outcome {
@@ -61,16 +59,6 @@ impl Deferred {
     /// Waits for the writer's answer and builds the response.
     pub fn finish(self, ctx: &BrokerContext) -> Outcome {
         (self.0)(ctx)
-    }
-}
-
-impl Outcome {
-    /// The final outcome, waiting for the writer if the request was deferred.
-    pub fn resolve(self, ctx: &BrokerContext) -> Outcome {
-        match self {
-            Outcome::Deferred(d) => d.finish(ctx),
-            other => other,
-        }
     }
 }
 
@@ -142,40 +130,4 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// Topic metadata looked up at most once per name (or id) within one request. Each lookup copies
-/// the topic's partition table, and a request may name one topic many times: without this, a
-/// request of a few megabytes naming a large topic again and again would keep its thread busy for
-/// minutes.
-pub struct TopicLookup<'a> {
-    ctx: &'a BrokerContext,
-    by_name: HashMap<String, Option<TopicMetadata>>,
-    by_id: HashMap<Uuid, Option<TopicMetadata>>,
-}
-
-impl<'a> TopicLookup<'a> {
-    pub fn new(ctx: &'a BrokerContext) -> Self {
-        TopicLookup {
-            ctx,
-            by_name: HashMap::new(),
-            by_id: HashMap::new(),
-        }
-    }
-
-    pub fn by_name(&mut self, name: &str) -> Option<&TopicMetadata> {
-        if !self.by_name.contains_key(name) {
-            let topic = self.ctx.topic(name);
-            self.by_name.insert(name.to_string(), topic);
-        }
-        self.by_name.get(name).and_then(Option::as_ref)
-    }
-
-    pub fn by_id(&mut self, id: &Uuid) -> Option<&TopicMetadata> {
-        let ctx = self.ctx;
-        self.by_id
-            .entry(*id)
-            .or_insert_with(|| ctx.topic_by_id(id))
-            .as_ref()
-    }
 }

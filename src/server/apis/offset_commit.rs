@@ -6,7 +6,7 @@
 //! while the group is Empty). The commit timestamp is the broker's clock, except for v1 requests
 //! that carry their own.
 
-use super::{HandlerResult, TopicLookup, now_ms, respond};
+use super::{HandlerResult, now_ms, respond};
 use crate::broker::BrokerContext;
 use crate::group::{OffsetAndMetadata, OffsetCommit};
 use crate::protocol::RequestHeader;
@@ -21,9 +21,8 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     // Each partition's answer: an error found here, or the index of its offset in `offsets`.
     let mut answers: Vec<Vec<Result<usize, ErrorCode>>> = Vec::with_capacity(request.topics.len());
     let mut offsets = Vec::new();
-    let mut topics = TopicLookup::new(ctx);
     for topic in &request.topics {
-        let metadata = topics.by_name(&topic.name);
+        let metadata = ctx.topic(&topic.name);
         let answer = topic
             .partitions
             .iter()

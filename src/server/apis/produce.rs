@@ -25,7 +25,7 @@
 //! A request that names a partition twice is answered once for it, with the last entry's
 //! records, as Kafka's maps of partitions keep one entry per partition.
 
-use super::{Deferred, HandlerResult, Outcome, TopicLookup, now_ms, respond};
+use super::{Deferred, HandlerResult, Outcome, now_ms, respond};
 use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
@@ -231,12 +231,11 @@ fn submit(
     version: i16,
 ) -> Result<Submitted, ErrorCode> {
     let acks_valid = matches!(acks, -1..=1);
-    let mut topics = TopicLookup::new(ctx);
     let mut appends = Vec::new();
     let mut pending = Vec::with_capacity(parts.len());
     for part in parts.iter_mut() {
-        let Some(metadata) = topics
-            .by_name(&part.topic)
+        let Some(metadata) = ctx
+            .topic(&part.topic)
             .filter(|t| t.partitions.contains_key(&part.index))
         else {
             pending.push(Pending::Failed(ErrorCode::UnknownTopicOrPartition));
