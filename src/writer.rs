@@ -111,7 +111,6 @@ pub enum WriterCommand {
 pub struct LogWriter {
     ctx: Arc<BrokerContext>,
     logs: HashMap<TopicPartition, PartitionLog>,
-    flush_on_ack: bool,
     /// Producer ids reserved by the last ProducerIdsRecord and not yet handed out.
     producer_ids: std::ops::Range<i64>,
     schedule: Schedule,
@@ -178,7 +177,6 @@ impl LogWriter {
             .collect();
         let schedule = Schedule::new(&ctx, Instant::now());
         let mut writer = LogWriter {
-            flush_on_ack: ctx.config.log_flush_on_ack,
             ctx,
             logs,
             producer_ids: 0..0,
@@ -287,12 +285,10 @@ impl LogWriter {
                 WriterCommand::Shutdown { reply } => shutdown = Some(reply),
             }
         }
-        // With `flush_on_ack`, every touched log; otherwise Kafka's flush policy:
-        // `flush.messages` messages or `flush.ms` since the last flush.
         let now = crate::server::apis::now_ms();
         for tp in &touched {
             if let Some(log) = self.logs.get(tp)
-                && (self.flush_on_ack || log.flush_due(now))
+                && log.flush_due(now)
             {
                 to_sync.insert(tp.clone());
             }

@@ -720,22 +720,20 @@ impl PartitionLog {
         self.sealed_flush = None;
     }
 
-    /// Whether an fsync failed and the log refuses appends.
-    pub fn is_offline(&self) -> bool {
-        self.offline
-    }
-
     /// Messages appended since the last flush (Kafka's `unflushedMessages`).
     pub fn unflushed_messages(&self) -> i64 {
         self.log_end_offset() - self.recovery_point
     }
 
-    /// Whether `flush.messages` or `flush.ms` call for an fsync now.
+    /// Whether unflushed messages call for an fsync now: any, with `flush_on_ack` (they are not
+    /// visible until then); otherwise Kafka's policy, `flush.messages` messages or `flush.ms`
+    /// since the last flush.
     pub fn flush_due(&self, now_ms: i64) -> bool {
         let unflushed = self.unflushed_messages();
         !self.offline
             && unflushed > 0
-            && (unflushed >= self.config.flush_interval_messages
+            && (self.config.flush_on_ack
+                || unflushed >= self.config.flush_interval_messages
                 || self
                     .config
                     .flush_interval_ms
@@ -814,15 +812,10 @@ impl PartitionLog {
             self.config.clone(),
             options,
         )?;
-        let state = std::mem::replace(
-            &mut *fresh.partition.state.write(),
-            LogState {
-                segments: Vec::new(),
-                log_start_offset: 0,
-                log_end_offset: 0,
-                high_watermark: 0,
-            },
-        );
+        let state = Arc::into_inner(fresh.partition)
+            .expect("a log just loaded is not shared yet")
+            .state
+            .into_inner();
         warn!(
             "{}: log cut back to offset {}",
             self.partition.topic_partition, state.log_end_offset
