@@ -31,13 +31,10 @@ const MEMORY_WAIT: Duration = Duration::from_secs(30);
 /// The most produce requests of one connection waiting for the `log-writer` at once.
 const MAX_IN_FLIGHT: usize = 8;
 
-/// Frames up to this size reuse the connection's buffer; larger ones get a buffer that is freed
-/// after the request, so an idle connection never pins a large allocation.
-const RETAINED_BUFFER_BYTES: usize = 1 << 20;
-
 /// A frame's buffer starts at most this large (a typical produce fits) and grows as its bytes
-/// arrive.
-const FIRST_READ_BYTES: usize = 1 << 20;
+/// arrive. Frames up to this size reuse the connection's buffer; larger ones get a buffer that
+/// is freed after the request, so an idle connection never pins a large allocation.
+const RETAINED_BUFFER_BYTES: usize = 1 << 20;
 
 /// Serves one connection until the peer closes it, it stays idle for `connections.max.idle.ms`,
 /// or framing is lost.
@@ -251,12 +248,12 @@ fn read_size(stream: &mut TcpStream, max_frame: usize) -> io::Result<Option<usiz
 }
 
 /// Reads a frame body of `size` bytes (its memory already reserved) into `frame`. The buffer
-/// starts at no more than [`FIRST_READ_BYTES`] and grows as bytes arrive, so a client that
+/// starts at no more than [`RETAINED_BUFFER_BYTES`] and grows as bytes arrive, so a client that
 /// declares a large frame and trickles it does not make sprat allocate it all up front; the
 /// bytes are read into spare capacity without zeroing it first.
 fn read_body(stream: &mut TcpStream, frame: &mut Vec<u8>, size: usize) -> io::Result<()> {
     frame.clear();
-    frame.reserve(size.min(FIRST_READ_BYTES));
+    frame.reserve(size.min(RETAINED_BUFFER_BYTES));
     let read = stream.take(size as u64).read_to_end(frame)?;
     if read < size {
         return Err(io::Error::new(
