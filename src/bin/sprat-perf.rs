@@ -33,33 +33,7 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Produce records and report throughput and latency.
-    Produce {
-        #[arg(long, default_value = "perf")]
-        topic: String,
-        /// Partitions to create the topic with (if it does not exist) and to spread load over.
-        #[arg(long, default_value_t = 1)]
-        partitions: i32,
-        /// Bytes of each record's value.
-        #[arg(long, default_value_t = 100)]
-        record_size: usize,
-        /// Records in total.
-        #[arg(long, default_value_t = 1_000_000)]
-        records: u64,
-        /// Records per batch (one batch per request).
-        #[arg(long, default_value_t = 1000)]
-        batch_records: usize,
-        #[arg(long, default_value_t = 1)]
-        connections: usize,
-        #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
-        acks: i16,
-        /// Target records per second over all connections; 0 means as fast as possible.
-        #[arg(long, default_value_t = 0)]
-        rate: u64,
-        /// Requests each connection sends before it waits for the oldest response (a client's
-        /// `max.in.flight.requests.per.connection`).
-        #[arg(long, default_value_t = 1)]
-        in_flight: usize,
-    },
+    Produce(ProduceLoad),
     /// Read every partition of a topic from the start and report throughput.
     Fetch {
         #[arg(long, default_value = "perf")]
@@ -198,15 +172,32 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 /// The produce load's settings.
+#[derive(clap::Args)]
 struct ProduceLoad {
+    #[arg(long, default_value = "perf")]
     topic: String,
+    /// Partitions to create the topic with (if it does not exist) and to spread load over.
+    #[arg(long, default_value_t = 1)]
     partitions: i32,
+    /// Bytes of each record's value.
+    #[arg(long, default_value_t = 100)]
     record_size: usize,
+    /// Records in total.
+    #[arg(long, default_value_t = 1_000_000)]
     records: u64,
+    /// Records per batch (one batch per request).
+    #[arg(long, default_value_t = 1000)]
     batch_records: usize,
+    #[arg(long, default_value_t = 1)]
     connections: usize,
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     acks: i16,
+    /// Target records per second over all connections; 0 means as fast as possible.
+    #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Requests each connection sends before it waits for the oldest response (a client's
+    /// `max.in.flight.requests.per.connection`).
+    #[arg(long, default_value_t = 1)]
     in_flight: usize,
 }
 
@@ -454,30 +445,7 @@ fn run_fetch(addr: &str, topic: &str, max_bytes: i32) {
 fn main() {
     let args = Args::parse();
     match args.command {
-        Command::Produce {
-            topic,
-            partitions,
-            record_size,
-            records,
-            batch_records,
-            connections,
-            acks,
-            rate,
-            in_flight,
-        } => run_produce(
-            &args.bootstrap,
-            ProduceLoad {
-                topic,
-                partitions,
-                record_size,
-                records,
-                batch_records,
-                connections,
-                acks,
-                rate,
-                in_flight,
-            },
-        ),
+        Command::Produce(load) => run_produce(&args.bootstrap, load),
         Command::Fetch { topic, max_bytes } => run_fetch(&args.bootstrap, &topic, max_bytes),
     }
 }
