@@ -3,25 +3,10 @@
 //! before it.
 
 use crate::harness::TestBroker;
-use crate::storage::{NONE, batch, create_topic, fetch_request};
+use crate::storage::{NONE, batch, create_topic, fetch_request, produce_request};
 use sprat::protocol::messages::{fetch, produce};
 use sprat::protocol::wire::Decoder;
 use sprat::storage::record_batch::Batches;
-
-fn produce_request(topic: &str, partition: i32, fill: u8, acks: i16) -> produce::ProduceRequest {
-    produce::ProduceRequest {
-        transactional_id: None,
-        acks,
-        timeout_ms: 30000,
-        topic_data: vec![produce::TopicProduceData {
-            name: topic.into(),
-            partition_data: vec![produce::PartitionProduceData {
-                index: partition,
-                records: Some(batch(2, 50, 1, fill)),
-            }],
-        }],
-    }
-}
 
 /// Twenty produces (some acks=0, one to an unknown partition) and then a fetch, all written
 /// before any response is read: the responses come back in order with consecutive offsets, and
@@ -39,7 +24,7 @@ fn pipelined_produces_are_answered_in_order_and_seen_by_the_next_fetch() {
             3 | 11 => (0, 0),
             _ => (0, if i % 2 == 0 { -1 } else { 1 }),
         };
-        let request = produce_request("piped", partition, i, acks);
+        let request = produce_request("piped", partition, &batch(2, 50, 1, i), acks);
         let correlation_id = client.send(produce::API_KEY, 9, |e| request.encode(e, 9));
         if partition == 0 {
             if acks != 0 {

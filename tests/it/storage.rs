@@ -75,7 +75,25 @@ pub(crate) fn produce_with(
     batch: &[u8],
     acks: i16,
 ) -> (i16, i64) {
-    let request = produce::ProduceRequest {
+    let request = produce_request(topic, partition, batch, acks);
+    let response = client.call(
+        produce::API_KEY,
+        9,
+        |e| request.encode(e, 9),
+        produce::ProduceResponse::decode,
+    );
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// A produce request of one batch to one partition.
+pub(crate) fn produce_request(
+    topic: &str,
+    partition: i32,
+    batch: &[u8],
+    acks: i16,
+) -> produce::ProduceRequest {
+    produce::ProduceRequest {
         transactional_id: None,
         acks,
         timeout_ms: 30000,
@@ -86,15 +104,7 @@ pub(crate) fn produce_with(
                 records: Some(batch.to_vec()),
             }],
         }],
-    };
-    let response = client.call(
-        produce::API_KEY,
-        9,
-        |e| request.encode(e, 9),
-        produce::ProduceResponse::decode,
-    );
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    }
 }
 
 /// Produces one batch (acks=-1) and checks that it landed at `base_offset`.
