@@ -41,7 +41,7 @@ use crate::writer::{PartitionAppend, PartitionAppendResult, WriterCommand};
 use byteorder::{BigEndian, ByteOrder};
 use crossbeam_channel::Receiver;
 use log::{debug, error};
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 /// The smallest length a batch may declare (Kafka's `LegacyRecord.RECORD_OVERHEAD_V0`); anything
 /// shorter is corrupt whatever its magic.
@@ -63,8 +63,14 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     let mut parts = last_entry_per_partition(request.topic_data);
     let submitted = match request_refusal(&parts, request.transactional_id.is_some()) {
         Some(code) => Submitted::Refused(refuse_request(&parts, code)),
-        None => submit(ctx, &mut parts, acks, version)
-            .unwrap_or_else(|code| Submitted::Refused(refuse_request(&parts, code))),
+        None => match submit(ctx, &mut parts, acks, version) {
+            Ok((pending, appends)) => Submitted::Appending {
+                parts,
+                pending,
+                appends,
+            },
+            Err(code) => Submitted::Refused(refuse_request(&parts, code)),
+        },
     };
     let header = header.clone();
     Ok(Outcome::Deferred(Deferred::new(move |ctx| {
@@ -116,18 +122,11 @@ fn last_entry_per_partition(topics: Vec<TopicProduceData>) -> Vec<PartitionEntry
             })
         })
         .collect();
-    let mut last: HashMap<(&str, i32), usize> = HashMap::with_capacity(entries.len());
-    for (i, e) in entries.iter().enumerate() {
-        last.insert((e.topic.as_str(), e.index), i);
-    }
-    let keep: Vec<bool> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| last[&(e.topic.as_str(), e.index)] == i)
-        .collect();
-    drop(last);
-    let mut keep = keep.into_iter();
-    entries.retain(|_| keep.next().unwrap_or(false));
+    // From the end, the first entry seen of each partition is its last.
+    let mut seen = HashSet::with_capacity(entries.len());
+    entries.reverse();
+    entries.retain(|e| seen.insert((e.topic.clone(), e.index)));
+    entries.reverse();
     entries
 }
 
@@ -151,14 +150,25 @@ fn request_refusal(parts: &[PartitionEntry], has_transactional_id: bool) -> Opti
 
 /// The answer to a request refused as a whole (Kafka's `ProduceRequest.getErrorResponse`).
 fn refuse_request(parts: &[PartitionEntry], code: ErrorCode) -> ProduceResponse {
+    by_topic(
+        parts
+            .iter()
+            .map(|part| (part.topic.as_str(), partition_refused(part.index, code))),
+    )
+}
+
+/// A response from partition answers in request order: consecutive answers of one topic share
+/// its entry, as Kafka's do.
+fn by_topic<'a>(
+    answers: impl Iterator<Item = (&'a str, PartitionProduceResponse)>,
+) -> ProduceResponse {
     let mut responses: Vec<TopicProduceResponse> = Vec::new();
-    for part in parts {
-        let response = partition_refused(part.index, code);
+    for (topic, answer) in answers {
         match responses.last_mut() {
-            Some(t) if t.name == part.topic => t.partition_responses.push(response),
+            Some(t) if t.name == topic => t.partition_responses.push(answer),
             _ => responses.push(TopicProduceResponse {
-                name: part.topic.clone(),
-                partition_responses: vec![response],
+                name: topic.to_string(),
+                partition_responses: vec![answer],
             }),
         }
     }
@@ -179,10 +189,10 @@ enum Pending {
 enum Submitted {
     /// Refused as a whole, before anything was appended.
     Refused(ProduceResponse),
-    /// Each partition's topic and index, where its answer comes from, and the appends that went
-    /// to the writer.
+    /// Each partition (its records taken), where its answer comes from, and the appends that
+    /// went to the writer.
     Appending {
-        parts: Vec<(String, i32)>,
+        parts: Vec<PartitionEntry>,
         pending: Vec<Pending>,
         appends: Appending,
     },
@@ -200,36 +210,26 @@ impl Submitted {
             } => (parts, pending, appends),
         };
         let results = appends.wait();
-        let mut responses: Vec<TopicProduceResponse> = Vec::new();
-        for ((topic, index), pending) in parts.into_iter().zip(pending) {
+        by_topic(parts.iter().zip(pending).map(|(part, pending)| {
             let (result, append_time) = match pending {
                 Pending::Failed(code) => (Err(code), None),
                 Pending::Appending(i, t) => (results[i], t),
             };
-            let response = partition_response(ctx, &topic, index, result, append_time);
-            match responses.last_mut() {
-                Some(t) if t.name == topic => t.partition_responses.push(response),
-                _ => responses.push(TopicProduceResponse {
-                    name: topic,
-                    partition_responses: vec![response],
-                }),
-            }
-        }
-        ProduceResponse {
-            responses,
-            ..ProduceResponse::default()
-        }
+            let answer = partition_response(ctx, &part.topic, part.index, result, append_time);
+            (part.topic.as_str(), answer)
+        }))
     }
 }
 
-/// Validates the partitions and sends the valid appends to the writer, taking their records.
-/// `Err` is an error that fails the whole request (nothing was sent then).
+/// Validates the partitions and sends the valid appends to the writer, taking their records;
+/// returns where each partition's answer comes from. `Err` is an error that fails the whole
+/// request (nothing was sent then).
 fn submit(
     ctx: &BrokerContext,
     parts: &mut [PartitionEntry],
     acks: i16,
     version: i16,
-) -> Result<Submitted, ErrorCode> {
+) -> Result<(Vec<Pending>, Appending), ErrorCode> {
     let acks_valid = matches!(acks, -1..=1);
     let mut appends = Vec::new();
     let mut pending = Vec::with_capacity(parts.len());
@@ -288,11 +288,7 @@ fn submit(
         });
         pending.push(Pending::Appending(appends.len() - 1, append_time));
     }
-    Ok(Submitted::Appending {
-        parts: parts.iter().map(|p| (p.topic.clone(), p.index)).collect(),
-        pending,
-        appends: Appending::send(ctx, appends),
-    })
+    Ok((pending, Appending::send(ctx, appends)))
 }
 
 /// Appends sent to the writer, whose results are yet to come.
