@@ -28,6 +28,9 @@ pub const EXCESSIVE_BATCH_MESSAGE: &str = "Unable to perform excessively large b
 enum ConfigType {
     /// A 32-bit integer of at least the bound, or within both bounds.
     Int(i64, i64),
+    /// A 32-bit integer that is the default or within the bounds (Kafka's compression level
+    /// validators): (default, min, max).
+    Level(i64, i64, i64),
     /// A 64-bit integer of at least the bound.
     Long(i64),
     /// A floating-point number within the bounds.
@@ -54,7 +57,7 @@ const TOPIC_CONFIGS: &[(&str, ConfigType)] = &[
         "compression.type",
         OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
     ),
-    ("compression.gzip.level", Int(-1, 9)),
+    ("compression.gzip.level", Level(-1, 1, 9)),
     ("compression.lz4.level", Int(1, 17)),
     ("compression.zstd.level", Int(-131_072, 22)),
     ("delete.retention.ms", Long(0)),
@@ -330,6 +333,20 @@ fn check_config_value(kind: ConfigType, value: &str) -> Result<(), String> {
             }
             Ok(())
         }
+        Level(default, min, max) => {
+            let n = i64::from(
+                value
+                    .parse::<i32>()
+                    .map_err(|_| "Not a number of type INT".to_string())?,
+            );
+            if n == default || (min..=max).contains(&n) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "Value must be between {min} and {max}, or {default}"
+                ))
+            }
+        }
         Long(min) => at_least(
             value
                 .parse::<i64>()
@@ -489,6 +506,21 @@ mod tests {
                 .0,
             ErrorCode::InvalidConfig
         );
+        // Kafka's gzip level is its default (-1) or 1 to 9: 0 is refused.
+        for (level, ok) in [
+            ("-1", true),
+            ("0", false),
+            ("1", true),
+            ("9", true),
+            ("10", false),
+        ] {
+            let gzip = [(
+                "compression.gzip.level".to_string(),
+                Some(level.to_string()),
+            )];
+            let result = validate_new_topic(&config, "t", 1, 1, &[], &gzip);
+            assert_eq!(result.is_ok(), ok, "gzip level {level}");
+        }
     }
 
     #[test]
