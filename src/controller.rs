@@ -142,6 +142,22 @@ pub fn collision_name(name: &str) -> String {
     name.replace('.', "_")
 }
 
+/// Kafka's answer for a topic that exists already.
+pub fn topic_exists(name: &str) -> TopicError {
+    (
+        ErrorCode::TopicAlreadyExists,
+        format!("Topic '{name}' already exists."),
+    )
+}
+
+/// Kafka's answer for a topic whose name collides with `existing`'s (see [`collision_name`]).
+pub fn topic_collides(name: &str, existing: &str) -> TopicError {
+    (
+        ErrorCode::InvalidTopicException,
+        format!("Topic '{name}' collides with existing topic: {existing}"),
+    )
+}
+
 /// Validates one CreateTopics entry against Kafka's rules for a single-broker cluster, in the
 /// order of Kafka's controller: the name, the configs, then the replica assignments or the
 /// replication factor and partition count. `num_partitions`/`replication_factor` of -1 mean the

@@ -16,7 +16,9 @@
 //! fsync, producer snapshots), writes both checkpoints, and last the `.kafka_cleanshutdown` marker.
 
 use crate::broker::{BrokerContext, log_config, open_partition_log, random_uuid};
-use crate::controller::{NewTopic, TopicError, collision_name, topic_records};
+use crate::controller::{
+    NewTopic, TopicError, collision_name, topic_collides, topic_exists, topic_records,
+};
 use crate::metadata::log::{build_metadata_batch, metadata_topic_partition};
 use crate::metadata::records::producer_ids_record::ProducerIdsRecord;
 use crate::metadata::records::remove_topic_record::RemoveTopicRecord;
@@ -496,16 +498,11 @@ impl LogWriter {
         {
             let image = self.ctx.metadata.read();
             if image.topic(&topic.name).is_some() {
-                let message = format!("Topic '{}' already exists.", topic.name);
-                return Err((ErrorCode::TopicAlreadyExists, message));
+                return Err(topic_exists(&topic.name));
             }
             let unified = collision_name(&topic.name);
             if let Some(other) = image.topics().find(|t| collision_name(&t.name) == unified) {
-                let message = format!(
-                    "Topic '{}' collides with existing topic: {}",
-                    topic.name, other.name
-                );
-                return Err((ErrorCode::InvalidTopicException, message));
+                return Err(topic_collides(&topic.name, &other.name));
             }
         }
         let topic_id = random_uuid();

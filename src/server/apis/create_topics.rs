@@ -11,7 +11,7 @@ use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
 use crate::controller::{
     EXCESSIVE_BATCH_MESSAGE, MAX_RECORDS_PER_USER_OP, NewTopic, TopicError, collision_name,
-    validate_new_topic,
+    topic_collides, topic_exists, validate_new_topic,
 };
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
@@ -39,16 +39,10 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     for topic in &topics {
         let exists = ctx.topic(&topic.name).is_some();
         let validated = if exists {
-            Err((
-                ErrorCode::TopicAlreadyExists,
-                format!("Topic '{}' already exists.", topic.name),
-            ))
+            Err(topic_exists(&topic.name))
         } else {
             validate(ctx, topic).and_then(|new| match existing.get(&collision_name(&new.name)) {
-                Some(other) => Err((
-                    ErrorCode::InvalidTopicException,
-                    format!("Topic '{}' collides with existing topic: {other}", new.name),
-                )),
+                Some(other) => Err(topic_collides(&new.name, other)),
                 None => Ok(new),
             })
         };
