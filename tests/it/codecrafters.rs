@@ -2121,12 +2121,7 @@ fn assert_still_serving(broker: &mut TestBroker, bystander: &mut Client) {
         client.send_with_correlation_id(api_versions::API_KEY, 4, 77, api_versions_body(4));
         assert_eq!(client.receive(), expected_api_versions_v4_frame(77)[4..]);
     }
-    let panics: Vec<String> = broker
-        .drain_log()
-        .into_iter()
-        .filter(|l| l.contains("panicked"))
-        .collect();
-    assert!(panics.is_empty(), "a broker thread panicked: {panics:?}");
+    broker.assert_no_panics();
 }
 
 /// A negative frame size closes that connection; others are still served.

@@ -136,6 +136,16 @@ impl TestBroker {
     pub fn drain_log(&self) -> Vec<String> {
         self.log_lines.try_iter().collect()
     }
+
+    /// Panics if the broker has logged a panic (of a connection thread) since the last drain.
+    pub fn assert_no_panics(&self) {
+        let panics: Vec<String> = self
+            .drain_log()
+            .into_iter()
+            .filter(|l| l.contains("panicked"))
+            .collect();
+        assert!(panics.is_empty(), "a broker thread panicked: {panics:?}");
+    }
 }
 
 /// Starts the broker process and waits for its "listening on" line.

@@ -47,12 +47,7 @@ fn assert_still_serving(broker: &TestBroker, bystander: &mut Client) {
         );
         assert_eq!(response.error_code, NONE);
     }
-    let panics: Vec<String> = broker
-        .drain_log()
-        .into_iter()
-        .filter(|l| l.contains("panicked"))
-        .collect();
-    assert!(panics.is_empty(), "a broker thread panicked: {panics:?}");
+    broker.assert_no_panics();
 }
 
 /// A raw frame: size prefix, the given header fields and `body`.
