@@ -16,6 +16,7 @@ use crate::storage::checkpoint::{
 use crate::storage::log::{
     AppendNotifier, LoadOptions, LogConfig, Partition, PartitionLog, TopicPartition,
 };
+use crate::storage::open_files::open_files;
 use crate::writer::{LogWriter, WriterCommand};
 use crossbeam_channel::Sender;
 use log::{info, warn};
@@ -50,6 +51,9 @@ pub struct BrokerContext {
     pub group_coordinator: Arc<GroupCoordinator>,
     /// Set by [`Broker::shutdown`]: the acceptor stops taking connections.
     pub shutting_down: AtomicBool,
+    /// Fetch responses send record bytes from the segment files with `sendfile`
+    /// (`sprat.fetch.zero.copy`, on unless set to false).
+    pub zero_copy_fetch: bool,
 }
 
 impl BrokerContext {
@@ -89,7 +93,16 @@ impl Broker {
         fs::create_dir_all(&log_dir).map_err(|e| {
             io::Error::new(e.kind(), format!("log.dirs {}: {e}", log_dir.display()))
         })?;
+        let new_log_dir = !log_dir.join("meta.properties").exists();
         let cluster_id = load_or_create_meta_properties(&log_dir, config.node_id)?;
+        let fd_limits = crate::fd_budget::raise_limit();
+        let cache = crate::fd_budget::cache_capacity(
+            fd_limits.soft,
+            config.max_connections,
+            config.open_files_cache_size,
+        );
+        open_files().set_capacity(cache);
+        info!("segment files: at most {cache} open at once");
         let started = std::time::Instant::now();
         let checkpoints = LogDirCheckpoints::read(&log_dir);
         let metadata_tp = metadata_topic_partition();
@@ -113,21 +126,24 @@ impl Broker {
         // From here on the logs change: a crash must not pass for a clean shutdown.
         checkpoint::remove_clean_shutdown_marker(&log_dir)?;
         info!(
-            "loaded {} topics with {} partitions from {} in {} ms after a{} shutdown",
+            "loaded {} topics with {} partitions from {} in {} ms {}",
             image.topic_count(),
             partitions.len(),
             log_dir.display(),
             started.elapsed().as_millis(),
-            if checkpoints.had_clean_shutdown {
-                " clean"
+            if new_log_dir {
+                "(a new log directory)"
+            } else if checkpoints.had_clean_shutdown {
+                "after a clean shutdown"
             } else {
-                "n unclean"
+                "after an unclean shutdown"
             }
         );
         logs.push(metadata_log);
         let group_coordinator = Arc::new(GroupCoordinator::new(&config));
         group_coordinator.load(&partitions)?;
         let (writer_tx, writer_rx) = crossbeam_channel::bounded(WRITER_QUEUE_CAPACITY);
+        let zero_copy_fetch = config.fetch_zero_copy;
         let listener = TcpListener::bind(config.bind_address())?;
         let local_addr = listener.local_addr()?;
         let context = Arc::new(BrokerContext {
@@ -140,6 +156,7 @@ impl Broker {
             bound_port: local_addr.port(),
             group_coordinator,
             shutting_down: AtomicBool::new(false),
+            zero_copy_fetch,
         });
         context.group_coordinator.start_expiration_thread()?;
         let writer = LogWriter::new(context.clone(), logs);

@@ -412,6 +412,12 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i64,
     /// `offsets.topic.num.partitions`, default 50.
     pub offsets_topic_num_partitions: i32,
+    /// `sprat.fetch.zero.copy` (sprat only), default true: fetch responses send record bytes
+    /// from the segment files with `sendfile`.
+    pub fetch_zero_copy: bool,
+    /// `sprat.open.files.cache.size` (sprat only): how many segment files may be open at once;
+    /// by default derived from the open file limit and `max.connections`.
+    pub open_files_cache_size: Option<usize>,
     /// Keys sprat does not use, sorted by key, for the caller to log.
     pub unknown: Vec<(String, String)>,
     /// Every key with its last value, so later code can read keys not modelled here.
@@ -456,6 +462,8 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3000,
             offsets_retention_minutes: 10_080,
             offsets_topic_num_partitions: 50,
+            fetch_zero_copy: true,
+            open_files_cache_size: None,
             unknown: Vec::new(),
             raw: BTreeMap::new(),
         }
@@ -583,6 +591,9 @@ impl BrokerConfig {
                 d.offsets_topic_num_partitions,
                 1..=INT_MAX,
             )?,
+            fetch_zero_copy: r.boolean("sprat.fetch.zero.copy", d.fetch_zero_copy)?,
+            open_files_cache_size: r
+                .optional_integer("sprat.open.files.cache.size", 1..=INT_MAX)?,
             unknown: Vec::new(),
             raw: BTreeMap::new(),
         };

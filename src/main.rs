@@ -20,7 +20,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     install_panic_hook();
     let args = Args::parse();
     let config = match BrokerConfig::load(args.config.as_deref(), &args.overrides) {

@@ -27,16 +27,19 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::wire::Uuid;
 use crate::server::apis::now_ms;
 use crate::storage::checkpoint::{
-    LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE, write_clean_shutdown_marker,
-    write_offset_checkpoint,
+    self, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
+    write_clean_shutdown_marker, write_offset_checkpoint,
 };
 use crate::storage::log::{
     AppendError, AppendInfo, DeleteRecordsError, LoadOptions, PartitionLog, SealedFlush,
     TopicPartition,
 };
+use crate::storage::open_files;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
 use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,6 +119,8 @@ pub struct LogWriter {
     /// Producer ids reserved by the last ProducerIdsRecord and not yet handed out.
     producer_ids: std::ops::Range<i64>,
     schedule: Schedule,
+    /// The queue of the `segment-flush` thread, started with the first roll.
+    flusher: Option<crossbeam_channel::Sender<SealedFlush>>,
 }
 
 /// When the periodic tasks run next.
@@ -183,6 +188,7 @@ impl LogWriter {
             logs,
             producer_ids: 0..0,
             schedule,
+            flusher: None,
         };
         writer.update_flush_check_interval();
         writer
@@ -439,12 +445,29 @@ impl LogWriter {
         else {
             return;
         };
-        let writer = self.ctx.writer.clone();
-        let spawned = std::thread::Builder::new()
-            .name("segment-flush".into())
-            .spawn(move || run_sealed_flush(flush, &writer));
-        if let Err(e) = spawned {
-            error!("could not start a segment-flush thread for {tp}: {e}");
+        if self.flusher.is_none() {
+            // One thread for all of them: thousands of partitions may roll at once (segment.ms),
+            // and the disk takes their fsyncs one at a time anyway.
+            let (tx, rx) = crossbeam_channel::unbounded::<SealedFlush>();
+            let writer = self.ctx.writer.clone();
+            let spawned = std::thread::Builder::new()
+                .name("segment-flush".into())
+                .spawn(move || {
+                    for flush in rx {
+                        run_sealed_flush(flush, &writer);
+                    }
+                });
+            match spawned {
+                Ok(_) => self.flusher = Some(tx),
+                Err(e) => {
+                    // The recovery point stays where it is until a later flush covers it.
+                    error!("could not start the segment-flush thread for {tp}: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some(flusher) = &self.flusher {
+            let _ = flusher.send(flush);
         }
     }
 
@@ -645,9 +668,37 @@ impl LogWriter {
     /// The clean shutdown (Kafka's `LogManager.shutdown`): closes every log, writes both
     /// checkpoints, and only when all of that succeeded, the clean shutdown marker.
     fn close_all(&mut self) {
+        let started = Instant::now();
         let mut clean = true;
+        let log_dir = self.ctx.config.log_dir().to_path_buf();
+        let mut one_file_system = true;
+        let log_dir_device = fs::metadata(&log_dir).map(|m| m.dev()).ok();
         for (tp, log) in &mut self.logs {
-            if let Err(e) = log.close() {
+            if let Err(e) = log.prepare_close() {
+                error!("closing the log of {tp} failed: {e}");
+                clean = false;
+            }
+            let device = fs::metadata(&log.partition.dir).map(|m| m.dev()).ok();
+            one_file_system &= device.is_some() && device == log_dir_device;
+        }
+        // One syncfs puts every log's last writes on disk at once; an fsync per file costs a
+        // disk flush each, seconds for thousands of partitions. Without it (another file
+        // system under a partition directory, or a kernel that refuses), every log is fsynced.
+        let prepared = started.elapsed();
+        let synced = one_file_system
+            && match checkpoint::sync_file_system(&log_dir) {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!(
+                        "syncfs of {} failed ({e}); fsyncing every log instead",
+                        log_dir.display()
+                    );
+                    false
+                }
+            };
+        let sync_time = started.elapsed() - prepared;
+        for (tp, log) in &mut self.logs {
+            if let Err(e) = log.finish_close(synced) {
                 error!("closing the log of {tp} failed: {e}");
                 clean = false;
             }
@@ -661,8 +712,16 @@ impl LogWriter {
         let log_dir = self.ctx.config.log_dir();
         match write_clean_shutdown_marker(log_dir, 0) {
             Ok(()) => info!(
-                "closed {} logs and wrote the clean shutdown marker",
-                self.logs.len()
+                "closed {} logs and wrote the clean shutdown marker in {} ms ({} ms writing, {} ms {})",
+                self.logs.len(),
+                started.elapsed().as_millis(),
+                prepared.as_millis(),
+                sync_time.as_millis(),
+                if synced {
+                    "in one syncfs"
+                } else {
+                    "fsyncing each log"
+                }
             ),
             Err(e) => error!(
                 "writing the clean shutdown marker in {} failed: {e}",
@@ -682,6 +741,13 @@ fn run_sealed_flush(flush: SealedFlush, writer: &Sender<WriterCommand>) {
                 log_id: flush.log_id,
                 upto_offset: flush.upto_offset,
             });
+        }
+        Err(e) if open_files::is_open_failure(&e) => {
+            // The recovery point stays below these segments until a later flush covers them.
+            warn!(
+                "background flush of the rolled segments of {} put off: {e}",
+                flush.topic_partition
+            );
         }
         Err(e) => {
             error!(

@@ -146,6 +146,19 @@ pub fn remove_clean_shutdown_marker(log_dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Forces every file of the file system holding `dir` to disk (Linux `syncfs`), reporting a
+/// write-back error of any of them.
+pub fn sync_file_system(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = File::open(dir)?;
+    // SAFETY: syncfs takes a descriptor, which `handle` keeps open for the call.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

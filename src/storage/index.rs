@@ -21,8 +21,9 @@
 //! cloned. Nothing is memory-mapped, so trimming a file never faults a reader, and an index costs
 //! no memory beyond its last entry.
 
+use super::open_files::SegmentFile;
 use byteorder::{BigEndian, ByteOrder};
-use std::fs::{File, OpenOptions};
+use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -62,12 +63,14 @@ impl std::fmt::Display for CorruptIndex {
 /// The file and entry count shared by both index kinds.
 #[derive(Debug, Clone)]
 struct IndexFile {
-    file: Arc<File>,
-    path: Arc<Path>,
+    file: Arc<SegmentFile>,
     base_offset: i64,
     entry_size: u64,
     entries: u64,
     max_entries: u64,
+    /// The file may be longer than its entries (preallocated, or written past them), so
+    /// [`IndexFile::trim`] must cut it.
+    untrimmed: bool,
 }
 
 impl IndexFile {
@@ -78,33 +81,28 @@ impl IndexFile {
         entry_size: u64,
         max_index_size: u64,
     ) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
+        let file = SegmentFile::create(path.to_path_buf())?;
         let max_entries = max_index_size / entry_size;
-        file.set_len(max_entries * entry_size)?;
+        file.get()?.set_len(max_entries * entry_size)?;
         Ok(IndexFile {
-            file: Arc::new(file),
-            path: Arc::from(path),
+            file,
             base_offset,
             entry_size,
             entries: 0,
             max_entries,
+            untrimmed: true,
         })
     }
 
-    /// Opens an existing, trimmed file: every whole entry in it counts. A length that is not a
-    /// whole number of entries is corrupt (Kafka's `sanityCheck`).
+    /// Takes an existing, trimmed file, which is opened when it is first read: every whole entry
+    /// in it counts. A length that is not a whole number of entries is corrupt (Kafka's
+    /// `sanityCheck`).
     fn open(
         path: &Path,
         base_offset: i64,
         entry_size: u64,
     ) -> io::Result<Result<Self, CorruptIndex>> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let len = file.metadata()?.len();
+        let len = fs::metadata(path)?.len();
         if len % entry_size != 0 {
             return Ok(Err(CorruptIndex(format!(
                 "{} has length {len}, not a multiple of {entry_size}",
@@ -113,19 +111,18 @@ impl IndexFile {
         }
         let entries = len / entry_size;
         Ok(Ok(IndexFile {
-            file: Arc::new(file),
-            path: Arc::from(path),
+            file: SegmentFile::closed(path.to_path_buf()),
             base_offset,
             entry_size,
             entries,
             max_entries: entries,
+            untrimmed: false,
         }))
     }
 
-    fn read_entry(&self, n: u64, buf: &mut [u8]) -> io::Result<()> {
+    fn read_entry(&self, file: &fs::File, n: u64, buf: &mut [u8]) -> io::Result<()> {
         debug_assert!(n < self.entries);
-        self.file
-            .read_exact_at(&mut buf[..self.entry_size as usize], n * self.entry_size)
+        file.read_exact_at(&mut buf[..self.entry_size as usize], n * self.entry_size)
     }
 
     /// The number of the last entry whose key is at most `target` (`key` reads an entry's key),
@@ -137,10 +134,14 @@ impl IndexFile {
     ) -> io::Result<Option<u64>> {
         let mut buf = [0u8; TIME_INDEX_ENTRY_SIZE as usize];
         let (mut lo, mut hi) = (0u64, self.entries);
+        if lo == hi {
+            return Ok(None);
+        }
+        let file = self.file.get()?;
         // Invariant: entries below `lo` have keys <= target, entries at `hi` and above > target.
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            self.read_entry(mid, &mut buf)?;
+            self.read_entry(&file, mid, &mut buf)?;
             if key(&buf) <= target {
                 lo = mid + 1;
             } else {
@@ -150,10 +151,16 @@ impl IndexFile {
         Ok(lo.checked_sub(1))
     }
 
-    /// Writes `bytes` (whole entries) after the published ones, without publishing them.
+    /// Writes `bytes` (whole entries) after the published ones, without publishing them. A file
+    /// that was not preallocated grows as it is written.
     fn write(&self, bytes: &[u8]) -> io::Result<()> {
         debug_assert_eq!(bytes.len() as u64 % self.entry_size, 0);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.file.mark_written();
         self.file
+            .get()?
             .write_all_at(bytes, self.entries * self.entry_size)
     }
 
@@ -167,18 +174,21 @@ impl IndexFile {
         relative as u32
     }
 
-    /// Grows (or shrinks, never below the entries) the file to `max_index_size` for appends.
-    fn resize(&mut self, max_index_size: u64) -> io::Result<()> {
-        let max_entries = (max_index_size / self.entry_size).max(self.entries);
-        self.file.set_len(max_entries * self.entry_size)?;
-        self.max_entries = max_entries;
-        Ok(())
+    /// Lets the index take entries up to `max_index_size` bytes (never fewer than it has), for
+    /// appends. The file is not preallocated: nothing maps it, and positional writes grow it, so
+    /// an index that is never written (an idle partition's) needs no descriptor at all.
+    fn resize(&mut self, max_index_size: u64) {
+        self.max_entries = (max_index_size / self.entry_size).max(self.entries);
     }
 
-    /// Shrinks the file to its entries, as Kafka's `trimToValidSize`.
+    /// Shrinks the file to its entries, as Kafka's `trimToValidSize`; nothing to do for a file
+    /// that was neither preallocated nor written since it was opened.
     fn trim(&mut self) -> io::Result<()> {
-        self.file.set_len(self.entries * self.entry_size)?;
+        if self.file.take_written_since_trim() | self.untrimmed {
+            self.file.get()?.set_len(self.entries * self.entry_size)?;
+        }
         self.max_entries = self.entries;
+        self.untrimmed = false;
         Ok(())
     }
 }
@@ -244,10 +254,10 @@ impl OffsetIndex {
     }
 
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.file.path()
     }
 
-    pub fn file(&self) -> &Arc<File> {
+    pub fn file(&self) -> &Arc<SegmentFile> {
         &self.inner.file
     }
 
@@ -270,7 +280,8 @@ impl OffsetIndex {
     /// Reads entry `n` (below [`OffsetIndex::entries`]).
     pub fn entry(&self, n: u64) -> io::Result<OffsetPosition> {
         let mut buf = [0u8; OFFSET_INDEX_ENTRY_SIZE as usize];
-        self.inner.read_entry(n, &mut buf)?;
+        self.inner
+            .read_entry(&*self.inner.file.get()?, n, &mut buf)?;
         Ok(self.parse(&buf))
     }
 
@@ -330,7 +341,7 @@ impl OffsetIndex {
         }
     }
 
-    pub fn resize(&mut self, max_index_size: u64) -> io::Result<()> {
+    pub fn resize(&mut self, max_index_size: u64) {
         self.inner.resize(max_index_size)
     }
 
@@ -388,10 +399,10 @@ impl TimeIndex {
     }
 
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.file.path()
     }
 
-    pub fn file(&self) -> &Arc<File> {
+    pub fn file(&self) -> &Arc<SegmentFile> {
         &self.inner.file
     }
 
@@ -418,7 +429,8 @@ impl TimeIndex {
 
     pub fn entry(&self, n: u64) -> io::Result<TimestampOffset> {
         let mut buf = [0u8; TIME_INDEX_ENTRY_SIZE as usize];
-        self.inner.read_entry(n, &mut buf)?;
+        self.inner
+            .read_entry(&*self.inner.file.get()?, n, &mut buf)?;
         Ok(TimestampOffset {
             timestamp: BigEndian::read_i64(&buf),
             offset: self.inner.base_offset + i64::from(BigEndian::read_i32(&buf[8..])),
@@ -481,7 +493,7 @@ impl TimeIndex {
         if self.inner.entries >= self.inner.max_entries {
             // Only possible for an index opened trimmed and not resized.
             self.inner
-                .resize((self.inner.entries + 1) * TIME_INDEX_ENTRY_SIZE)?;
+                .resize((self.inner.entries + 1) * TIME_INDEX_ENTRY_SIZE);
         }
         let mut bytes = Vec::with_capacity(TIME_INDEX_ENTRY_SIZE as usize);
         self.encode(&[entry], &mut bytes);
@@ -490,7 +502,7 @@ impl TimeIndex {
         Ok(())
     }
 
-    pub fn resize(&mut self, max_index_size: u64) -> io::Result<()> {
+    pub fn resize(&mut self, max_index_size: u64) {
         self.inner.resize(max_index_size)
     }
 

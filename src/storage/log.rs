@@ -25,15 +25,16 @@
 
 use super::checkpoint::{sync_dir, sync_parent_dir, temp_path};
 use super::index::NO_TIMESTAMP;
+use super::open_files::{self, SegmentFile};
 use super::producer_state::{ProducerBatch, ProducerStateManager, SequenceCheck};
 use super::record_batch::{self, HEADER_SIZE};
 use super::segment::{
-    BatchInfo, DELETED_FILE_SUFFIX, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment,
+    BatchInfo, DELETED_FILE_SUFFIX, FileRegion, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment,
     TIME_INDEX_FILE_SUFFIX, parse_segment_file_name,
 };
 use crate::protocol::error_code::ErrorCode;
 use byteorder::{BigEndian, ByteOrder};
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use parking_lot::{Condvar, Mutex, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -180,6 +181,13 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
+/// What [`Partition::read_region`] found.
+pub struct RegionRead {
+    pub region: Option<FileRegion>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
 impl Partition {
     pub fn high_watermark(&self) -> i64 {
         self.state.read().high_watermark
@@ -228,8 +236,31 @@ impl Partition {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> io::Result<Result<ReadResult, ReadError>> {
+        let read = match self.read_region(fetch_offset, max_bytes, min_one_batch)? {
+            Ok(read) => read,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(ReadResult {
+            records: match &read.region {
+                Some(region) => region.read()?,
+                None => Vec::new(),
+            },
+            high_watermark: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+        }))
+    }
+
+    /// [`Partition::read`] without reading the batches: where they are in a segment file (`None`
+    /// when there are none to read).
+    pub fn read_region(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> io::Result<Result<RegionRead, ReadError>> {
         // The base offset of the segment last tried, when it ended before `fetch_offset`.
         let mut tried: Option<i64> = None;
+        let mut retried_missing = false;
         loop {
             let (segment, high_watermark, log_start_offset) = {
                 let state = self.state.read();
@@ -248,19 +279,27 @@ impl Partition {
                         state.log_start_offset,
                     ),
                     _ => {
-                        return Ok(Ok(ReadResult {
-                            records: Vec::new(),
+                        return Ok(Ok(RegionRead {
+                            region: None,
                             high_watermark: state.high_watermark,
                             log_start_offset: state.log_start_offset,
                         }));
                     }
                 }
             };
-            if let Some(records) =
-                segment.read(fetch_offset, high_watermark, max_bytes, min_one_batch)?
-            {
-                return Ok(Ok(ReadResult {
-                    records,
+            let read =
+                match segment.read_region(fetch_offset, high_watermark, max_bytes, min_one_batch) {
+                    // The segment was deleted (retention, DeleteRecords) after it was looked up, and
+                    // its file was not open: look again, the log start offset has moved past it.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && !retried_missing => {
+                        retried_missing = true;
+                        continue;
+                    }
+                    read => read?,
+                };
+            if let Some(region) = read {
+                return Ok(Ok(RegionRead {
+                    region: (region.len > 0).then_some(region),
                     high_watermark,
                     log_start_offset,
                 }));
@@ -334,6 +373,8 @@ pub struct PartitionLog {
     id: u64,
     /// Set when an fsync failed and could not be undone: see the module documentation.
     offline: bool,
+    /// The snapshot [`PartitionLog::prepare_close`] wrote, for [`PartitionLog::finish_close`].
+    closing_snapshot: Option<Arc<SegmentFile>>,
 }
 
 /// Why an append was refused.
@@ -392,7 +433,9 @@ pub struct SealedFlush {
     /// The recovery point when the flush was handed out: if it fails, the recovery point must
     /// not stay above this, even if a later fsync of the same files seems to succeed.
     pub from_offset: i64,
-    files: Vec<Arc<File>>,
+    /// The producer snapshot and the sealed segments' files, opened again when synced if the
+    /// open files cache closed them meanwhile.
+    files: Vec<Arc<SegmentFile>>,
     dir: PathBuf,
 }
 
@@ -400,7 +443,7 @@ impl SealedFlush {
     /// fsyncs every file and the directory.
     pub fn run(&self) -> io::Result<()> {
         for f in &self.files {
-            f.sync_all()?;
+            f.sync(false)?;
         }
         sync_dir(&self.dir)
     }
@@ -476,7 +519,7 @@ impl PartitionLog {
         }
         log_start_offset = log_start_offset.min(log_end_offset);
         let active = segments.last_mut().expect("at least one segment");
-        active.resize_indexes(config.max_index_size)?;
+        active.resize_indexes(config.max_index_size);
         active.load_rolling_based_timestamp()?;
         let recovery_point = if options.had_clean_shutdown {
             log_end_offset
@@ -494,16 +537,20 @@ impl PartitionLog {
             }),
         });
         let producers = load_producer_state(&partition, &listing.snapshot_offsets)?;
-        info!(
-            "{tp}: loaded {} segment(s) after a{} shutdown, log start offset {log_start_offset}, log end offset {log_end_offset}, recovery point {recovery_point}, {} producer(s)",
-            partition.segment_count(),
-            if options.had_clean_shutdown {
-                " clean"
-            } else {
-                "n unclean"
-            },
-            producers.producer_count()
-        );
+        if created {
+            debug!("{tp}: created the log at offset {log_end_offset}");
+        } else {
+            debug!(
+                "{tp}: loaded {} segment(s) after a{} shutdown, log start offset {log_start_offset}, log end offset {log_end_offset}, recovery point {recovery_point}, {} producer(s)",
+                partition.segment_count(),
+                if options.had_clean_shutdown {
+                    " clean"
+                } else {
+                    "n unclean"
+                },
+                producers.producer_count()
+            );
+        }
         Ok(PartitionLog {
             partition,
             config,
@@ -514,6 +561,7 @@ impl PartitionLog {
             sealed_flush: None,
             id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
             offline: false,
+            closing_snapshot: None,
         })
     }
 
@@ -756,6 +804,9 @@ impl PartitionLog {
                 self.publish_recovery_point();
                 Ok(())
             }
+            // No fsync failed: a file could not be opened (out of descriptors). Nothing moved;
+            // the next flush tries again.
+            Err(e) if open_files::is_open_failure(&e) => Err(e),
             Err(e) => {
                 self.handle_flush_failure(&e);
                 Err(e)
@@ -860,6 +911,15 @@ impl PartitionLog {
     /// at close): the active segment gets its final time index entry and trimmed indexes,
     /// everything is fsynced, and a producer snapshot is written at the log end offset.
     pub fn close(&mut self) -> io::Result<()> {
+        self.prepare_close()?;
+        self.finish_close(false)
+    }
+
+    /// The first half of [`PartitionLog::close`], which writes but does not fsync: the seal of
+    /// the active segment and the producer snapshot at the log end offset (unless one is there
+    /// already, as after a restart with no appends since, or a roll at the log end). A log that
+    /// nobody wrote since it was loaded opens no file here.
+    pub fn prepare_close(&mut self) -> io::Result<()> {
         if self.offline {
             return Err(offline_error());
         }
@@ -868,17 +928,62 @@ impl PartitionLog {
             state.active_mut().seal()?;
             state.log_end_offset
         };
+        let snapshot = self
+            .partition
+            .dir
+            .join(segment_file_name(log_end_offset, SNAPSHOT_FILE_SUFFIX));
+        if !snapshot.exists() {
+            self.closing_snapshot = Some(self.write_producer_snapshot(log_end_offset, false)?);
+            self.dir_dirty = true;
+        }
+        Ok(())
+    }
+
+    /// The second half of [`PartitionLog::close`]: fsyncs what is not yet on disk, or, when the
+    /// caller has synced the whole file system since [`PartitionLog::prepare_close`]
+    /// (`synced_by_caller`), only records that it is.
+    pub fn finish_close(&mut self, synced_by_caller: bool) -> io::Result<()> {
+        if self.offline {
+            return Err(offline_error());
+        }
+        let snapshot = self.closing_snapshot.take();
+        if synced_by_caller {
+            let state = self.partition.state.read();
+            for s in &state.segments[state.segment_index(self.recovery_point).unwrap_or(0)..] {
+                for f in s.files() {
+                    f.mark_synced();
+                }
+            }
+            self.recovery_point = state.log_end_offset;
+            self.dir_dirty = false;
+            self.sealed_flush = None;
+            return Ok(());
+        }
         if let Err(e) = self.flush_segments(true) {
-            self.handle_flush_failure(&e);
+            if !open_files::is_open_failure(&e) {
+                self.handle_flush_failure(&e);
+            }
             return Err(e);
         }
-        let snapshot = self.write_producer_snapshot(log_end_offset, true)?;
-        drop(snapshot);
-        sync_dir(&self.partition.dir)
+        match snapshot {
+            Some(snapshot) => snapshot.sync(false)?,
+            None => {
+                // The snapshot at the log end may be one a roll wrote and a background flush
+                // has not synced yet.
+                let path = self.partition.dir.join(segment_file_name(
+                    self.log_end_offset(),
+                    SNAPSHOT_FILE_SUFFIX,
+                ));
+                File::open(path)?.sync_all()?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the producer state as `<offset>.snapshot` through a temporary file and a rename.
-    fn write_producer_snapshot(&self, offset: i64, sync: bool) -> io::Result<Arc<File>> {
+    /// The file goes to the open files cache, so that thousands of rolls at once (each queueing
+    /// its snapshot for a background fsync) hold no more descriptors than the cache allows.
+    fn write_producer_snapshot(&self, offset: i64, sync: bool) -> io::Result<Arc<SegmentFile>> {
         let path = self
             .partition
             .dir
@@ -890,7 +995,11 @@ impl PartitionLog {
             file.sync_all()?;
         }
         fs::rename(&tmp, &path)?;
-        Ok(Arc::new(file))
+        let snapshot = SegmentFile::opened(path, file);
+        if sync {
+            snapshot.mark_synced();
+        }
+        Ok(snapshot)
     }
 
     /// Deletes whole segments that retention no longer keeps (Kafka's `deleteOldSegments`):

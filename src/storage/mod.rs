@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod index;
 pub mod log;
+pub mod open_files;
 pub mod producer_state;
 pub mod record_batch;
 pub mod segment;

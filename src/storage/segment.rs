@@ -6,6 +6,11 @@
 //! (sprat never compacts) and start at or after the base offset; every offset in the segment fits
 //! the indexes' 32-bit relative offsets; index entries point at batch starts below `size`.
 //!
+//! Files: a segment holds no descriptor of its own. Its three files are [`SegmentFile`]s, opened
+//! on first use through the broker's bounded cache of open files and closed when the cache needs
+//! the descriptor (see [`super::open_files`]), so a sealed segment nobody reads costs none, and
+//! an idle active segment none either once the cache has closed it.
+//!
 //! Thread-safety: a `LogSegment` is cheap to clone (file handles behind `Arc`s and numbers).
 //! The partition keeps the authoritative copy under its `RwLock`; readers clone it under the read
 //! lock and then read the files with positional reads, seeing exactly the batches published at
@@ -18,9 +23,10 @@ use super::index::{
     CorruptIndex, NO_TIMESTAMP, OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset,
 };
 use super::log::LogConfig;
+use super::open_files::SegmentFile;
 use super::record_batch::{self, Batches, HEADER_SIZE};
 use byteorder::{BigEndian, ByteOrder};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -69,6 +75,25 @@ pub struct PendingAppend {
     rolling_based_timestamp: Option<i64>,
 }
 
+/// Bytes of whole batches in a segment's log file, and the file, held open for as long as the
+/// region is: a reader sends them with `sendfile` or reads them with [`FileRegion::read`]. The
+/// file is never cut below a published batch while readers can see it, so the bytes stay there.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u64,
+}
+
+impl FileRegion {
+    /// Reads the region's bytes.
+    pub fn read(&self) -> io::Result<Vec<u8>> {
+        let mut out = vec![0u8; self.len as usize];
+        self.file.read_exact_at(&mut out, self.position)?;
+        Ok(out)
+    }
+}
+
 /// What [`LogSegment::recover`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovery {
@@ -84,8 +109,7 @@ pub struct Recovery {
 #[derive(Debug, Clone)]
 pub struct LogSegment {
     base_offset: i64,
-    log: Arc<File>,
-    log_path: Arc<Path>,
+    log: Arc<SegmentFile>,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
     /// Bytes of complete batches published to readers.
@@ -108,20 +132,16 @@ impl LogSegment {
         config: &LogConfig,
         now_ms: i64,
     ) -> io::Result<Self> {
-        let log_path = dir.join(segment_file_name(base_offset, LOG_FILE_SUFFIX));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)?;
+        let log = SegmentFile::create(dir.join(segment_file_name(base_offset, LOG_FILE_SUFFIX)))?;
         LogSegment::create_indexes_only(dir, base_offset, config, log, now_ms)
     }
 
     /// Opens a segment whose files are trusted (below the recovery point, or after a clean
-    /// shutdown), reading nothing but the ends of its indexes. `next_offset` is the next segment's
-    /// base offset, when there is one. A missing or corrupt index is reported so that the caller
-    /// can rebuild it with [`LogSegment::open_for_recovery`] and [`LogSegment::recover`].
+    /// shutdown), reading nothing but the ends of its indexes (and keeping no file open).
+    /// `next_offset` is the next segment's base offset, when there is one. A missing or corrupt
+    /// index is reported so that the caller can rebuild it with [`LogSegment::open_for_recovery`]
+    /// and [`LogSegment::recover`]; an empty segment's missing indexes are simply created, as
+    /// Kafka's lazy indexes do.
     pub fn open(
         dir: &Path,
         base_offset: i64,
@@ -129,8 +149,22 @@ impl LogSegment {
         now_ms: i64,
     ) -> io::Result<Result<Self, CorruptIndex>> {
         let log_path = dir.join(segment_file_name(base_offset, LOG_FILE_SUFFIX));
-        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
-        let size = log.metadata()?.len();
+        let size = fs::metadata(&log_path)?.len();
+        let log = SegmentFile::closed(log_path);
+        let index_path = dir.join(segment_file_name(base_offset, INDEX_FILE_SUFFIX));
+        let time_path = dir.join(segment_file_name(base_offset, TIME_INDEX_FILE_SUFFIX));
+        if size == 0 && !(index_path.exists() && time_path.exists()) {
+            let mut segment = LogSegment::create_indexes_only(
+                dir,
+                base_offset,
+                &LogConfig::default(),
+                log,
+                now_ms,
+            )?;
+            segment.offset_index.trim()?;
+            segment.time_index.trim()?;
+            return Ok(Ok(segment));
+        }
         let missing = |e: io::Error, path: &Path| {
             if e.kind() == io::ErrorKind::NotFound {
                 Ok(Err(CorruptIndex(format!("{} is missing", path.display()))))
@@ -138,13 +172,11 @@ impl LogSegment {
                 Err(e)
             }
         };
-        let index_path = dir.join(segment_file_name(base_offset, INDEX_FILE_SUFFIX));
         let offset_index = match OffsetIndex::open(&index_path, base_offset, size, next_offset) {
             Ok(Ok(index)) => index,
             Ok(Err(e)) => return Ok(Err(e)),
             Err(e) => return missing(e, &index_path),
         };
-        let time_path = dir.join(segment_file_name(base_offset, TIME_INDEX_FILE_SUFFIX));
         let time_index = match TimeIndex::open(&time_path, base_offset, next_offset) {
             Ok(Ok(index)) => index,
             Ok(Err(e)) => return Ok(Err(e)),
@@ -154,8 +186,7 @@ impl LogSegment {
             size - offset_index.last_entry().map_or(0, |e| e.position);
         Ok(Ok(LogSegment {
             base_offset,
-            log: Arc::new(log),
-            log_path: Arc::from(log_path),
+            log,
             max_timestamp_so_far: time_index.last_entry(),
             offset_index,
             time_index,
@@ -174,8 +205,8 @@ impl LogSegment {
         now_ms: i64,
     ) -> io::Result<Self> {
         let log_path = dir.join(segment_file_name(base_offset, LOG_FILE_SUFFIX));
-        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
-        let size = log.metadata()?.len();
+        let size = fs::metadata(&log_path)?.len();
+        let log = SegmentFile::closed(log_path);
         let mut segment = LogSegment::create_indexes_only(dir, base_offset, config, log, now_ms)?;
         segment.size = size;
         Ok(segment)
@@ -185,13 +216,12 @@ impl LogSegment {
         dir: &Path,
         base_offset: i64,
         config: &LogConfig,
-        log: File,
+        log: Arc<SegmentFile>,
         now_ms: i64,
     ) -> io::Result<Self> {
         Ok(LogSegment {
             base_offset,
-            log: Arc::new(log),
-            log_path: Arc::from(dir.join(segment_file_name(base_offset, LOG_FILE_SUFFIX))),
+            log,
             offset_index: OffsetIndex::create(
                 &dir.join(segment_file_name(base_offset, INDEX_FILE_SUFFIX)),
                 base_offset,
@@ -223,7 +253,12 @@ impl LogSegment {
     }
 
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        self.log.path()
+    }
+
+    /// The log file, opened if the cache had closed it.
+    pub fn log_file(&self) -> io::Result<Arc<File>> {
+        self.log.get()
     }
 
     pub fn offset_index(&self) -> &OffsetIndex {
@@ -245,7 +280,7 @@ impl LogSegment {
         if self.max_timestamp_so_far.timestamp >= 0 {
             return self.max_timestamp_so_far.timestamp;
         }
-        fs::metadata(&*self.log_path)
+        fs::metadata(self.log.path())
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -258,9 +293,13 @@ impl LogSegment {
     /// offset index (so at most one index interval of batch headers is read), or `None` when no
     /// batch in the segment reaches `offset`.
     pub fn translate_offset(&self, offset: i64) -> io::Result<Option<u64>> {
+        if self.size == 0 {
+            return Ok(None);
+        }
+        let log = self.log.get()?;
         let start = self.offset_index.lookup(offset)?.position.min(self.size);
         let mut position = start;
-        while let Some(header) = read_header(&self.log, position, self.size)? {
+        while let Some(header) = read_header(&log, position, self.size)? {
             let (last_offset, size) = header_view(&header);
             if last_offset >= offset {
                 return Ok(Some(position));
@@ -280,6 +319,21 @@ impl LogSegment {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> io::Result<Option<Vec<u8>>> {
+        match self.read_region(offset, end_offset, max_bytes, min_one_batch)? {
+            Some(region) => region.read().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Where in the log file [`LogSegment::read`] would read from, without reading the batches:
+    /// for a response that sends them straight from the file (`sendfile`).
+    pub fn read_region(
+        &self,
+        offset: i64,
+        end_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> io::Result<Option<FileRegion>> {
         let Some(position) = self.translate_offset(offset)? else {
             return Ok(None);
         };
@@ -289,7 +343,13 @@ impl LogSegment {
             max_bytes,
             min_one_batch,
         };
-        read_batches(&self.log, position, &limits).map(Some)
+        let log = self.log.get()?;
+        let len = batches_length(&log, position, &limits)?;
+        Ok(Some(FileRegion {
+            file: log,
+            position,
+            len,
+        }))
     }
 
     /// Calls `visit` with the header of each batch from the one holding `offset` to the end,
@@ -302,7 +362,8 @@ impl LogSegment {
         let Some(mut position) = self.translate_offset(offset)? else {
             return Ok(());
         };
-        while let Some(header) = read_header(&self.log, position, self.size)? {
+        let log = self.log.get()?;
+        while let Some(header) = read_header(&log, position, self.size)? {
             if !visit(&header) {
                 break;
             }
@@ -328,11 +389,12 @@ impl LogSegment {
             None => start_offset,
         };
         let mut position = self.offset_index.lookup(after)?.position.min(self.size);
-        while let Some(header) = read_header(&self.log, position, self.size)? {
+        let log = self.log.get()?;
+        while let Some(header) = read_header(&log, position, self.size)? {
             let (last_offset, size) = header_view(&header);
             let max_timestamp = BigEndian::read_i64(&header[record_batch::MAX_TIMESTAMP_OFFSET..]);
             if last_offset >= start_offset && max_timestamp >= target {
-                let records = record_timestamps(&self.log, position, &header)?;
+                let records = record_timestamps(&log, position, &header)?;
                 if records.is_empty() {
                     // A compressed batch: its records are not decoded.
                     let base_offset =
@@ -363,11 +425,12 @@ impl LogSegment {
         let Some(position) = position else {
             return Ok(None);
         };
-        let Some(header) = read_header(&self.log, position, self.size)? else {
+        let log = self.log.get()?;
+        let Some(header) = read_header(&log, position, self.size)? else {
             return Ok(None);
         };
         let batch_max = BigEndian::read_i64(&header[record_batch::MAX_TIMESTAMP_OFFSET..]);
-        let exact = record_timestamps(&self.log, position, &header)?
+        let exact = record_timestamps(&log, position, &header)?
             .into_iter()
             .find(|&(_, ts)| ts == batch_max);
         Ok(Some(exact.unwrap_or((header_view(&header).0, batch_max))))
@@ -412,8 +475,8 @@ impl LogSegment {
     /// Reads the first batch's timestamp, which `segment.ms` is measured from, for a segment that
     /// was opened rather than created (Kafka's `loadFirstBatchTimestamp`).
     pub fn load_rolling_based_timestamp(&mut self) -> io::Result<()> {
-        if self.rolling_based_timestamp.is_none() {
-            self.rolling_based_timestamp = read_header(&self.log, 0, self.size)?
+        if self.rolling_based_timestamp.is_none() && self.size > 0 {
+            self.rolling_based_timestamp = read_header(&*self.log.get()?, 0, self.size)?
                 .map(|h| BigEndian::read_i64(&h[record_batch::MAX_TIMESTAMP_OFFSET..]));
         }
         Ok(())
@@ -471,7 +534,8 @@ impl LogSegment {
             bytes.len() as u64,
             "batch sizes add up"
         );
-        self.log.write_all_at(bytes, self.size)?;
+        self.log.mark_written();
+        self.log.get()?.write_all_at(bytes, self.size)?;
         if !pending.offset_entries.is_empty() {
             let mut encoded = Vec::with_capacity(pending.offset_entries.len() * 8);
             self.offset_index
@@ -488,7 +552,8 @@ impl LogSegment {
 
     /// Cuts whatever a failed [`LogSegment::prepare_append`] left after the published end.
     pub fn discard_unpublished(&self) -> io::Result<()> {
-        self.log.set_len(self.size)
+        self.log.mark_written();
+        self.log.get()?.set_len(self.size)
     }
 
     /// Cuts the log file at `position` (a batch boundary), for a log that is reloaded from its
@@ -497,7 +562,8 @@ impl LogSegment {
         assert!(position <= self.size, "truncation only shortens a segment");
         // No fsync here: this file description may be the one whose fsync failed. The reloaded
         // log opens the file anew, and its next flush makes the new length durable.
-        self.log.set_len(position)
+        self.log.mark_written();
+        self.log.get()?.set_len(position)
     }
 
     /// Whether the time index can take `pending` more entries plus one, keeping the slot Kafka
@@ -526,26 +592,27 @@ impl LogSegment {
         self.time_index.trim()
     }
 
-    /// Preallocates the indexes again so that the segment can take appends (the active segment
-    /// after loading).
-    pub fn resize_indexes(&mut self, max_index_size: u64) -> io::Result<()> {
-        self.offset_index.resize(max_index_size)?;
-        self.time_index.resize(max_index_size)
+    /// Lets the indexes take entries again so that the segment can take appends (the active
+    /// segment after loading).
+    pub fn resize_indexes(&mut self, max_index_size: u64) {
+        self.offset_index.resize(max_index_size);
+        self.time_index.resize(max_index_size);
     }
 
     /// Forces the log (and, for a sealed segment whose indexes are final, the indexes) to disk.
+    /// Files not written since their last fsync are skipped.
     pub fn flush(&self, sealed: bool) -> io::Result<()> {
-        self.log.sync_data()?;
+        self.log.sync(true)?;
         if sealed {
-            self.offset_index.file().sync_all()?;
-            self.time_index.file().sync_all()?;
+            self.offset_index.file().sync(false)?;
+            self.time_index.file().sync(false)?;
         }
         Ok(())
     }
 
-    /// The segment's open files, for a background fsync.
-    pub fn files(&self) -> Vec<Arc<File>> {
-        vec![
+    /// The segment's files, for a background fsync.
+    pub fn files(&self) -> [Arc<SegmentFile>; 3] {
+        [
             self.log.clone(),
             self.offset_index.file().clone(),
             self.time_index.file().clone(),
@@ -555,8 +622,11 @@ impl LogSegment {
     /// Renames the segment's files with the `.deleted` suffix, then removes them. Readers that
     /// still hold the files keep reading them until they drop them.
     pub fn delete(&self) -> io::Result<()> {
+        for file in self.files() {
+            file.close();
+        }
         let paths = [
-            self.log_path.to_path_buf(),
+            self.log.path().to_path_buf(),
             self.offset_index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
         ];
@@ -584,9 +654,14 @@ impl LogSegment {
     /// empty segment. A partial batch at the end, which a clean shutdown never leaves, is cut.
     pub fn read_next_offset(&mut self) -> io::Result<Option<i64>> {
         let start = self.offset_index.last_entry().map_or(0, |e| e.position);
+        if self.size == 0 {
+            self.bytes_since_last_index_entry = 0;
+            return Ok(None);
+        }
+        let log = self.log.get()?;
         let mut position = start;
         let mut next = None;
-        while let Some(header) = read_header(&self.log, position, self.size)? {
+        while let Some(header) = read_header(&log, position, self.size)? {
             let Ok(Some(size)) = record_batch::batch_size(&header) else {
                 break;
             };
@@ -599,10 +674,11 @@ impl LogSegment {
         if position < self.size {
             log::warn!(
                 "{}: {} bytes after position {position} are not whole batches; truncating",
-                self.log_path.display(),
+                self.log.path().display(),
                 self.size - position
             );
-            self.log.set_len(position)?;
+            self.log.mark_written();
+            log.set_len(position)?;
             self.size = position;
         }
         self.bytes_since_last_index_entry = self.size - start;
@@ -621,8 +697,9 @@ impl LogSegment {
             0,
             "recovery starts from empty indexes"
         );
-        let file_len = self.log.metadata()?.len();
-        let mut scanner = Scanner::new(&self.log, file_len);
+        let log = self.log.get()?;
+        let file_len = log.metadata()?.len();
+        let mut scanner = Scanner::new(&log, file_len);
         let mut valid: u64 = 0;
         let mut next_offset: Option<i64> = None;
         let mut reason = None;
@@ -639,7 +716,7 @@ impl LogSegment {
             let header = if verify {
                 scanner.header_at(valid)?
             } else {
-                read_header(&self.log, valid, file_len)?
+                read_header(&log, valid, file_len)?
             };
             let Some(header) = header else {
                 reason = Some(format!(
@@ -694,7 +771,8 @@ impl LogSegment {
         drop(scanner);
         let truncated_bytes = file_len - valid;
         if truncated_bytes > 0 {
-            self.log.set_len(valid)?;
+            self.log.mark_written();
+            log.set_len(valid)?;
         }
         let mut encoded = Vec::with_capacity(offset_entries.len() * 8);
         self.offset_index.encode(&offset_entries, &mut encoded);
@@ -869,7 +947,8 @@ struct ReadLimits {
 }
 
 /// Reads whole batches from `position`, as many as the limits allow.
-fn read_batches(file: &File, position: u64, limits: &ReadLimits) -> io::Result<Vec<u8>> {
+/// The length of the whole batches from `position` that fit `limits`.
+fn batches_length(file: &File, position: u64, limits: &ReadLimits) -> io::Result<u64> {
     let (end, max_bytes, min_one_batch) = (limits.end, limits.max_bytes, limits.min_one_batch);
     let mut len: u64 = 0;
     let mut cursor = position;
@@ -889,9 +968,7 @@ fn read_batches(file: &File, position: u64, limits: &ReadLimits) -> io::Result<V
             break;
         }
     }
-    let mut out = vec![0u8; len as usize];
-    file.read_exact_at(&mut out, position)?;
-    Ok(out)
+    Ok(len)
 }
 
 /// The offsets and timestamps of an uncompressed batch's records; empty for a compressed one,
