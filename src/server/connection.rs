@@ -14,6 +14,7 @@
 
 use super::apis::{self, Deferred, Outcome};
 use super::limits::{MemoryPool, Reservation};
+use super::zero_copy;
 use crate::broker::BrokerContext;
 use crate::protocol::{self, RequestHeader, wire::Decoder};
 use byteorder::{BigEndian, ByteOrder};
@@ -129,34 +130,39 @@ fn guarded(handle: impl FnOnce() -> Outcome) -> Outcome {
 
 /// Writes an outcome to the client. Returns false when the connection must end.
 fn deliver(stream: &mut TcpStream, peer: &str, outcome: Outcome) -> bool {
-    match outcome {
+    let written = match outcome {
         Outcome::Respond(response) => {
             trace!("{peer} response bytes: {:02x?}", response);
-            match stream.write_all(&response) {
-                Ok(()) => true,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    warn!(
-                        "dropping {peer}: a response could not be written within connections.max.idle.ms; the client is not reading"
-                    );
-                    false
-                }
-                Err(e) => {
-                    warn!("dropping {peer}: write failed: {e}");
-                    false
-                }
-            }
+            stream.write_all(&response)
         }
-        Outcome::NoResponse => true,
+        Outcome::RespondChunks(chunks) => {
+            trace!("{peer} response chunks: {:02x?}", chunks);
+            zero_copy::write_chunks(stream, &chunks)
+        }
+        Outcome::NoResponse => return true,
         Outcome::Close(reason) => {
             warn!("closing connection to {peer}: {reason}");
-            false
+            return false;
         }
         Outcome::Deferred(_) => unreachable!("deferred outcomes are finished before delivery"),
+    };
+    match written {
+        Ok(()) => true,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            warn!(
+                "dropping {peer}: a response could not be written within connections.max.idle.ms; the client is not reading"
+            );
+            false
+        }
+        Err(e) => {
+            warn!("dropping {peer}: write failed: {e}");
+            false
+        }
     }
 }
 

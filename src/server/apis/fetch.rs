@@ -20,6 +20,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::fetch::*;
 use crate::protocol::wire::Decoder;
+use crate::server::zero_copy::{self, Splice};
 use crate::storage::log::{ReadError, TopicPartition};
 use log::{debug, error};
 use std::time::{Duration, Instant};
@@ -58,9 +59,14 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     let wait_ms = request.max_wait_ms.max(0) as u64;
     let idle_ms = ctx.config.connections_max_idle_ms;
     let deadline = Instant::now() + Duration::from_millis(wait_ms.min(idle_ms));
+    let mut splice = ctx.zero_copy_fetch.then(Splice::default);
     let response = loop {
         let seen = ctx.appends.sequence();
-        let (response, bytes, errors) = read_all(ctx, &request, version, max_bytes);
+        if let Some(splice) = &mut splice {
+            splice.clear();
+        }
+        let (response, bytes, errors) =
+            read_all(ctx, &request, version, max_bytes, splice.as_mut());
         if bytes >= min_bytes.max(0) as usize || errors {
             break response;
         }
@@ -75,7 +81,17 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         }
         ctx.appends.wait_past(seen, deadline);
     };
-    Ok(respond(header, |e| response.encode(e, version)))
+    let outcome = respond(header, |e| response.encode(e, version));
+    match (splice, outcome) {
+        (Some(splice), Outcome::Respond(frame)) if !splice.is_empty() => {
+            // Flexible versions (12 and up) give records fields compact length prefixes.
+            match splice.finish(frame, version >= 12) {
+                Ok(chunks) => Ok(Outcome::RespondChunks(chunks)),
+                Err(e) => Ok(Outcome::Close(format!("cannot send a fetch response: {e}"))),
+            }
+        }
+        (_, outcome) => Ok(outcome),
+    }
 }
 
 /// `fetch.max.bytes`, Kafka's cap on a fetch response's `max_bytes`.
@@ -147,6 +163,7 @@ fn read_all(
     request: &FetchRequest,
     version: i16,
     max_bytes: i32,
+    mut splice: Option<&mut Splice>,
 ) -> (FetchResponse, usize, bool) {
     let mut remaining = i64::from(max_bytes);
     let mut total = 0usize;
@@ -170,9 +187,15 @@ fn read_all(
                 Some(t) => {
                     let tp = TopicPartition::new(t.name.clone(), p.partition);
                     let limit = i64::from(p.partition_max_bytes).min(remaining);
-                    let data =
-                        read_partition(ctx, &tp, p, limit, total == 0, request.isolation_level);
-                    let len = data.records.as_ref().map_or(0, Vec::len);
+                    let (data, len) = read_partition(
+                        ctx,
+                        &tp,
+                        p,
+                        limit,
+                        total == 0,
+                        request.isolation_level,
+                        splice.as_deref_mut(),
+                    );
                     total += len;
                     // Kafka answers a partition it does not know before reading, so such a
                     // partition leaves the limit alone.
@@ -205,14 +228,18 @@ fn read_partition(
     max_bytes: i64,
     min_one_batch: bool,
     isolation_level: i8,
-) -> PartitionData {
+    splice: Option<&mut Splice>,
+) -> (PartitionData, usize) {
     let Some(partition) = ctx.partition(tp) else {
-        return error_partition(tp.partition, ErrorCode::UnknownTopicOrPartition);
+        return (
+            error_partition(tp.partition, ErrorCode::UnknownTopicOrPartition),
+            0,
+        );
     };
     // Kafka checks the offset first, answers an empty read at the high watermark, and only then
     // refuses a negative size in `LogSegment.read`.
     let read_bytes = usize::try_from(max_bytes).unwrap_or(0);
-    let result = partition.read(
+    let result = partition.read_region(
         request.fetch_offset,
         read_bytes,
         min_one_batch && max_bytes >= 0,
@@ -221,29 +248,53 @@ fn read_partition(
         && request.fetch_offset < read.high_watermark
     {
         debug!("fetch of {tp} with a negative size limit {max_bytes}");
-        return error_partition(tp.partition, ErrorCode::UnknownServerError);
+        return (
+            error_partition(tp.partition, ErrorCode::UnknownServerError),
+            0,
+        );
     }
-    match result {
-        Ok(Ok(read)) => PartitionData {
-            partition_index: tp.partition,
-            error_code: ErrorCode::None.code(),
-            high_watermark: read.high_watermark,
-            last_stable_offset: read.high_watermark,
-            log_start_offset: read.log_start_offset,
-            // Kafka lists aborted transactions only for read_committed consumers.
-            aborted_transactions: (isolation_level == READ_COMMITTED).then(Vec::new),
-            preferred_read_replica: -1,
-            records: Some(read.records),
-            ..PartitionData::default()
-        },
+    let storage_error = |e: std::io::Error| {
+        error!("reading {tp} failed: {e}");
+        (
+            error_partition(tp.partition, ErrorCode::KafkaStorageError),
+            0,
+        )
+    };
+    let read = match result {
+        Ok(Ok(read)) => read,
         Ok(Err(ReadError::OffsetOutOfRange)) => {
-            error_partition(tp.partition, ErrorCode::OffsetOutOfRange)
+            return (
+                error_partition(tp.partition, ErrorCode::OffsetOutOfRange),
+                0,
+            );
         }
-        Err(e) => {
-            error!("reading {tp} failed: {e}");
-            error_partition(tp.partition, ErrorCode::KafkaStorageError)
+        Err(e) => return storage_error(e),
+    };
+    let len = read.region.as_ref().map_or(0, |r| r.len as usize);
+    // The records go out from the file when they are worth a sendfile, else copied.
+    let records = match (read.region, splice) {
+        (Some(region), Some(splice)) if region.len >= zero_copy::MIN_SPLICED_BYTES => {
+            splice.placeholder(region)
         }
-    }
+        (Some(region), _) => match region.read() {
+            Ok(bytes) => bytes,
+            Err(e) => return storage_error(e),
+        },
+        (None, _) => Vec::new(),
+    };
+    let data = PartitionData {
+        partition_index: tp.partition,
+        error_code: ErrorCode::None.code(),
+        high_watermark: read.high_watermark,
+        last_stable_offset: read.high_watermark,
+        log_start_offset: read.log_start_offset,
+        // Kafka lists aborted transactions only for read_committed consumers.
+        aborted_transactions: (isolation_level == READ_COMMITTED).then(Vec::new),
+        preferred_read_replica: -1,
+        records: Some(records),
+        ..PartitionData::default()
+    };
+    (data, len)
 }
 
 /// A partition answered with an error, as Kafka fills it in: offsets -1, no records.

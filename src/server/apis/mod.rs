@@ -38,6 +38,9 @@ use crate::protocol::{self, RequestHeader};
 pub enum Outcome {
     /// Write this frame (size prefix included).
     Respond(Vec<u8>),
+    /// Write this frame, whose record regions are sent from their files (see
+    /// [`crate::server::zero_copy`]).
+    RespondChunks(Vec<crate::server::zero_copy::Chunk>),
     /// Write nothing (Produce with acks=0).
     NoResponse,
     /// Close the connection, logging why.
