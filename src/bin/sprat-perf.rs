@@ -7,6 +7,10 @@
 //! latency percentiles. At a fixed rate, latency is measured from each request's scheduled send
 //! time, so a stalled broker cannot hide queueing delay (no coordinated omission).
 //! `fetch` reads every partition from offset 0 to its end and reports read throughput.
+//! `scale` creates many topics (`--topics` of `--partitions`), produces one record to each
+//! partition, reads Metadata for all of them and fetches every record back, timing each step.
+//! `connections` opens `--count` connections, has each answer an ApiVersions request, and holds
+//! them open until its standard input closes.
 
 use clap::{Parser, Subcommand};
 use sprat::protocol::messages::{create_topics, fetch, list_offsets, metadata, produce};
@@ -41,6 +45,26 @@ enum Command {
         /// Max bytes per fetch response.
         #[arg(long, default_value_t = 64 << 20)]
         max_bytes: i32,
+    },
+    /// Create many partitions, produce one record to each, read Metadata and fetch them back.
+    Scale {
+        /// Topics, named `<prefix>-<n>`.
+        #[arg(long, default_value_t = 100)]
+        topics: usize,
+        /// Partitions per topic.
+        #[arg(long, default_value_t = 100)]
+        partitions: i32,
+        #[arg(long, default_value = "scale")]
+        prefix: String,
+        /// Which steps to run, comma-separated: create, produce, metadata, fetch.
+        #[arg(long, default_value = "create,produce,metadata,fetch")]
+        steps: String,
+    },
+    /// Open many connections, each answering one ApiVersions request, and hold them until
+    /// standard input closes.
+    Connections {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
     },
 }
 
@@ -447,5 +471,222 @@ fn main() {
     match args.command {
         Command::Produce(load) => run_produce(&args.bootstrap, load),
         Command::Fetch { topic, max_bytes } => run_fetch(&args.bootstrap, &topic, max_bytes),
+        Command::Scale {
+            topics,
+            partitions,
+            prefix,
+            steps,
+        } => run_scale(&args.bootstrap, topics, partitions, &prefix, &steps),
+        Command::Connections { count } => run_connections(&args.bootstrap, count),
     }
+}
+
+/// The topics and partitions of the `scale` load, in request order.
+fn scale_topics(prefix: &str, topics: usize) -> Vec<String> {
+    (0..topics).map(|t| format!("{prefix}-{t}")).collect()
+}
+
+fn run_scale(addr: &str, topics: usize, partitions: i32, prefix: &str, steps: &str) {
+    let names = scale_topics(prefix, topics);
+    let total = topics * partitions as usize;
+    let mut c = Connection::open(addr);
+    let step = |name: &str| steps.split(',').any(|s| s.trim() == name);
+    if step("create") {
+        let start = Instant::now();
+        // Kafka refuses more than 10,000 metadata records per request: a topic is one, plus one
+        // per partition.
+        let per_request = (10_000 / (partitions as usize + 1)).max(1);
+        for chunk in names.chunks(per_request) {
+            let request = create_topics::CreateTopicsRequest {
+                topics: chunk
+                    .iter()
+                    .map(|name| create_topics::CreatableTopic {
+                        name: name.clone(),
+                        num_partitions: partitions,
+                        replication_factor: 1,
+                        ..Default::default()
+                    })
+                    .collect(),
+                timeout_ms: 60_000,
+                ..Default::default()
+            };
+            let response = c.call(
+                19,
+                3,
+                |e| request.encode(e, 3),
+                create_topics::CreateTopicsResponse::decode,
+            );
+            for t in &response.topics {
+                assert!(
+                    t.error_code == 0 || t.error_code == 36,
+                    "creating {} failed with error {}",
+                    t.name,
+                    t.error_code
+                );
+            }
+        }
+        println!(
+            "create: {topics} topics of {partitions} partitions in {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    if step("produce") {
+        let start = Instant::now();
+        // One request per 1,000 partitions, as a client batches per broker up to its request
+        // size.
+        let all: Vec<(&String, i32)> = names
+            .iter()
+            .flat_map(|n| (0..partitions).map(move |p| (n, p)))
+            .collect();
+        for chunk in all.chunks(1000) {
+            let mut topic_data: Vec<produce::TopicProduceData> = Vec::new();
+            for &(name, p) in chunk {
+                let batch = build_batch(
+                    &BatchHeader::default(),
+                    &[Record {
+                        value: Some(format!("{name}/{p}").into_bytes()),
+                        ..Default::default()
+                    }],
+                );
+                match topic_data.last_mut() {
+                    Some(t) if &t.name == name => {}
+                    _ => topic_data.push(produce::TopicProduceData {
+                        name: name.clone(),
+                        partition_data: Vec::new(),
+                    }),
+                }
+                let t = topic_data.last_mut().expect("pushed above");
+                t.partition_data.push(produce::PartitionProduceData {
+                    index: p,
+                    records: Some(batch),
+                });
+            }
+            let request = produce::ProduceRequest {
+                acks: -1,
+                timeout_ms: 30_000,
+                topic_data,
+                ..Default::default()
+            };
+            let response = c.call(
+                0,
+                9,
+                |e| request.encode(e, 9),
+                produce::ProduceResponse::decode,
+            );
+            for t in &response.responses {
+                for p in &t.partition_responses {
+                    assert_eq!(p.error_code, 0, "producing to {}-{}", t.name, p.index);
+                }
+            }
+        }
+        println!(
+            "produce: one record to each of {total} partitions in {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    if step("metadata") {
+        let start = Instant::now();
+        let request = metadata::MetadataRequest {
+            topics: None,
+            ..Default::default()
+        };
+        let response = c.call(
+            3,
+            12,
+            |e| request.encode(e, 12),
+            metadata::MetadataResponse::decode,
+        );
+        let found: usize = response
+            .topics
+            .iter()
+            .filter(|t| t.name.as_deref().is_some_and(|n| n.starts_with(prefix)))
+            .map(|t| t.partitions.len())
+            .sum();
+        assert_eq!(found, total, "Metadata lists every partition");
+        println!(
+            "metadata: all {total} partitions in {:.3} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+    if step("fetch") {
+        let start = Instant::now();
+        let mut records = 0;
+        for chunk in names.chunks(10) {
+            let request = fetch::FetchRequest {
+                replica_id: -1,
+                max_wait_ms: 0,
+                min_bytes: 0,
+                max_bytes: 64 << 20,
+                session_epoch: -1,
+                topics: chunk
+                    .iter()
+                    .map(|name| fetch::FetchTopic {
+                        topic: name.clone(),
+                        partitions: (0..partitions)
+                            .map(|p| fetch::FetchPartition {
+                                partition: p,
+                                fetch_offset: 0,
+                                partition_max_bytes: 1 << 20,
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let response = c.call(
+                1,
+                12,
+                |e| request.encode(e, 12),
+                fetch::FetchResponse::decode,
+            );
+            for t in &response.responses {
+                for p in &t.partitions {
+                    assert_eq!(
+                        p.error_code, 0,
+                        "fetching {}-{}",
+                        t.topic, p.partition_index
+                    );
+                    if p.records.as_ref().is_some_and(|r| !r.is_empty()) {
+                        records += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(records, total, "every partition returned its record");
+        println!(
+            "fetch: the records of all {total} partitions in {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn run_connections(addr: &str, count: usize) {
+    let start = Instant::now();
+    let mut held = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut c = Connection::open(addr);
+        // Each connection must be served, not only accepted.
+        c.send(18, 0, |_| {});
+        held.push(c);
+        // Collect answers as they come, so that the listen backlog never fills.
+        if i % 100 == 99 {
+            for c in &mut held[i - 99..=i] {
+                c.receive();
+            }
+        }
+    }
+    let answered_before = count - count % 100;
+    for c in &mut held[answered_before..] {
+        c.receive();
+    }
+    println!(
+        "connections: {count} open, each answered ApiVersions, in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    // Hold them until told to stop.
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    drop(held);
 }

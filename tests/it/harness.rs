@@ -40,6 +40,8 @@ pub struct TestBroker {
     pub extra_properties: Vec<String>,
     /// Environment variables the process is started with (e.g. LD_PRELOAD for fault tests).
     pub extra_env: Vec<(String, String)>,
+    /// RLIMIT_NOFILE (soft and hard) the process is started with, if not this process's.
+    pub open_files_limit: Option<u64>,
     log_lines: mpsc::Receiver<String>,
 }
 
@@ -74,13 +76,33 @@ impl TestBroker {
         Self::launch(dir, log_dir, props, env)
     }
 
+    /// Starts a broker on an empty log directory with extra properties, under an open file
+    /// limit of `nofile` (soft and hard, so that the broker cannot raise it).
+    pub fn start_with_open_files_limit(name: &str, properties: &[&str], nofile: u64) -> TestBroker {
+        let dir = temp_dir(name);
+        let log_dir = dir.join("logs");
+        fs::create_dir_all(&log_dir).unwrap();
+        let props: Vec<String> = properties.iter().map(|s| s.to_string()).collect();
+        let (child, log_lines, addr) = spawn(&dir, &log_dir, &props, &[], Some(nofile));
+        TestBroker {
+            dir,
+            log_dir,
+            addr,
+            child,
+            extra_properties: props,
+            extra_env: Vec::new(),
+            open_files_limit: Some(nofile),
+            log_lines,
+        }
+    }
+
     fn launch(
         dir: PathBuf,
         log_dir: PathBuf,
         extra_properties: Vec<String>,
         extra_env: Vec<(String, String)>,
     ) -> TestBroker {
-        let (child, log_lines, addr) = spawn(&dir, &log_dir, &extra_properties, &extra_env);
+        let (child, log_lines, addr) = spawn(&dir, &log_dir, &extra_properties, &extra_env, None);
         TestBroker {
             dir,
             log_dir,
@@ -88,6 +110,7 @@ impl TestBroker {
             child,
             extra_properties,
             extra_env,
+            open_files_limit: None,
             log_lines,
         }
     }
@@ -115,6 +138,7 @@ impl TestBroker {
             &self.log_dir,
             &self.extra_properties,
             &self.extra_env,
+            self.open_files_limit,
         );
         self.child = child;
         self.log_lines = log_lines;
@@ -154,6 +178,7 @@ fn spawn(
     log_dir: &Path,
     extra_properties: &[String],
     extra_env: &[(String, String)],
+    open_files_limit: Option<u64>,
 ) -> (Child, mpsc::Receiver<String>, SocketAddr) {
     let config = dir.join("server.properties");
     let mut text = format!(
@@ -165,7 +190,26 @@ fn spawn(
         text.push('\n');
     }
     fs::write(&config, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sprat"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sprat"));
+    if let Some(nofile) = open_files_limit {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the child between fork and exec and only calls
+        // setrlimit, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: nofile,
+                    rlim_max: nofile,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let mut child = command
         .arg(&config)
         .env(
             "RUST_LOG",

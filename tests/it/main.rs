@@ -9,5 +9,6 @@ mod harness;
 mod hostile;
 mod limits;
 mod pipelining;
+mod scale;
 mod scripts;
 mod storage;
