@@ -933,10 +933,38 @@ impl PartitionLog {
             .dir
             .join(segment_file_name(log_end_offset, SNAPSHOT_FILE_SUFFIX));
         if !snapshot.exists() {
-            self.closing_snapshot = Some(self.write_producer_snapshot(log_end_offset, false)?);
+            self.closing_snapshot = Some(match self.reuse_latest_snapshot(&snapshot)? {
+                Some(renamed) => renamed,
+                None => self.write_producer_snapshot(log_end_offset, false)?,
+            });
             self.dir_dirty = true;
         }
         Ok(())
+    }
+
+    /// Moves the latest producer snapshot to `path` when it already says what a new one would
+    /// (typically: no producers since the last roll), which spares the file system a new inode
+    /// per partition at every clean shutdown. `None` when a new snapshot must be written.
+    fn reuse_latest_snapshot(&self, path: &Path) -> io::Result<Option<Arc<SegmentFile>>> {
+        let Some(&latest) = list_snapshots(&self.partition.dir)?.last() else {
+            return Ok(None);
+        };
+        let old = self
+            .partition
+            .dir
+            .join(segment_file_name(latest, SNAPSHOT_FILE_SUFFIX));
+        let content = self.producers.encode_snapshot();
+        match fs::read(&old) {
+            Ok(existing) if existing == content => {
+                fs::rename(&old, path)?;
+                // Not known to be on disk: it may be a roll's, not yet flushed.
+                Ok(Some(SegmentFile::opened(
+                    path.to_path_buf(),
+                    File::open(path)?,
+                )))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The second half of [`PartitionLog::close`]: fsyncs what is not yet on disk, or, when the

@@ -39,8 +39,10 @@ class BrokerError(AssertionError):
 class Broker:
     """One sprat process (restartable) on a fixed port and log directory."""
 
-    def __init__(self, workdir: Path, properties: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, properties: dict[str, str] | None = None, nofile: int | None = None):
         self.workdir = workdir
+        # RLIMIT_NOFILE (soft and hard) for the broker process, if not this process's.
+        self.nofile = nofile
         self.port = free_port()
         self.log_dir = workdir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +84,7 @@ class Broker:
             stderr=subprocess.PIPE,
             env=env,
             cwd=self.workdir,
+            preexec_fn=self._limit_open_files if self.nofile else None,
         )
         listening = threading.Event()
         proc = self.proc
@@ -112,6 +115,11 @@ class Broker:
                 raise BrokerError(
                     f"sprat printed no 'listening on' line within {START_TIMEOUT}s:\n{self.tail()}"
                 )
+
+    def _limit_open_files(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def stop(self, how: str = "sigterm") -> None:
         """Stops the broker: "sigterm" (graceful; must exit within STOP_TIMEOUT) or "sigkill"."""
