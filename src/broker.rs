@@ -40,7 +40,11 @@ const WRITER_QUEUE_CAPACITY: usize = 4096;
 
 /// What connection threads share.
 pub struct BrokerContext {
+    /// The static configuration: `server.properties` and the command line's overrides.
     pub config: BrokerConfig,
+    /// The live configuration: `config` with the dynamic broker keys set by AlterConfigs on
+    /// top (see [`crate::dynamic_config`]); replaced by the `log-writer` when they change.
+    pub live: RwLock<Arc<BrokerConfig>>,
     pub cluster_id: String,
     pub metadata: RwLock<MetadataImage>,
     pub partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
@@ -57,6 +61,11 @@ pub struct BrokerContext {
 }
 
 impl BrokerContext {
+    /// The live configuration (see [`BrokerContext::live`]).
+    pub fn live_config(&self) -> Arc<BrokerConfig> {
+        self.live.read().clone()
+    }
+
     pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
         self.partitions.read().get(tp).cloned()
     }
@@ -118,7 +127,13 @@ impl Broker {
             checkpoints.load_options(&metadata_tp),
         )?;
         let image = replay(&metadata_log.partition)?;
-        let mut logs = load_partition_logs(&log_dir, &config, &image, &checkpoints)?;
+        let live = crate::dynamic_config::live_config(&config, &image).unwrap_or_else(|e| {
+            // Every dynamic change was validated before it was stored, so this takes a
+            // metadata log written by something else.
+            warn!("ignoring the dynamic broker configs: {e}");
+            config.clone()
+        });
+        let mut logs = load_partition_logs(&log_dir, &live, &image, &checkpoints)?;
         let partitions: HashMap<_, _> = logs
             .iter()
             .map(|log| (log.partition.topic_partition.clone(), log.partition.clone()))
@@ -148,6 +163,7 @@ impl Broker {
         let local_addr = listener.local_addr()?;
         let context = Arc::new(BrokerContext {
             config,
+            live: RwLock::new(Arc::new(live)),
             cluster_id,
             metadata: RwLock::new(image),
             partitions: RwLock::new(partitions),

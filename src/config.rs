@@ -607,6 +607,23 @@ impl BrokerConfig {
         self.raw.get(key).map(String::as_str)
     }
 
+    /// This configuration with `dynamic` keys (set at run time with AlterConfigs) on top.
+    pub fn with_dynamic(
+        &self,
+        dynamic: &BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, ConfigError> {
+        if dynamic.is_empty() {
+            return Ok(self.clone());
+        }
+        let props: Vec<(String, String)> = self
+            .raw
+            .iter()
+            .chain(dynamic)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        BrokerConfig::from_properties(&props)
+    }
+
     /// The listener sprat binds: the one named by `inter.broker.listener.name`, else the first that
     /// is not a controller listener.
     ///

@@ -25,7 +25,7 @@ pub const EXCESSIVE_BATCH_MESSAGE: &str = "Unable to perform excessively large b
 
 /// The type and validator of a topic-level config, as Kafka's `LogConfig` defines it.
 #[derive(Debug, Clone, Copy)]
-enum ConfigType {
+pub enum ConfigType {
     /// A 32-bit integer of at least the bound, or within both bounds.
     Int(i64, i64),
     /// A 32-bit integer that is the default or within the bounds (Kafka's compression level
@@ -46,12 +46,12 @@ enum ConfigType {
     Version,
 }
 
-use ConfigType::*;
+pub use ConfigType::*;
 
 const NO_MAX: i64 = i64::MAX;
 
 /// Every topic-level config Kafka 3.9 accepts at creation, with its type and validator.
-const TOPIC_CONFIGS: &[(&str, ConfigType)] = &[
+pub(crate) const TOPIC_CONFIGS: &[(&str, ConfigType)] = &[
     ("cleanup.policy", ListOf(&["compact", "delete"])),
     (
         "compression.type",
@@ -276,7 +276,7 @@ fn validate_assignments(node_id: i32, assignments: &[(i32, Vec<i32>)]) -> Result
 
 /// Validates a new topic's configs as Kafka's controller does: no null values, then every name
 /// known and every value of its type and within its bounds.
-fn validate_configs(
+pub(crate) fn validate_configs(
     configs: &[(String, Option<String>)],
 ) -> Result<BTreeMap<String, String>, TopicError> {
     let nulls: Vec<&str> = configs
@@ -327,7 +327,7 @@ fn validate_configs(
 
 /// Checks one value as Kafka's `ConfigDef` parses and validates it; `Err` is ConfigException's
 /// reason.
-fn check_config_value(kind: ConfigType, value: &str) -> Result<(), String> {
+pub(crate) fn check_config_value(kind: ConfigType, value: &str) -> Result<(), String> {
     let value = value.trim();
     let at_least = |n: i64, min: i64| {
         if n < min {
@@ -442,19 +442,67 @@ pub fn topic_records(node_id: i32, topic_id: Uuid, topic: &NewTopic) -> Vec<Meta
             value: Some(value.clone()),
         }));
     }
-    for partition in 0..topic.num_partitions {
-        records.push(MetadataRecord::Partition(PartitionRecord {
-            partition_id: partition,
-            topic_id,
-            replicas: vec![node_id],
-            isr: vec![node_id],
-            leader: node_id,
-            leader_epoch: 0,
-            partition_epoch: 0,
-            ..PartitionRecord::default()
-        }));
-    }
+    records.extend((0..topic.num_partitions).map(|p| partition_record(node_id, topic_id, p)));
     records
+}
+
+/// The PartitionRecord of a new partition led by `node_id`, its only replica.
+pub fn partition_record(node_id: i32, topic_id: Uuid, partition: i32) -> MetadataRecord {
+    MetadataRecord::Partition(PartitionRecord {
+        partition_id: partition,
+        topic_id,
+        replicas: vec![node_id],
+        isr: vec![node_id],
+        leader: node_id,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        ..PartitionRecord::default()
+    })
+}
+
+/// Validates one CreatePartitions entry as Kafka's `ReplicationControlManager.createPartitions`
+/// does on a one-broker cluster: the topic grows (never shrinks or stays), and explicit
+/// assignments, when given, are one per new partition, each naming this node only. Returns how
+/// many partitions to add.
+pub fn validate_new_partitions(
+    node_id: i32,
+    name: &str,
+    current: i32,
+    count: i32,
+    assignments: Option<&[Vec<i32>]>,
+) -> Result<i32, TopicError> {
+    if count < current {
+        return Err((
+            ErrorCode::InvalidPartitions,
+            format!(
+                "The topic {name} currently has {current} partition(s); {count} would not be an increase."
+            ),
+        ));
+    }
+    if count == current {
+        return Err((
+            ErrorCode::InvalidPartitions,
+            format!("Topic already has {current} partition(s)."),
+        ));
+    }
+    let additional = count - current;
+    if let Some(assignments) = assignments {
+        if assignments.len() != additional as usize {
+            return Err((
+                ErrorCode::InvalidReplicaAssignment,
+                format!(
+                    "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+                    assignments.len()
+                ),
+            ));
+        }
+        // Each new partition's replica list must hold this node only (which also makes its
+        // replication factor that of the existing partitions, one).
+        for brokers in assignments {
+            validate_assignments(node_id, &[(0, brokers.clone())])?;
+        }
+    }
+    Ok(additional)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod config;
 pub mod controller;
+pub mod dynamic_config;
 pub mod fd_budget;
 pub mod group;
 pub mod metadata;

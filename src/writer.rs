@@ -17,8 +17,10 @@
 
 use crate::broker::{BrokerContext, log_config, open_partition_log, random_uuid};
 use crate::controller::{
-    NewTopic, TopicError, collision_name, topic_collides, topic_exists, topic_records,
+    NewTopic, TopicError, collision_name, partition_record, topic_collides, topic_exists,
+    topic_records, validate_new_partitions,
 };
+use crate::dynamic_config::{self, AlterResource};
 use crate::metadata::log::{build_metadata_batch, metadata_topic_partition};
 use crate::metadata::records::producer_ids_record::ProducerIdsRecord;
 use crate::metadata::records::remove_topic_record::RemoveTopicRecord;
@@ -78,6 +80,17 @@ pub enum WriterCommand {
     CreateTopics {
         topics: Vec<NewTopic>,
         reply: Sender<Vec<Result<Uuid, TopicError>>>,
+    },
+    /// Adds partitions to topics: (name, new partition count) each; one result per topic, in
+    /// order.
+    CreatePartitions {
+        topics: Vec<(String, i32)>,
+        reply: Sender<Vec<Result<(), TopicError>>>,
+    },
+    /// Changes configs (AlterConfigs, IncrementalAlterConfigs); one result per resource, in order.
+    AlterConfigs {
+        resources: Vec<AlterResource>,
+        reply: Sender<Vec<Result<(), TopicError>>>,
     },
     /// Deletes topics by id; one result (the deleted name) per topic, in order.
     DeleteTopics {
@@ -258,6 +271,17 @@ impl LogWriter {
                     self.update_flush_check_interval();
                     let _ = reply.send(results);
                 }
+                WriterCommand::CreatePartitions { topics, reply } => {
+                    let results = topics
+                        .iter()
+                        .map(|(name, count)| self.create_partitions(name, *count))
+                        .collect();
+                    let _ = reply.send(results);
+                }
+                WriterCommand::AlterConfigs { resources, reply } => {
+                    let results = resources.iter().map(|r| self.alter_configs(r)).collect();
+                    let _ = reply.send(results);
+                }
                 WriterCommand::DeleteTopics { topic_ids, reply } => {
                     let results = topic_ids.iter().map(|id| self.delete_topic(id)).collect();
                     let _ = reply.send(results);
@@ -359,12 +383,14 @@ impl LogWriter {
         }
     }
 
-    /// Applies topic config changes to the logs (retention, segment and flush settings).
+    /// Applies topic and dynamic broker config changes to the logs (retention, segment and
+    /// flush settings).
     fn refresh_log_configs(&mut self) {
+        let live = self.ctx.live_config();
         let image = self.ctx.metadata.read();
         for (tp, log) in &mut self.logs {
             if let Some(topic) = image.topic(&tp.topic) {
-                let config = log_config(&self.ctx.config, topic);
+                let config = log_config(&live, topic);
                 if &config != log.config() {
                     log.set_config(config);
                 }
@@ -538,15 +564,24 @@ impl LogWriter {
             partitions: Default::default(),
             configs: topic.configs.clone(),
         };
+        self.open_logs(&metadata, 0..topic.num_partitions);
+        let mut image = self.ctx.metadata.write();
+        for r in &records {
+            image.apply(r);
+        }
+        info!(
+            "created topic {} ({topic_id}) with {} partitions",
+            topic.name, topic.num_partitions
+        );
+        Ok(topic_id)
+    }
+
+    /// Opens (creating them) the logs of partitions `indexes` of `topic` and registers them.
+    fn open_logs(&mut self, topic: &TopicMetadata, indexes: std::ops::Range<i32>) {
         let log_dir = self.ctx.config.log_dir().to_path_buf();
-        for index in 0..topic.num_partitions {
-            match open_partition_log(
-                &log_dir,
-                &self.ctx.config,
-                &metadata,
-                index,
-                LoadOptions::default(),
-            ) {
+        let live = self.ctx.live_config();
+        for index in indexes {
+            match open_partition_log(&log_dir, &live, topic, index, LoadOptions::default()) {
                 Ok(log) => {
                     let tp = log.partition.topic_partition.clone();
                     self.ctx
@@ -558,15 +593,80 @@ impl LogWriter {
                 Err(e) => error!("creating the log of {}-{index} failed: {e}", topic.name),
             }
         }
+    }
+
+    /// CreatePartitions for one topic: checked again here, where topic changes are serialised,
+    /// then PartitionRecords in the metadata log (fsynced), the new logs, and only then the
+    /// change in the image.
+    fn create_partitions(&mut self, name: &str, count: i32) -> Result<(), TopicError> {
+        let Some(topic) = self.ctx.topic(name) else {
+            return Err((
+                ErrorCode::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            ));
+        };
+        let current = topic.partitions.len() as i32;
+        let node_id = self.ctx.config.node_id;
+        validate_new_partitions(node_id, name, current, count, None)?;
+        let records: Vec<MetadataRecord> = (current..count)
+            .map(|p| partition_record(node_id, topic.topic_id, p))
+            .collect();
+        self.append_metadata(&records)
+            .map_err(|code| (code, "Could not write the metadata log.".to_string()))?;
+        self.open_logs(&topic, current..count);
         let mut image = self.ctx.metadata.write();
         for r in &records {
             image.apply(r);
         }
+        drop(image);
+        self.update_flush_check_interval();
+        info!("topic {name}: {current} partitions increased to {count}");
+        Ok(())
+    }
+
+    /// Applies one resource's config change: planned again against the image (a concurrent
+    /// change may have come first), ConfigRecords in the metadata log (fsynced), then the image,
+    /// the live broker configuration and the logs' settings.
+    fn alter_configs(&mut self, resource: &AlterResource) -> Result<(), TopicError> {
+        let records = {
+            let image = self.ctx.metadata.read();
+            dynamic_config::plan(&image, &self.ctx.config, resource)?
+        };
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.append_metadata(&records)
+            .map_err(|code| (code, "Could not write the metadata log.".to_string()))?;
+        let live = {
+            let mut image = self.ctx.metadata.write();
+            for r in &records {
+                image.apply(r);
+            }
+            dynamic_config::live_config(&self.ctx.config, &image)
+        };
+        match live {
+            Ok(live) => *self.ctx.live.write() = Arc::new(live),
+            Err(e) => error!("the dynamic broker configs do not apply: {e}"),
+        }
+        let names: Vec<&str> = records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::Config(c) => Some(c.name.as_str()),
+                _ => None,
+            })
+            .collect();
         info!(
-            "created topic {} ({topic_id}) with {} partitions",
-            topic.name, topic.num_partitions
+            "configs of {} '{}' changed: {}",
+            if resource.resource_type == crate::metadata::CONFIG_RESOURCE_TOPIC {
+                "topic"
+            } else {
+                "broker"
+            },
+            resource.resource_name,
+            names.join(", ")
         );
-        Ok(topic_id)
+        self.refresh_log_configs();
+        Ok(())
     }
 
     /// Records the removal in the metadata log, unpublishes the topic, and deletes its logs.

@@ -79,6 +79,10 @@ pub enum MetadataRecord {
 /// ConfigRecord's resource type for a topic (Kafka's `ConfigResource.Type.TOPIC`).
 pub const CONFIG_RESOURCE_TOPIC: i8 = 2;
 
+/// ConfigRecord's resource type for a broker (`ConfigResource.Type.BROKER`): the resource name is
+/// the node id, or empty for the cluster-wide default.
+pub const CONFIG_RESOURCE_BROKER: i8 = 4;
+
 impl MetadataRecord {
     /// Decodes a record value: `frame version (uvarint) = 0 or 1, type (uvarint), version
     /// (uvarint), body`.
@@ -162,6 +166,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Config records that arrived before their topic, applied when it appears.
     pending_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Dynamic broker configs by resource name (`""`: the cluster-wide default, or a node id).
+    broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -224,6 +230,16 @@ impl MetadataImage {
                     None => configs.remove(&r.name),
                 };
             }
+            MetadataRecord::Config(r) if r.resource_type == CONFIG_RESOURCE_BROKER => {
+                let configs = self
+                    .broker_configs
+                    .entry(r.resource_name.clone())
+                    .or_default();
+                match &r.value {
+                    Some(v) => configs.insert(r.name.clone(), v.clone()),
+                    None => configs.remove(&r.name),
+                };
+            }
             MetadataRecord::ProducerIds(r) => {
                 self.next_producer_id = self.next_producer_id.max(r.next_producer_id);
             }
@@ -278,6 +294,20 @@ impl MetadataImage {
 
     pub fn topic_count(&self) -> usize {
         self.topics.len()
+    }
+
+    /// The dynamic broker configs stored under one resource name (`""` or a node id).
+    pub fn broker_configs(&self, resource_name: &str) -> Option<&BTreeMap<String, String>> {
+        self.broker_configs.get(resource_name)
+    }
+
+    /// The dynamic broker configs in effect on node `node_id`: its own over the cluster default.
+    pub fn dynamic_broker_configs(&self, node_id: i32) -> BTreeMap<String, String> {
+        let mut merged = self.broker_configs("").cloned().unwrap_or_default();
+        if let Some(own) = self.broker_configs(&node_id.to_string()) {
+            merged.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        merged
     }
 }
 

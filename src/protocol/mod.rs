@@ -58,9 +58,17 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(delete_topics, "DeleteTopics", 0, 6),
     api!(delete_records, "DeleteRecords", 0, 2),
     api!(init_producer_id, "InitProducerId", 0, 5),
+    api!(offset_for_leader_epoch, "OffsetForLeaderEpoch", 0, 4),
     api!(describe_configs, "DescribeConfigs", 0, 4),
+    api!(alter_configs, "AlterConfigs", 0, 2),
+    api!(describe_log_dirs, "DescribeLogDirs", 0, 4),
+    api!(create_partitions, "CreatePartitions", 0, 3),
     api!(delete_groups, "DeleteGroups", 0, 2),
+    api!(elect_leaders, "ElectLeaders", 0, 2),
+    api!(incremental_alter_configs, "IncrementalAlterConfigs", 0, 1),
+    api!(list_partition_reassignments, "ListPartitionReassignments", 0, 0),
     api!(offset_delete, "OffsetDelete", 0, 0),
+    api!(describe_cluster, "DescribeCluster", 0, 1),
     api!(describe_topic_partitions, "DescribeTopicPartitions", 0, 0),
 ];
 

@@ -22,6 +22,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -32,6 +33,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -81,6 +83,8 @@ macro_rules! for_each_api {
             describe_log_dirs: DescribeLogDirsRequest, DescribeLogDirsResponse;
             offset_for_leader_epoch: OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
             consumer_group_describe: ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
+            elect_leaders: ElectLeadersRequest, ElectLeadersResponse;
+            list_partition_reassignments: ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse;
         }
     };
 }

@@ -23,7 +23,7 @@ use log::info;
 use std::collections::HashSet;
 
 /// Kafka's authorized-operations bitfield for the cluster when no authorizer is configured.
-const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0x0fb6;
+pub(super) const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 0x0fb6;
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;

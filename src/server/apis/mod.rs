@@ -2,14 +2,19 @@
 //! One module per API. Handlers return Kafka error codes inside their responses; only framing
 //! problems and undecodable bodies close the connection.
 
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod describe_topic_partitions;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -18,10 +23,12 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
@@ -100,6 +107,20 @@ pub fn handle(
         messages::offset_delete::API_KEY => offset_delete::handle(ctx, header, d),
         messages::init_producer_id::API_KEY => init_producer_id::handle(ctx, header, d),
         messages::describe_configs::API_KEY => describe_configs::handle(ctx, header, d),
+        messages::create_partitions::API_KEY => create_partitions::handle(ctx, header, d),
+        messages::alter_configs::API_KEY => alter_configs::handle_legacy(ctx, header, d),
+        messages::incremental_alter_configs::API_KEY => {
+            alter_configs::handle_incremental(ctx, header, d)
+        }
+        messages::describe_cluster::API_KEY => describe_cluster::handle(ctx, header, d),
+        messages::describe_log_dirs::API_KEY => describe_log_dirs::handle(ctx, header, d),
+        messages::elect_leaders::API_KEY => elect_leaders::handle(ctx, header, d),
+        messages::list_partition_reassignments::API_KEY => {
+            list_partition_reassignments::handle(ctx, header, d)
+        }
+        messages::offset_for_leader_epoch::API_KEY => {
+            offset_for_leader_epoch::handle(ctx, header, d)
+        }
         key => return Outcome::Close(format!("no handler for API key {key} v{version}")),
     };
     result.unwrap_or_else(|e| {

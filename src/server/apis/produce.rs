@@ -231,6 +231,7 @@ fn submit(
     version: i16,
 ) -> Result<(Vec<Pending>, Appending), ErrorCode> {
     let acks_valid = matches!(acks, -1..=1);
+    let live = ctx.live_config();
     let mut appends = Vec::new();
     let mut pending = Vec::with_capacity(parts.len());
     for part in parts.iter_mut() {
@@ -257,16 +258,19 @@ fn submit(
         let config = |key: &str| metadata.configs.get(key).map(String::as_str);
         let max_message_bytes = config("max.message.bytes")
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(ctx.config.message_max_bytes);
+            .unwrap_or(live.message_max_bytes);
         let compacted = config("cleanup.policy")
-            .or_else(|| ctx.config.get("log.cleanup.policy"))
+            .or_else(|| live.get("log.cleanup.policy"))
             .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"));
         if let Err(code) = check_batch(batch, max_message_bytes, compacted) {
             pending.push(Pending::Failed(code));
             continue;
         }
         let batch_len = batch.len();
-        let log_append_time = config("message.timestamp.type") == Some("LogAppendTime");
+        let log_append_time = config("message.timestamp.type")
+            .or_else(|| live.get("log.message.timestamp.type"))
+            .map(str::trim)
+            == Some("LogAppendTime");
         // As leader, Kafka stamps its partition leader epoch on every batch it appends; the CRC
         // does not cover the field.
         let leader_epoch = metadata
