@@ -16,7 +16,9 @@ use crate::controller::{
     TOPIC_CONFIGS, TopicError, check_config_value, validate_configs,
 };
 use crate::metadata::records::config_record::ConfigRecord;
-use crate::metadata::{CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC, MetadataImage, MetadataRecord};
+use crate::metadata::{
+    CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC, MetadataImage, MetadataRecord,
+};
 use crate::protocol::error_code::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -101,15 +103,27 @@ pub const DYNAMIC_BROKER_KEYS: &[DynamicBrokerKey] = &[
     key("log.roll.ms", Long(1), Some("segment.ms")),
     key("log.roll.hours", Int(1, NO_MAX), Some("segment.ms")),
     key("log.roll.jitter.ms", Long(0), Some("segment.jitter.ms")),
-    key("log.roll.jitter.hours", Int(0, NO_MAX), Some("segment.jitter.ms")),
+    key(
+        "log.roll.jitter.hours",
+        Int(0, NO_MAX),
+        Some("segment.jitter.ms"),
+    ),
     key(
         "log.index.size.max.bytes",
         Int(4, NO_MAX),
         Some("segment.index.bytes"),
     ),
-    key("log.flush.interval.messages", Long(1), Some("flush.messages")),
+    key(
+        "log.flush.interval.messages",
+        Long(1),
+        Some("flush.messages"),
+    ),
     key("log.flush.interval.ms", Long(0), Some("flush.ms")),
-    key("log.retention.bytes", Long(i64::MIN), Some("retention.bytes")),
+    key(
+        "log.retention.bytes",
+        Long(i64::MIN),
+        Some("retention.bytes"),
+    ),
     key("log.retention.ms", Long(i64::MIN), Some("retention.ms")),
     key("log.retention.minutes", ANY_INT, Some("retention.ms")),
     key("log.retention.hours", ANY_INT, Some("retention.ms")),
@@ -204,8 +218,16 @@ pub const DYNAMIC_BROKER_KEYS: &[DynamicBrokerKey] = &[
         Boolean,
         Some("message.downconversion.enable"),
     ),
-    key("message.max.bytes", Int(0, NO_MAX), Some("max.message.bytes")),
-    key("log.local.retention.ms", Long(-2), Some("local.retention.ms")),
+    key(
+        "message.max.bytes",
+        Int(0, NO_MAX),
+        Some("max.message.bytes"),
+    ),
+    key(
+        "log.local.retention.ms",
+        Long(-2),
+        Some("local.retention.ms"),
+    ),
     key(
         "log.local.retention.bytes",
         Long(-2),
@@ -219,7 +241,11 @@ pub const DYNAMIC_BROKER_KEYS: &[DynamicBrokerKey] = &[
     key("log.cleaner.threads", Int(0, NO_MAX), None),
     key("log.cleaner.dedupe.buffer.size", Long(0), None),
     key("log.cleaner.io.buffer.size", Int(0, NO_MAX), None),
-    key("log.cleaner.io.buffer.load.factor", Double(0.0, f64::MAX), None),
+    key(
+        "log.cleaner.io.buffer.load.factor",
+        Double(0.0, f64::MAX),
+        None,
+    ),
     key(
         "log.cleaner.io.max.bytes.per.second",
         Double(0.0, f64::MAX),
@@ -322,8 +348,11 @@ fn apply_changes(
                         ),
                     ));
                 }
+                // An unset key starts from its default, as in Kafka's `getParts`.
                 let mut items: Vec<String> = new
                     .get(&change.name)
+                    .map(String::as_str)
+                    .or_else(|| list_default(&change.name))
                     .map(|v| {
                         v.split(',')
                             .map(|s| s.trim().to_string())
@@ -346,6 +375,14 @@ fn apply_changes(
         }
     }
     Ok(new)
+}
+
+/// Kafka's default of a LIST-typed key, where it has one.
+fn list_default(key: &str) -> Option<&'static str> {
+    match key {
+        "cleanup.policy" | "log.cleanup.policy" => Some("delete"),
+        _ => None,
+    }
 }
 
 /// The records that turn `current` into `new` for one resource: a record per changed key.
@@ -489,7 +526,12 @@ mod tests {
         }
     }
 
-    fn resource(kind: i8, name: &str, changes: Vec<ConfigChange>, incremental: bool) -> AlterResource {
+    fn resource(
+        kind: i8,
+        name: &str,
+        changes: Vec<ConfigChange>,
+        incremental: bool,
+    ) -> AlterResource {
         AlterResource {
             resource_type: kind,
             resource_name: name.into(),
@@ -675,7 +717,11 @@ mod tests {
         assert_eq!(live.message_max_bytes, 3000, "the node's value wins");
         assert_eq!(
             broker_synonyms("retention.ms").collect::<Vec<_>>(),
-            ["log.retention.ms", "log.retention.minutes", "log.retention.hours"]
+            [
+                "log.retention.ms",
+                "log.retention.minutes",
+                "log.retention.hours"
+            ]
         );
     }
 }

@@ -66,7 +66,12 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(delete_groups, "DeleteGroups", 0, 2),
     api!(elect_leaders, "ElectLeaders", 0, 2),
     api!(incremental_alter_configs, "IncrementalAlterConfigs", 0, 1),
-    api!(list_partition_reassignments, "ListPartitionReassignments", 0, 0),
+    api!(
+        list_partition_reassignments,
+        "ListPartitionReassignments",
+        0,
+        0
+    ),
     api!(offset_delete, "OffsetDelete", 0, 0),
     api!(describe_cluster, "DescribeCluster", 0, 1),
     api!(describe_topic_partitions, "DescribeTopicPartitions", 0, 0),

@@ -2,6 +2,7 @@
 //! log directory and speaks the Kafka protocol to it.
 
 mod admin;
+mod alter;
 mod codecrafters;
 mod faults;
 mod groups;

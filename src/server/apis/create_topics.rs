@@ -163,7 +163,7 @@ fn created(
         replication_factor: 1,
         // Since KIP-525 Kafka answers with the topic's whole effective configuration.
         configs: Some(
-            effective_topic_configs(&ctx.config, &new.configs)
+            effective_topic_configs(ctx, &new.configs)
                 .into_iter()
                 .map(|c| CreatableTopicConfigs {
                     name: c.name,

@@ -1,14 +1,21 @@
-//! DescribeConfigs (key 32), versions 0-4: a topic's effective configs (its overrides on top of
-//! the broker's defaults) and the broker's own settings, as admin clients show them.
+//! DescribeConfigs (key 32), versions 0-4: a topic's effective configs and the broker's own
+//! settings, as admin clients show them, each with its source and (when asked) its synonyms in
+//! Kafka's order of precedence: a topic override (DYNAMIC_TOPIC_CONFIG), this broker's dynamic
+//! key (DYNAMIC_BROKER_CONFIG), the cluster-wide dynamic default (DYNAMIC_DEFAULT_BROKER_CONFIG),
+//! `server.properties` (STATIC_BROKER_CONFIG), then Kafka's default (DEFAULT_CONFIG). Values of
+//! sensitive keys (passwords, JAAS configs, private keys) are never sent.
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
 use crate::config::BrokerConfig;
+use crate::controller::ConfigType;
+use crate::dynamic_config;
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::describe_configs::*;
 use crate::protocol::wire::Decoder;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 /// ConfigResource types.
 const RESOURCE_TOPIC: i8 = 2;
@@ -16,6 +23,8 @@ const RESOURCE_BROKER: i8 = 4;
 
 /// ConfigSource values.
 const SOURCE_TOPIC_CONFIG: i8 = 1;
+const SOURCE_DYNAMIC_BROKER_CONFIG: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
 const SOURCE_DEFAULT_CONFIG: i8 = 5;
 
@@ -38,22 +47,22 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "cleanup.policy",
         config_type: TYPE_LIST,
-        default: |_| "delete".into(),
+        default: |c| broker_value(c, "log.cleanup.policy", "delete"),
     },
     TopicConfigDef {
         name: "compression.type",
         config_type: TYPE_STRING,
-        default: |_| "producer".into(),
+        default: |c| broker_value(c, "compression.type", "producer"),
     },
     TopicConfigDef {
         name: "delete.retention.ms",
         config_type: TYPE_LONG,
-        default: |_| "86400000".into(),
+        default: |c| broker_value(c, "log.cleaner.delete.retention.ms", "86400000"),
     },
     TopicConfigDef {
         name: "file.delete.delay.ms",
         config_type: TYPE_LONG,
-        default: |_| "60000".into(),
+        default: |c| broker_value(c, "log.segment.delete.delay.ms", "60000"),
     },
     TopicConfigDef {
         name: "flush.messages",
@@ -78,22 +87,22 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "message.timestamp.type",
         config_type: TYPE_STRING,
-        default: |_| "CreateTime".into(),
+        default: |c| broker_value(c, "log.message.timestamp.type", "CreateTime"),
     },
     TopicConfigDef {
         name: "min.cleanable.dirty.ratio",
         config_type: TYPE_DOUBLE,
-        default: |_| "0.5".into(),
+        default: |c| broker_value(c, "log.cleaner.min.cleanable.ratio", "0.5"),
     },
     TopicConfigDef {
         name: "min.insync.replicas",
         config_type: TYPE_INT,
-        default: |_| "1".into(),
+        default: |c| broker_value(c, "min.insync.replicas", "1"),
     },
     TopicConfigDef {
         name: "preallocate",
         config_type: TYPE_BOOLEAN,
-        default: |_| "false".into(),
+        default: |c| broker_value(c, "log.preallocate", "false"),
     },
     TopicConfigDef {
         name: "retention.bytes",
@@ -123,7 +132,7 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "unclean.leader.election.enable",
         config_type: TYPE_BOOLEAN,
-        default: |_| "false".into(),
+        default: |c| broker_value(c, "unclean.leader.election.enable", "false"),
     },
 ];
 
@@ -143,7 +152,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                 r.configuration_keys.as_deref(),
             ))
         })
-        .map(|r| describe(ctx, r))
+        .map(|r| describe(ctx, r, request.include_synonyms && version >= 1))
         .collect();
     let response = DescribeConfigsResponse {
         results,
@@ -152,7 +161,11 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     Ok(respond(header, |e| response.encode(e, version)))
 }
 
-fn describe(ctx: &BrokerContext, resource: &DescribeConfigsResource) -> DescribeConfigsResult {
+fn describe(
+    ctx: &BrokerContext,
+    resource: &DescribeConfigsResource,
+    include_synonyms: bool,
+) -> DescribeConfigsResult {
     let mut result = DescribeConfigsResult {
         resource_type: resource.resource_type,
         resource_name: resource.resource_name.clone(),
@@ -174,7 +187,8 @@ fn describe(ctx: &BrokerContext, resource: &DescribeConfigsResource) -> Describe
                 ));
             }
             Some(topic) => {
-                result.configs = effective_topic_configs(&ctx.config, &topic.configs)
+                let levels = BrokerLevels::new(ctx);
+                result.configs = topic_configs(&levels, &topic.configs, include_synonyms)
                     .into_iter()
                     .filter(|c| wanted(&c.name))
                     .collect();
@@ -184,13 +198,12 @@ fn describe(ctx: &BrokerContext, resource: &DescribeConfigsResource) -> Describe
             if resource.resource_name.is_empty()
                 || resource.resource_name == ctx.config.node_id.to_string() =>
         {
-            result.configs = ctx
-                .config
-                .raw
-                .iter()
-                .filter(|(k, _)| wanted(k))
-                .map(|(k, v)| entry(k, v.clone(), SOURCE_STATIC_BROKER_CONFIG, TYPE_STRING))
-                .collect();
+            let levels = BrokerLevels::new(ctx);
+            result.configs =
+                broker_configs(&levels, resource.resource_name.is_empty(), include_synonyms)
+                    .into_iter()
+                    .filter(|c| wanted(&c.name))
+                    .collect();
         }
         RESOURCE_BROKER => {
             result.error_code = ErrorCode::InvalidRequest.code();
@@ -207,38 +220,197 @@ fn describe(ctx: &BrokerContext, resource: &DescribeConfigsResource) -> Describe
     result
 }
 
-/// A topic's whole effective configuration, sorted by name: its overrides (source
-/// TOPIC_CONFIG) over the broker's defaults (source DEFAULT_CONFIG). CreateTopics v5+ reports it.
+/// A topic's whole effective configuration, sorted by name, as CreateTopics v5+ reports it.
 pub(super) fn effective_topic_configs(
-    config: &BrokerConfig,
-    overrides: &std::collections::BTreeMap<String, String>,
+    ctx: &BrokerContext,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<DescribeConfigsResourceResult> {
+    topic_configs(&BrokerLevels::new(ctx), overrides, false)
+}
+
+/// The broker's configuration at each level: its dynamic keys (this node's and the cluster
+/// default), its static ones, and the live configuration they make together.
+struct BrokerLevels {
+    node: BTreeMap<String, String>,
+    cluster: BTreeMap<String, String>,
+    live: Arc<BrokerConfig>,
+    /// The static configuration (`server.properties` and overrides).
+    raw: BTreeMap<String, String>,
+}
+
+impl BrokerLevels {
+    fn new(ctx: &BrokerContext) -> BrokerLevels {
+        let image = ctx.metadata.read();
+        let level = |name: &str| image.broker_configs(name).cloned().unwrap_or_default();
+        BrokerLevels {
+            node: level(&ctx.config.node_id.to_string()),
+            cluster: level(""),
+            live: ctx.live_config(),
+            raw: ctx.config.raw.clone(),
+        }
+    }
+
+    /// Where `key` is set, highest precedence first: (source, value).
+    fn sources(&self, key: &str) -> Vec<(i8, &str)> {
+        [
+            (SOURCE_DYNAMIC_BROKER_CONFIG, &self.node),
+            (SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG, &self.cluster),
+            (SOURCE_STATIC_BROKER_CONFIG, &self.raw),
+        ]
+        .into_iter()
+        .filter_map(|(source, level)| level.get(key).map(|v| (source, v.as_str())))
+        .collect()
+    }
+}
+
+/// A topic's effective configs: its overrides, else the broker's value for the topic config
+/// (with the source of the broker key it comes from), else Kafka's default.
+fn topic_configs(
+    levels: &BrokerLevels,
+    overrides: &BTreeMap<String, String>,
+    include_synonyms: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
     let mut configs: Vec<_> = TOPIC_CONFIGS
         .iter()
-        .map(|def| match overrides.get(def.name) {
-            Some(v) => entry(def.name, v.clone(), SOURCE_TOPIC_CONFIG, def.config_type),
-            None => entry(
-                def.name,
-                (def.default)(config),
+        .map(|def| {
+            let broker_keys: Vec<&str> = dynamic_config::broker_synonyms(def.name).collect();
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(def.name) {
+                synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC_CONFIG));
+            }
+            // Each level's keys in their order of precedence (ms before minutes before hours).
+            for source in [
+                SOURCE_DYNAMIC_BROKER_CONFIG,
+                SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG,
+                SOURCE_STATIC_BROKER_CONFIG,
+            ] {
+                for key in &broker_keys {
+                    if let Some((_, v)) =
+                        levels.sources(key).into_iter().find(|(s, _)| *s == source)
+                    {
+                        synonyms.push((key.to_string(), v.to_string(), source));
+                    }
+                }
+            }
+            let default = (def.default)(&BrokerConfig::default());
+            synonyms.push((
+                broker_keys.first().unwrap_or(&def.name).to_string(),
+                default.clone(),
                 SOURCE_DEFAULT_CONFIG,
-                def.config_type,
-            ),
+            ));
+            let (value, source) = match overrides.get(def.name) {
+                Some(v) => (v.clone(), SOURCE_TOPIC_CONFIG),
+                None => ((def.default)(&levels.live), synonyms[0].2),
+            };
+            let mut e = entry(def.name, Some(value), source, def.config_type);
+            if include_synonyms {
+                e.synonyms = synonyms
+                    .into_iter()
+                    .map(|(name, value, source)| DescribeConfigsSynonym {
+                        name,
+                        value: Some(value),
+                        source,
+                    })
+                    .collect();
+            }
+            e
         })
         .collect();
     for (name, value) in overrides {
         if !configs.iter().any(|c| &c.name == name) {
-            configs.push(entry(name, value.clone(), SOURCE_TOPIC_CONFIG, TYPE_STRING));
+            configs.push(entry(
+                name,
+                Some(value.clone()),
+                SOURCE_TOPIC_CONFIG,
+                TYPE_STRING,
+            ));
         }
     }
     configs.sort_by(|a, b| a.name.cmp(&b.name));
     configs
 }
 
-fn entry(name: &str, value: String, source: i8, config_type: i8) -> DescribeConfigsResourceResult {
+/// The broker's configs: every key set statically or dynamically, with the source of the value
+/// in effect. `cluster_default` describes the cluster-wide resource (name `""`), which, as in
+/// Kafka, lists only the dynamic defaults.
+fn broker_configs(
+    levels: &BrokerLevels,
+    cluster_default: bool,
+    include_synonyms: bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let keys: BTreeSet<&String> = if cluster_default {
+        levels.cluster.keys().collect()
+    } else {
+        levels
+            .node
+            .keys()
+            .chain(levels.cluster.keys())
+            .chain(levels.raw.keys())
+            .collect()
+    };
+    keys.into_iter()
+        .map(|key| {
+            let mut sources = levels.sources(key);
+            if cluster_default {
+                sources.retain(|(s, _)| *s == SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG);
+            }
+            let sensitive = is_sensitive(key);
+            let dynamic = dynamic_config::dynamic_broker_key(key);
+            let config_type = dynamic.map_or(TYPE_STRING, |k| type_of(k.kind));
+            let (source, value) = sources[0];
+            let shown = |v: &str| (!sensitive).then(|| v.to_string());
+            let mut e = entry(key, shown(value), source, config_type);
+            e.read_only = dynamic.is_none();
+            e.is_sensitive = sensitive;
+            if include_synonyms {
+                e.synonyms = sources
+                    .iter()
+                    .map(|(source, v)| DescribeConfigsSynonym {
+                        name: key.clone(),
+                        value: shown(v),
+                        source: *source,
+                    })
+                    .collect();
+            }
+            e
+        })
+        .collect()
+}
+
+/// Kafka's PASSWORD-typed keys and JAAS configs: described without their values.
+fn is_sensitive(key: &str) -> bool {
+    key.contains("password")
+        || key.ends_with("jaas.config")
+        || key.ends_with("ssl.keystore.key")
+        || key.ends_with(".secret")
+}
+
+fn type_of(kind: ConfigType) -> i8 {
+    match kind {
+        ConfigType::Int(..) | ConfigType::Level(..) => TYPE_INT,
+        ConfigType::Long(_) => TYPE_LONG,
+        ConfigType::Double(..) => TYPE_DOUBLE,
+        ConfigType::Boolean => TYPE_BOOLEAN,
+        ConfigType::ListOf(_) | ConfigType::ThrottledReplicas => TYPE_LIST,
+        ConfigType::OneOf(_) | ConfigType::Version => TYPE_STRING,
+    }
+}
+
+/// A broker key's value in `config`, else `default`: the broker default of a topic config.
+fn broker_value(config: &BrokerConfig, key: &str, default: &str) -> String {
+    config.get(key).map_or(default, str::trim).to_string()
+}
+
+fn entry(
+    name: &str,
+    value: Option<String>,
+    source: i8,
+    config_type: i8,
+) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult {
         name: name.to_string(),
-        value: Some(value),
-        read_only: source != SOURCE_TOPIC_CONFIG && source != SOURCE_DEFAULT_CONFIG,
+        value,
+        read_only: false,
         is_default: source == SOURCE_DEFAULT_CONFIG,
         config_source: source,
         is_sensitive: false,

@@ -31,7 +31,9 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                     PartitionResult {
                         partition_id,
                         error_code: ErrorCode::ElectionNotNeeded.code(),
-                        error_message: Some("Leader election not needed for topic partition.".into()),
+                        error_message: Some(
+                            "Leader election not needed for topic partition.".into(),
+                        ),
                     }
                 } else {
                     PartitionResult {
@@ -44,10 +46,12 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                 }
             })
             .collect();
-        response.replica_election_results.push(ReplicaElectionResult {
-            topic: topic.topic.clone(),
-            partition_result,
-        });
+        response
+            .replica_election_results
+            .push(ReplicaElectionResult {
+                topic: topic.topic.clone(),
+                partition_result,
+            });
     }
     Ok(respond(header, |e| response.encode(e, version)))
 }

@@ -64,6 +64,10 @@ fn end_offset(ctx: &BrokerContext, topic: &str, p: &OffsetForLeaderPartition) ->
     } else {
         // An epoch before any the log holds: Kafka's cache answers with that epoch and the
         // start of the next one it knows, here the current one, which spans the whole log.
-        answer(ErrorCode::None, p.leader_epoch, partition.log_start_offset())
+        answer(
+            ErrorCode::None,
+            p.leader_epoch,
+            partition.log_start_offset(),
+        )
     }
 }

@@ -8,7 +8,7 @@
 'use strict'
 
 const fs = require('fs')
-const { Kafka, CompressionTypes } = require('kafkajs')
+const { Kafka, CompressionTypes, ConfigResourceTypes } = require('kafkajs')
 
 const [command, inPath, outPath] = process.argv.slice(2)
 const spec = JSON.parse(fs.readFileSync(inPath, 'utf8'))
@@ -52,6 +52,33 @@ async function withAdmin(fn) {
 }
 
 const commands = {
+  async createPartitions() {
+    await withAdmin(admin =>
+      admin.createPartitions({ topicPartitions: spec.topicPartitions, timeout: 10000 })
+    )
+    return {}
+  },
+  async alterTopicConfigs() {
+    await withAdmin(admin =>
+      admin.alterConfigs({
+        validateOnly: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: spec.topic, configEntries: spec.configEntries }],
+      })
+    )
+    return {}
+  },
+  async describeTopicConfigs() {
+    const described = await withAdmin(admin =>
+      admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: spec.topic, configNames: spec.configNames }],
+      })
+    )
+    return { entries: described.resources[0].configEntries }
+  },
+  async describeCluster() {
+    return await withAdmin(admin => admin.describeCluster())
+  },
   async createTopics() {
     const created = await withAdmin(admin =>
       admin.createTopics({ topics: spec.topics, waitForLeaders: true, timeout: 10000 })
