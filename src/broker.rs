@@ -55,6 +55,8 @@ pub struct BrokerContext {
     pub group_coordinator: Arc<GroupCoordinator>,
     /// Set by [`Broker::shutdown`]: the acceptor stops taking connections.
     pub shutting_down: AtomicBool,
+    /// Counters and histograms for `GET /metrics` (see [`crate::metrics`]).
+    pub metrics: crate::metrics::Metrics,
     /// Fetch responses send record bytes from the segment files with `sendfile`
     /// (`sprat.fetch.zero.copy`, on unless set to false).
     pub zero_copy_fetch: bool,
@@ -172,6 +174,7 @@ impl Broker {
             bound_port: local_addr.port(),
             group_coordinator,
             shutting_down: AtomicBool::new(false),
+            metrics: crate::metrics::Metrics::default(),
             zero_copy_fetch,
         });
         context.group_coordinator.start_expiration_thread()?;
@@ -183,6 +186,9 @@ impl Broker {
             "listening on {local_addr} (cluster id {})",
             context.cluster_id
         );
+        if let Some(addr) = &context.config.metrics_listener {
+            crate::metrics::http::start(addr, context.clone())?;
+        }
         let ctx = context.clone();
         std::thread::Builder::new()
             .name("acceptor".into())

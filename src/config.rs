@@ -418,6 +418,9 @@ pub struct BrokerConfig {
     /// `sprat.open.files.cache.size` (sprat only): how many segment files may be open at once;
     /// by default derived from the open file limit and `max.connections`.
     pub open_files_cache_size: Option<usize>,
+    /// `sprat.metrics.listener` (sprat only): `HOST:PORT` where `GET /metrics` is served in
+    /// Prometheus' text format; off unless set.
+    pub metrics_listener: Option<String>,
     /// Keys sprat does not use, sorted by key, for the caller to log.
     pub unknown: Vec<(String, String)>,
     /// Every key with its last value, so later code can read keys not modelled here.
@@ -464,10 +467,27 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 50,
             fetch_zero_copy: true,
             open_files_cache_size: None,
+            metrics_listener: None,
             unknown: Vec::new(),
             raw: BTreeMap::new(),
         }
     }
+}
+
+/// `sprat.metrics.listener`: blank is off; otherwise `HOST:PORT` (HOST may be empty, for every
+/// interface, or a bracketed IPv6 address).
+fn read_metrics_listener(r: &mut Reader<'_>) -> Result<Option<String>, ConfigError> {
+    const KEY: &str = "sprat.metrics.listener";
+    let Some(value) = r.value(KEY).map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let valid = value
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+    if !valid {
+        return Err(invalid(KEY, value, "expected HOST:PORT"));
+    }
+    Ok(Some(value.to_string()))
 }
 
 impl BrokerConfig {
@@ -594,6 +614,7 @@ impl BrokerConfig {
             fetch_zero_copy: r.boolean("sprat.fetch.zero.copy", d.fetch_zero_copy)?,
             open_files_cache_size: r
                 .optional_integer("sprat.open.files.cache.size", 1..=INT_MAX)?,
+            metrics_listener: read_metrics_listener(&mut r)?,
             unknown: Vec::new(),
             raw: BTreeMap::new(),
         };

@@ -13,6 +13,7 @@ pub mod dynamic_config;
 pub mod fd_budget;
 pub mod group;
 pub mod metadata;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod storage;

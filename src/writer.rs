@@ -251,13 +251,23 @@ impl LogWriter {
         let mut to_sync: HashSet<TopicPartition> = HashSet::new();
         let mut touched: HashSet<TopicPartition> = HashSet::new();
         let mut shutdown = None;
+        self.ctx.metrics.record_group_commit(group.len());
         for command in group.drain(..) {
             match command {
                 WriterCommand::Append { partitions, reply } => {
                     let results: Vec<_> = partitions
                         .into_iter()
                         .map(|p| {
+                            let bytes = p.batches.len() as u64;
                             let result = self.append(&p.topic_partition, p.batches);
+                            if let Ok(info) = &result {
+                                let messages = (info.last_offset - info.first_offset + 1) as u64;
+                                self.ctx.metrics.record_append(
+                                    &p.topic_partition.topic,
+                                    messages,
+                                    bytes,
+                                );
+                            }
                             if result.is_ok() && !touched.contains(&p.topic_partition) {
                                 touched.insert(p.topic_partition.clone());
                             }
@@ -755,11 +765,14 @@ impl LogWriter {
     fn sync(&mut self, partitions: &HashSet<TopicPartition>) -> HashSet<TopicPartition> {
         let mut failed = HashSet::new();
         for tp in partitions {
-            if let Some(log) = self.logs.get_mut(tp)
-                && let Err(e) = log.flush()
-            {
-                error!("fsync of {tp} failed: {e}");
-                failed.insert(tp.clone());
+            if let Some(log) = self.logs.get_mut(tp) {
+                let started = Instant::now();
+                let flushed = log.flush();
+                self.ctx.metrics.record_fsync(started.elapsed());
+                if let Err(e) = flushed {
+                    error!("fsync of {tp} failed: {e}");
+                    failed.insert(tp.clone());
+                }
             }
         }
         failed

@@ -24,7 +24,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a connection waits for request memory before it gives up and closes.
 const MEMORY_WAIT: Duration = Duration::from_secs(30);
@@ -53,7 +53,7 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
     let _ = stream.set_write_timeout(Some(idle));
     let max_frame = ctx.config.socket_request_max_bytes;
     let mut frame = Vec::new();
-    let mut in_flight: VecDeque<(Deferred, Reservation)> = VecDeque::new();
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     loop {
         if !in_flight.is_empty() && (in_flight.len() >= MAX_IN_FLIGHT || !more_to_read(&stream)) {
             if !finish_oldest(&mut stream, &peer, &ctx, &mut in_flight) {
@@ -99,19 +99,34 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
             drop_connection(&peer, &e, idle);
             return;
         }
+        let arrived = Instant::now();
         trace!("{peer} request bytes: {:02x?}", frame);
         let is_produce =
             frame.len() >= 2 && BigEndian::read_i16(&frame) == protocol::messages::produce::API_KEY;
         if !is_produce && !finish_all(&mut stream, &peer, &ctx, &mut in_flight) {
             return;
         }
+        let api_key = if frame.len() >= 2 {
+            BigEndian::read_i16(&frame)
+        } else {
+            -1
+        };
         let outcome = guarded(|| handle_frame(&ctx, &peer, &frame));
         match outcome {
-            Outcome::Deferred(deferred) => in_flight.push_back((deferred, reservation)),
+            Outcome::Deferred(deferred) => in_flight.push_back(InFlight {
+                deferred,
+                reservation,
+                api_key,
+                arrived,
+            }),
             outcome => {
                 drop(reservation);
+                let answered = !matches!(outcome, Outcome::Close(_));
                 if !deliver(&mut stream, &peer, outcome) {
                     return;
+                }
+                if answered {
+                    ctx.metrics.record_request(api_key, arrived.elapsed());
                 }
             }
         }
@@ -171,14 +186,30 @@ fn finish_oldest(
     stream: &mut TcpStream,
     peer: &str,
     ctx: &BrokerContext,
-    in_flight: &mut VecDeque<(Deferred, Reservation)>,
+    in_flight: &mut VecDeque<InFlight>,
 ) -> bool {
-    let Some((deferred, reservation)) = in_flight.pop_front() else {
+    let Some(request) = in_flight.pop_front() else {
         return true;
     };
-    let outcome = guarded(|| deferred.finish(ctx));
-    drop(reservation);
-    deliver(stream, peer, outcome)
+    let outcome = guarded(|| request.deferred.finish(ctx));
+    drop(request.reservation);
+    let answered = !matches!(outcome, Outcome::Close(_));
+    let delivered = deliver(stream, peer, outcome);
+    if delivered && answered {
+        ctx.metrics
+            .record_request(request.api_key, request.arrived.elapsed());
+    }
+    delivered
+}
+
+/// A produce waiting for the `log-writer`, with what its answer needs.
+struct InFlight {
+    deferred: Deferred,
+    /// The request's memory, held until it is answered.
+    reservation: Reservation,
+    api_key: i16,
+    /// When its frame had been read, for the request latency metric.
+    arrived: Instant,
 }
 
 /// Answers every in-flight produce, oldest first.
@@ -186,7 +217,7 @@ fn finish_all(
     stream: &mut TcpStream,
     peer: &str,
     ctx: &BrokerContext,
-    in_flight: &mut VecDeque<(Deferred, Reservation)>,
+    in_flight: &mut VecDeque<InFlight>,
 ) -> bool {
     while !in_flight.is_empty() {
         if !finish_oldest(stream, peer, ctx, in_flight) {

@@ -77,6 +77,8 @@ pub fn accept_loop(listener: TcpListener, ctx: Arc<BrokerContext>) {
             .stack_size(CONNECTION_THREAD_STACK_BYTES)
             .spawn(move || {
                 let _slot = slot;
+                let metrics = ctx.clone();
+                let _open = metrics.metrics.connection_opened();
                 connection::serve(stream, peer, ctx, pool);
             });
         if let Err(e) = spawned {

@@ -9,6 +9,7 @@ mod groups;
 mod harness;
 mod hostile;
 mod limits;
+mod metrics;
 mod pipelining;
 mod scale;
 mod scripts;

@@ -282,6 +282,7 @@ fn read_partition(
         },
         (None, _) => Vec::new(),
     };
+    ctx.metrics.record_fetch(&tp.topic, len as u64);
     let data = PartitionData {
         partition_index: tp.partition,
         error_code: ErrorCode::None.code(),
