@@ -57,6 +57,8 @@ pub struct BrokerContext {
     pub shutting_down: AtomicBool,
     /// Counters and histograms for `GET /metrics` (see [`crate::metrics`]).
     pub metrics: crate::metrics::Metrics,
+    /// Client quotas' rates (see [`crate::quota`]).
+    pub quotas: crate::quota::QuotaManager,
     /// Fetch responses send record bytes from the segment files with `sendfile`
     /// (`sprat.fetch.zero.copy`, on unless set to false).
     pub zero_copy_fetch: bool,
@@ -175,6 +177,7 @@ impl Broker {
             group_coordinator,
             shutting_down: AtomicBool::new(false),
             metrics: crate::metrics::Metrics::default(),
+            quotas: crate::quota::QuotaManager::default(),
             zero_copy_fetch,
         });
         context.group_coordinator.start_expiration_thread()?;

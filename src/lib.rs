@@ -15,6 +15,7 @@ pub mod group;
 pub mod metadata;
 pub mod metrics;
 pub mod protocol;
+pub mod quota;
 pub mod server;
 pub mod storage;
 pub mod writer;

@@ -92,6 +92,12 @@ pub enum WriterCommand {
         resources: Vec<AlterResource>,
         reply: Sender<Vec<Result<(), TopicError>>>,
     },
+    /// Appends metadata records that need no further checks here (client quotas) and applies
+    /// them.
+    ApplyMetadata {
+        records: Vec<MetadataRecord>,
+        reply: Sender<Result<(), ErrorCode>>,
+    },
     /// Deletes topics by id; one result (the deleted name) per topic, in order.
     DeleteTopics {
         topic_ids: Vec<Uuid>,
@@ -291,6 +297,15 @@ impl LogWriter {
                 WriterCommand::AlterConfigs { resources, reply } => {
                     let results = resources.iter().map(|r| self.alter_configs(r)).collect();
                     let _ = reply.send(results);
+                }
+                WriterCommand::ApplyMetadata { records, reply } => {
+                    let result = self.append_metadata(&records).map(|()| {
+                        let mut image = self.ctx.metadata.write();
+                        for r in &records {
+                            image.apply(r);
+                        }
+                    });
+                    let _ = reply.send(result);
                 }
                 WriterCommand::DeleteTopics { topic_ids, reply } => {
                     let results = topic_ids.iter().map(|id| self.delete_topic(id)).collect();

@@ -69,6 +69,7 @@ pub enum MetadataRecord {
     FeatureLevel(feature_level_record::FeatureLevelRecord),
     Config(config_record::ConfigRecord),
     ProducerIds(producer_ids_record::ProducerIdsRecord),
+    ClientQuota(client_quota_record::ClientQuotaRecord),
     /// A record type sprat does not need (broker registrations, ACLs, ...), kept by type only.
     Other {
         record_type: u16,
@@ -113,6 +114,9 @@ impl MetadataRecord {
             producer_ids_record::RECORD_TYPE => MetadataRecord::ProducerIds(
                 producer_ids_record::ProducerIdsRecord::decode(&mut d, version)?,
             ),
+            client_quota_record::RECORD_TYPE => MetadataRecord::ClientQuota(
+                client_quota_record::ClientQuotaRecord::decode(&mut d, version)?,
+            ),
             other => MetadataRecord::Other {
                 record_type: other,
                 version,
@@ -132,6 +136,7 @@ impl MetadataRecord {
             MetadataRecord::FeatureLevel(_) => (feature_level_record::RECORD_TYPE, 0),
             MetadataRecord::Config(_) => (config_record::RECORD_TYPE, 0),
             MetadataRecord::ProducerIds(_) => (producer_ids_record::RECORD_TYPE, 0),
+            MetadataRecord::ClientQuota(_) => (client_quota_record::RECORD_TYPE, 0),
             MetadataRecord::Other {
                 record_type,
                 version,
@@ -148,6 +153,7 @@ impl MetadataRecord {
             MetadataRecord::FeatureLevel(r) => r.encode(&mut e, version),
             MetadataRecord::Config(r) => r.encode(&mut e, version),
             MetadataRecord::ProducerIds(r) => r.encode(&mut e, version),
+            MetadataRecord::ClientQuota(r) => r.encode(&mut e, version),
             MetadataRecord::Other { .. } => {}
         }
         e.into_inner()
@@ -168,7 +174,13 @@ pub struct MetadataImage {
     pending_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Dynamic broker configs by resource name (`""`: the cluster-wide default, or a node id).
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Client quotas (ClientQuotaRecord) by entity, each with its keys and values.
+    pub client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
 }
+
+/// A client quota entity: (entity type, name) pairs sorted by type, a `None` name being the
+/// type's default (`user`, `client-id`, `ip`).
+pub type QuotaEntity = Vec<(String, Option<String>)>;
 
 impl MetadataImage {
     /// Applies one record. Records that refer to unknown topics are ignored, as a replay of a
@@ -242,6 +254,23 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds(r) => {
                 self.next_producer_id = self.next_producer_id.max(r.next_producer_id);
+            }
+            MetadataRecord::ClientQuota(r) => {
+                let mut entity: QuotaEntity = r
+                    .entity
+                    .iter()
+                    .map(|e| (e.entity_type.clone(), e.entity_name.clone()))
+                    .collect();
+                entity.sort();
+                let values = self.client_quotas.entry(entity.clone()).or_default();
+                if r.remove {
+                    values.remove(&r.key);
+                    if values.is_empty() {
+                        self.client_quotas.remove(&entity);
+                    }
+                } else {
+                    values.insert(r.key.clone(), r.value);
+                }
             }
             MetadataRecord::Config(_) | MetadataRecord::Other { .. } => {}
         }

@@ -191,10 +191,7 @@ mod tests {
     #[test]
     fn request_lines() {
         let cases: [(&[u8], Asked); 8] = [
-            (
-                b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-                Asked::Metrics,
-            ),
+            (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", Asked::Metrics),
             (b"GET /metrics?x=1 HTTP/1.0\r\n\r\n", Asked::Metrics),
             (b"GET / HTTP/1.1\r\n\r\n", Asked::NotFound),
             (b"POST /metrics HTTP/1.1\r\n\r\n", Asked::MethodNotAllowed),

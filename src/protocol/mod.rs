@@ -73,6 +73,8 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         0
     ),
     api!(offset_delete, "OffsetDelete", 0, 0),
+    api!(describe_client_quotas, "DescribeClientQuotas", 0, 1),
+    api!(alter_client_quotas, "AlterClientQuotas", 0, 1),
     api!(describe_cluster, "DescribeCluster", 0, 1),
     api!(describe_topic_partitions, "DescribeTopicPartitions", 0, 0),
 ];

@@ -55,6 +55,7 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
     let mut frame = Vec::new();
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     loop {
+        mute(&mut in_flight, &mut stream, &peer, &ctx);
         if !in_flight.is_empty() && (in_flight.len() >= MAX_IN_FLIGHT || !more_to_read(&stream)) {
             if !finish_oldest(&mut stream, &peer, &ctx, &mut in_flight) {
                 return;
@@ -200,6 +201,29 @@ fn finish_oldest(
             .record_request(request.api_key, request.arrived.elapsed());
     }
     delivered
+}
+
+/// A client over its quota (see [`crate::quota`]): once its in-flight answers are written, the
+/// connection reads nothing for the throttle time, as Kafka mutes a throttled channel.
+fn mute(
+    in_flight: &mut VecDeque<InFlight>,
+    stream: &mut TcpStream,
+    peer: &str,
+    ctx: &BrokerContext,
+) {
+    let mut mute = crate::quota::take_mute();
+    if mute.is_zero() {
+        return;
+    }
+    if !in_flight.is_empty() && !finish_all(stream, peer, ctx, in_flight) {
+        return;
+    }
+    mute = mute.max(crate::quota::take_mute());
+    debug!(
+        "{peer} is over its quota: muted for {} ms",
+        mute.as_millis()
+    );
+    std::thread::sleep(mute);
 }
 
 /// A produce waiting for the `log-writer`, with what its answer needs.

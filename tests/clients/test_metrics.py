@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from kclients import OP_TIMEOUT, Confluent, Msg
 from conftest import free_port
@@ -75,3 +76,9 @@ def test_metrics_follow_confluent_traffic(broker_factory, unique):
     except urllib.error.HTTPError as e:
         assert e.code == 404
     assert topic in Confluent.list_topics(bs)
+
+    # Every metric the Grafana dashboard in docs/ queries is one the broker serves.
+    dashboard = (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    served = {line.split()[2] for line in body.splitlines() if line.startswith("# TYPE ")}
+    queried = set(re.findall(r"\b((?:kafka|sprat)_[a-z_]+?)(?:_bucket)?\b", dashboard))
+    assert queried and queried <= served, sorted(queried - served)

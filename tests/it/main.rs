@@ -11,6 +11,7 @@ mod hostile;
 mod limits;
 mod metrics;
 mod pipelining;
+mod quotas;
 mod scale;
 mod scripts;
 mod storage;

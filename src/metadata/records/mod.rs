@@ -4,6 +4,7 @@
 
 #![allow(clippy::field_reassign_with_default, clippy::derivable_impls)]
 
+pub mod client_quota_record;
 pub mod config_record;
 pub mod feature_level_record;
 pub mod no_op_record;
@@ -28,6 +29,7 @@ macro_rules! for_each_record {
             producer_ids_record: ProducerIdsRecord;
             register_broker_record: RegisterBrokerRecord;
             no_op_record: NoOpRecord;
+            client_quota_record: ClientQuotaRecord;
         }
     };
 }

@@ -6,6 +6,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -16,6 +17,7 @@ pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -85,6 +87,8 @@ macro_rules! for_each_api {
             consumer_group_describe: ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
             elect_leaders: ElectLeadersRequest, ElectLeadersResponse;
             list_partition_reassignments: ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse;
+            describe_client_quotas: DescribeClientQuotasRequest, DescribeClientQuotasResponse;
+            alter_client_quotas: AlterClientQuotasRequest, AlterClientQuotasResponse;
         }
     };
 }

@@ -20,6 +20,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::fetch::*;
 use crate::protocol::wire::Decoder;
+use crate::quota;
 use crate::server::zero_copy::{self, Splice};
 use crate::storage::log::{ReadError, TopicPartition};
 use log::{debug, error};
@@ -60,15 +61,15 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     let idle_ms = ctx.config.connections_max_idle_ms;
     let deadline = Instant::now() + Duration::from_millis(wait_ms.min(idle_ms));
     let mut splice = ctx.zero_copy_fetch.then(Splice::default);
-    let response = loop {
+    let (mut response, sent, per_topic) = loop {
         let seen = ctx.appends.sequence();
         if let Some(splice) = &mut splice {
             splice.clear();
         }
-        let (response, bytes, errors) =
+        let (response, bytes, errors, per_topic) =
             read_all(ctx, &request, version, max_bytes, splice.as_mut());
         if bytes >= min_bytes.max(0) as usize || errors {
-            break response;
+            break (response, bytes, per_topic);
         }
         if Instant::now() >= deadline {
             if wait_ms > idle_ms {
@@ -77,10 +78,30 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                      (connections.max.idle.ms)"
                 )));
             }
-            break response;
+            break (response, bytes, per_topic);
         }
         ctx.appends.wait_past(seen, deadline);
     };
+    for (topic, bytes) in &per_topic {
+        ctx.metrics.record_fetch(topic, *bytes as u64);
+    }
+    // Consumer quotas count the record bytes sent; fetches of followers have no quota.
+    let throttle = if request.replica_id < 0 {
+        ctx.quotas.record(
+            &ctx.metadata.read(),
+            quota::CONSUMER_BYTE_RATE,
+            quota::ANONYMOUS,
+            header.client_id.as_deref().unwrap_or_default(),
+            sent,
+            Instant::now(),
+        )
+    } else {
+        Duration::ZERO
+    };
+    response.throttle_time_ms = quota::throttle_ms(throttle);
+    // Since KIP-219 (v8) the client waits out the throttle itself and the broker mutes the
+    // connection after answering; before it, the answer itself is delayed.
+    quota::throttle(throttle, version >= 8);
     let outcome = respond(header, |e| response.encode(e, version));
     match (splice, outcome) {
         (Some(splice), Outcome::Respond(frame)) if !splice.is_empty() => {
@@ -164,9 +185,10 @@ fn read_all(
     version: i16,
     max_bytes: i32,
     mut splice: Option<&mut Splice>,
-) -> (FetchResponse, usize, bool) {
+) -> (FetchResponse, usize, bool, Vec<(String, usize)>) {
     let mut remaining = i64::from(max_bytes);
     let mut total = 0usize;
+    let mut per_topic = Vec::new();
     let mut errors = false;
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
@@ -197,6 +219,9 @@ fn read_all(
                         splice.as_deref_mut(),
                     );
                     total += len;
+                    if len > 0 {
+                        per_topic.push((t.name.clone(), len));
+                    }
                     // Kafka answers a partition it does not know before reading, so such a
                     // partition leaves the limit alone.
                     if t.partitions.contains_key(&p.partition) {
@@ -218,7 +243,7 @@ fn read_all(
         responses,
         ..FetchResponse::default()
     };
-    (response, total, errors)
+    (response, total, errors, per_topic)
 }
 
 fn read_partition(
@@ -282,7 +307,6 @@ fn read_partition(
         },
         (None, _) => Vec::new(),
     };
-    ctx.metrics.record_fetch(&tp.topic, len as u64);
     let data = PartitionData {
         partition_index: tp.partition,
         error_code: ErrorCode::None.code(),

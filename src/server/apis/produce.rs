@@ -31,6 +31,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::produce::*;
 use crate::protocol::wire::{DecodeResult, Decoder};
+use crate::quota;
 use crate::storage::log::TopicPartition;
 use crate::storage::record_batch::{
     ATTRIBUTES_OFFSET, Batches, CONTROL_FLAG_MASK, HEADER_SIZE, LENGTH_OFFSET, LOG_OVERHEAD,
@@ -61,6 +62,10 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     let request = ProduceRequest::decode(d, version)?;
     let acks = request.acks;
     let mut parts = last_entry_per_partition(request.topic_data);
+    let request_bytes: usize = parts
+        .iter()
+        .map(|p| p.records.as_ref().map_or(0, Vec::len))
+        .sum();
     let submitted = match request_refusal(&parts, request.transactional_id.is_some()) {
         Some(code) => Submitted::Refused(refuse_request(&parts, code)),
         None => match submit(ctx, &mut parts, acks, version) {
@@ -74,14 +79,32 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     };
     let header = header.clone();
     Ok(Outcome::Deferred(Deferred::new(move |ctx| {
-        finish(ctx, &header, acks, submitted)
+        finish(ctx, &header, acks, request_bytes, submitted)
     })))
 }
 
 /// Waits for the writer and answers: the response, or with acks=0 nothing (or a close).
-fn finish(ctx: &BrokerContext, header: &RequestHeader, acks: i16, submitted: Submitted) -> Outcome {
+fn finish(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    acks: i16,
+    request_bytes: usize,
+    submitted: Submitted,
+) -> Outcome {
     let version = header.api_version;
-    let response = submitted.response(ctx);
+    let mut response = submitted.response(ctx);
+    let throttle = ctx.quotas.record(
+        &ctx.metadata.read(),
+        quota::PRODUCER_BYTE_RATE,
+        quota::ANONYMOUS,
+        header.client_id.as_deref().unwrap_or_default(),
+        request_bytes,
+        std::time::Instant::now(),
+    );
+    response.throttle_time_ms = quota::throttle_ms(throttle);
+    // Since KIP-219 (v6) the client waits out the throttle itself and the broker mutes the
+    // connection after answering (acks=0 too); before it, the answer itself is delayed.
+    quota::throttle(throttle, version >= 6 || acks == 0);
     if acks != 0 {
         return respond(header, |e| response.encode(e, version));
     }
