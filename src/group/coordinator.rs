@@ -17,6 +17,7 @@
 //! Lock order: a group's `commit_lock`, then the map of groups, then a group's state. The map lock
 //! is never held while waiting or doing I/O; a group's state lock is never held across an append.
 
+use super::consumer::{ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatResult};
 use super::offsets::{
     OFFSET_METADATA_MAX_BYTES, OFFSETS_TOPIC_SEGMENT_BYTES, OffsetAndMetadata, OffsetsRecord,
     decode_record, offset_commit_key, offset_commit_value, partition_for,
@@ -28,7 +29,7 @@ use super::state::{
 use crate::broker::{BrokerContext, random_uuid};
 use crate::config::BrokerConfig;
 use crate::controller::NewTopic;
-use crate::metadata::CONSUMER_OFFSETS_TOPIC;
+use crate::metadata::{CONSUMER_OFFSETS_TOPIC, MetadataImage};
 use crate::protocol::error_code::ErrorCode;
 use crate::server::apis::now_ms;
 use crate::storage::log::{Partition, TopicPartition};
@@ -149,6 +150,9 @@ pub struct GroupCoordinator {
     max_request_wait: Duration,
     offsets_topic_num_partitions: i32,
     groups: Mutex<HashMap<String, Arc<GroupHandle>>>,
+    /// KIP-848 consumer groups, by id (a group id is either classic or consumer).
+    consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
+    consumer_config: ConsumerGroupConfig,
     timer: Wakeup,
     last_cleanup: Mutex<Instant>,
 }
@@ -164,6 +168,8 @@ impl GroupCoordinator {
             max_request_wait: Duration::from_millis(config.connections_max_idle_ms),
             offsets_topic_num_partitions: config.offsets_topic_num_partitions,
             groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
+            consumer_config: ConsumerGroupConfig::from_broker(config),
             timer: Wakeup::default(),
             last_cleanup: Mutex::new(Instant::now()),
         }
@@ -370,6 +376,46 @@ impl GroupCoordinator {
         groups
     }
 
+    /// ConsumerGroupHeartbeat: refused for a group id that a classic group with members uses.
+    pub fn consumer_heartbeat(&self, image: &MetadataImage, h: Heartbeat) -> HeartbeatResult {
+        if let Some(classic) = self.group(&h.group_id)
+            && !matches!(
+                classic.state.lock().state(),
+                GroupState::Empty | GroupState::Dead
+            )
+        {
+            return HeartbeatResult {
+                error: Some((
+                    ErrorCode::GroupIdNotFound,
+                    format!("Group {} is not a consumer group.", h.group_id),
+                )),
+                ..HeartbeatResult::default()
+            };
+        }
+        let mut groups = self.consumer_groups.lock();
+        let group = groups.entry(h.group_id.clone()).or_default();
+        group.heartbeat(
+            h,
+            image,
+            &self.consumer_config,
+            || random_uuid().to_string(),
+            Instant::now(),
+        )
+    }
+
+    /// Runs `f` on a consumer group, if there is one with this id.
+    pub fn with_consumer_group<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&ConsumerGroup) -> T,
+    ) -> Option<T> {
+        self.consumer_groups.lock().get(group_id).map(f)
+    }
+
+    pub fn consumer_group_config(&self) -> &ConsumerGroupConfig {
+        &self.consumer_config
+    }
+
     /// DescribeGroups: a group that does not exist is reported Dead, as Kafka does.
     pub fn describe_group(&self, group_id: &str) -> GroupSummary {
         match self.group(group_id) {
@@ -424,6 +470,12 @@ impl GroupCoordinator {
     /// then makes them visible. One error per offset, in order.
     pub fn commit_offsets(&self, ctx: &BrokerContext, commit: OffsetCommit<'_>) -> Vec<ErrorCode> {
         let all = |code| vec![code; commit.offsets.len()];
+        if let Some(check) = self.consumer_group_commit(&commit) {
+            return match check {
+                Ok(()) => self.store_offsets(ctx, &self.group_or_create(commit.group_id), commit),
+                Err(code) => all(code),
+            };
+        }
         let handle = match self.group(commit.group_id) {
             Some(h) => h,
             // A standalone consumer commits to a group that exists only for its offsets.
@@ -431,7 +483,6 @@ impl GroupCoordinator {
             // Or a member of a group the coordinator no longer knows.
             None => return all(ErrorCode::IllegalGeneration),
         };
-        let _commits = handle.commit_lock.lock();
         {
             let mut group = handle.state.lock();
             let valid = group.validate_offset_commit(
@@ -445,6 +496,37 @@ impl GroupCoordinator {
                 return all(code);
             }
         }
+        self.store_offsets(ctx, &handle, commit)
+    }
+
+    /// A commit to a KIP-848 consumer group: `None` when the group is not one; otherwise whether
+    /// the member and its epoch allow it (Kafka: UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH). A commit
+    /// without membership (generation -1, no member id) is allowed, as for an admin.
+    fn consumer_group_commit(&self, commit: &OffsetCommit<'_>) -> Option<Result<(), ErrorCode>> {
+        let groups = self.consumer_groups.lock();
+        let group = groups.get(commit.group_id)?;
+        if commit.generation_id < 0 && commit.member_id.is_empty() {
+            return Some(if group.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ErrorCode::UnknownMemberId)
+            });
+        }
+        Some(match group.members.get(commit.member_id) {
+            None => Err(ErrorCode::UnknownMemberId),
+            Some(m) if m.epoch != commit.generation_id => Err(ErrorCode::StaleMemberEpoch),
+            Some(_) => Ok(()),
+        })
+    }
+
+    /// Writes validated offsets to `__consumer_offsets` and keeps them in the group.
+    fn store_offsets(
+        &self,
+        ctx: &BrokerContext,
+        handle: &Arc<GroupHandle>,
+        commit: OffsetCommit<'_>,
+    ) -> Vec<ErrorCode> {
+        let _commits = handle.commit_lock.lock();
         let mut errors = Vec::with_capacity(commit.offsets.len());
         let mut records = Vec::new();
         for (topic, partition, offset) in &commit.offsets {

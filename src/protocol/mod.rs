@@ -76,6 +76,8 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(describe_client_quotas, "DescribeClientQuotas", 0, 1),
     api!(alter_client_quotas, "AlterClientQuotas", 0, 1),
     api!(describe_cluster, "DescribeCluster", 0, 1),
+    api!(consumer_group_heartbeat, "ConsumerGroupHeartbeat", 0, 1),
+    api!(consumer_group_describe, "ConsumerGroupDescribe", 0, 0),
     api!(describe_topic_partitions, "DescribeTopicPartitions", 0, 0),
 ];
 

@@ -37,6 +37,16 @@ const MAX_IN_FLIGHT: usize = 8;
 /// is freed after the request, so an idle connection never pins a large allocation.
 const RETAINED_BUFFER_BYTES: usize = 1 << 20;
 
+thread_local! {
+    /// The client address of the connection this thread serves, as Kafka shows client hosts.
+    static CLIENT_HOST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The host of the client whose request this thread is handling (`/127.0.0.1`).
+pub fn client_host() -> String {
+    CLIENT_HOST.with(|h| h.borrow().clone())
+}
+
 /// Serves one connection until the peer closes it, it stays idle for `connections.max.idle.ms`,
 /// or framing is lost.
 ///
@@ -47,6 +57,9 @@ const RETAINED_BUFFER_BYTES: usize = 1 << 20;
 /// order, and any other request first waits for the produces before it, so it sees their effects
 /// as it would in Kafka.
 pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool: Arc<MemoryPool>) {
+    if let Ok(addr) = stream.peer_addr() {
+        CLIENT_HOST.with(|h| *h.borrow_mut() = format!("/{}", addr.ip()));
+    }
     let _ = stream.set_nodelay(true);
     let idle = Duration::from_millis(ctx.config.connections_max_idle_ms.max(1));
     let _ = stream.set_read_timeout(Some(idle));

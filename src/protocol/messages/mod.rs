@@ -10,6 +10,7 @@ pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod consumer_protocol_assignment;
 pub mod consumer_protocol_subscription;
 pub mod create_partitions;
@@ -89,6 +90,7 @@ macro_rules! for_each_api {
             list_partition_reassignments: ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse;
             describe_client_quotas: DescribeClientQuotasRequest, DescribeClientQuotasResponse;
             alter_client_quotas: AlterClientQuotasRequest, AlterClientQuotasResponse;
+            consumer_group_heartbeat: ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
         }
     };
 }

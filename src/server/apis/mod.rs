@@ -5,6 +5,8 @@
 mod alter_configs;
 mod api_versions;
 mod client_quotas;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -116,6 +118,12 @@ pub fn handle(
         messages::describe_cluster::API_KEY => describe_cluster::handle(ctx, header, d),
         messages::describe_client_quotas::API_KEY => client_quotas::handle_describe(ctx, header, d),
         messages::alter_client_quotas::API_KEY => client_quotas::handle_alter(ctx, header, d),
+        messages::consumer_group_heartbeat::API_KEY => {
+            consumer_group_heartbeat::handle(ctx, header, d)
+        }
+        messages::consumer_group_describe::API_KEY => {
+            consumer_group_describe::handle(ctx, header, d)
+        }
         messages::describe_log_dirs::API_KEY => describe_log_dirs::handle(ctx, header, d),
         messages::elect_leaders::API_KEY => elect_leaders::handle(ctx, header, d),
         messages::list_partition_reassignments::API_KEY => {

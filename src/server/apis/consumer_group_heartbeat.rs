@@ -1,0 +1,82 @@
+//! ConsumerGroupHeartbeat (key 68), versions 0-1 (v1 as Kafka 4.0 defines it): joining, staying in and leaving a KIP-848
+//! consumer group (see [`crate::group::consumer`]).
+
+use super::{HandlerResult, respond};
+use crate::broker::BrokerContext;
+use crate::group::consumer::{self, Heartbeat, Partitions};
+use crate::protocol::RequestHeader;
+use crate::protocol::error_code::ErrorCode;
+use crate::protocol::messages::consumer_group_heartbeat::*;
+use crate::protocol::wire::Decoder;
+
+pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
+    let version = header.api_version;
+    let request = ConsumerGroupHeartbeatRequest::decode(d, version)?;
+    let owned = request.topic_partitions.map(|tps| {
+        let mut out = Partitions::new();
+        for tp in tps {
+            out.entry(tp.topic_id).or_default().extend(tp.partitions);
+        }
+        out
+    });
+    let heartbeat = Heartbeat {
+        group_id: request.group_id,
+        member_id: request.member_id,
+        member_epoch: request.member_epoch,
+        instance_id: request.instance_id,
+        rack_id: request.rack_id,
+        rebalance_timeout_ms: request.rebalance_timeout_ms,
+        subscribed: request.subscribed_topic_names,
+        assignor: request.server_assignor,
+        owned,
+        client_id: header.client_id.clone().unwrap_or_default(),
+        client_host: crate::server::connection::client_host(),
+    };
+    // Since v1 (KIP-1082) the member names itself; topic regexes (v1) are not supported here.
+    let checked = if version >= 1 && heartbeat.member_id.is_empty() {
+        Err("MemberId can't be empty.".to_string())
+    } else if request
+        .subscribed_topic_regex
+        .as_deref()
+        .is_some_and(|r| !r.is_empty())
+    {
+        Err(
+            "SubscribedTopicRegex is not supported by this broker; subscribe to topic names."
+                .into(),
+        )
+    } else {
+        consumer::validate(&heartbeat)
+    };
+    let result = match checked {
+        Err(message) => consumer::HeartbeatResult {
+            error: Some((ErrorCode::InvalidRequest, message)),
+            ..Default::default()
+        },
+        Ok(()) => {
+            let image = ctx.metadata.read();
+            ctx.group_coordinator.consumer_heartbeat(&image, heartbeat)
+        }
+    };
+    let (error_code, error_message) = match result.error {
+        Some((code, message)) => (code.code(), Some(message)),
+        None => (ErrorCode::None.code(), None),
+    };
+    let response = ConsumerGroupHeartbeatResponse {
+        error_code,
+        error_message,
+        member_id: result.member_id,
+        member_epoch: result.member_epoch,
+        heartbeat_interval_ms: result.heartbeat_interval_ms,
+        assignment: result.assignment.map(|a| Assignment {
+            topic_partitions: a
+                .into_iter()
+                .map(|(topic_id, partitions)| TopicPartitions {
+                    topic_id,
+                    partitions: partitions.into_iter().collect(),
+                })
+                .collect(),
+        }),
+        ..Default::default()
+    };
+    Ok(respond(header, |e| response.encode(e, version)))
+}
