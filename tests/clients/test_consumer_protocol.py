@@ -55,10 +55,14 @@ def test_consumer_protocol_members_share_partitions_and_rebalance(broker_factory
             a2 = {p.partition for p in c2.assignment()}
             return len(a1) == 2 and len(a2) == 2 and not (a1 & a2)
 
-        got = _poll_until([c1, c2], split, "two members did not split the 4 partitions 2/2")
-        # Consume everything; each partition is read by exactly one member.
-        _poll_until([c1, c2], lambda g: sum(len(v) for v in g.values()) + sum(len(v) for v in got.values()) >= 40,
-                    "the two members did not read all 40 messages")
+        _poll_until([c1, c2], split, "two members did not split the 4 partitions 2/2")
+
+        def at_end(_got):
+            # Each member has read its partitions to their end (10 records each).
+            positions = [tp for c in (c1, c2) for tp in c.position(c.assignment())]
+            return len(positions) == 4 and all(tp.offset == 10 for tp in positions)
+
+        _poll_until([c1, c2], at_end, "the two members did not read their partitions to the end")
         for c in (c1, c2):
             c.commit(asynchronous=False)
         owners = {}
