@@ -403,6 +403,18 @@ impl GroupCoordinator {
         )
     }
 
+    /// Every KIP-848 consumer group: (id, state).
+    pub fn list_consumer_groups(&self) -> Vec<(String, &'static str)> {
+        let mut groups: Vec<_> = self
+            .consumer_groups
+            .lock()
+            .iter()
+            .map(|(id, g)| (id.clone(), g.state()))
+            .collect();
+        groups.sort();
+        groups
+    }
+
     /// Runs `f` on a consumer group, if there is one with this id.
     pub fn with_consumer_group<T>(
         &self,

@@ -6,7 +6,7 @@
 use crate::harness::{Client, TestBroker};
 use sprat::protocol::messages::{
     consumer_group_describe as cgd, consumer_group_heartbeat as cgh, create_topics as ct,
-    offset_commit as oc,
+    list_groups as lg, offset_commit as oc,
 };
 use std::collections::BTreeSet;
 
@@ -180,6 +180,28 @@ fn members_converge_without_sharing_a_partition() {
         assert_eq!(m.client_id, "sprat-test");
     }
     assert_eq!(d.groups[1].error_code, GROUP_ID_NOT_FOUND);
+    let request = lg::ListGroupsRequest {
+        states_filter: Vec::new(),
+        types_filter: vec!["consumer".into()],
+    };
+    let listed = client.call(
+        lg::API_KEY,
+        5,
+        |e| request.encode(e, 5),
+        lg::ListGroupsResponse::decode,
+    );
+    let listed: Vec<_> = listed
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.as_str(),
+                g.group_state.as_str(),
+                g.group_type.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("g", "Stable", "consumer")]);
 
     // Commits are checked against member epochs.
     assert_eq!(commit(&mut client, &a_id, 2), NONE);
