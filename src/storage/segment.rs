@@ -3,7 +3,7 @@
 //! (`00000000000000000000.log`, `.index`, `.timeindex`).
 //!
 //! Invariants: every byte below `size` is a whole, CRC-valid batch; batch offsets are contiguous
-//! (sprat never compacts) and start at or after the base offset; every offset in the segment fits
+//! (the cleaner keeps every batch, emptied if need be) and start at or after the base offset; every offset in the segment fits
 //! the indexes' 32-bit relative offsets; index entries point at batch starts below `size`.
 //!
 //! Files: a segment holds no descriptor of its own. Its three files are [`SegmentFile`]s, opened
@@ -617,6 +617,24 @@ impl LogSegment {
             self.offset_index.file().clone(),
             self.time_index.file().clone(),
         ]
+    }
+
+    /// Retires the segment's files (see [`SegmentFile::retire`]) and renames them with the
+    /// `.deleted` suffix, for a cleaned copy to take their names. Returns the renamed paths.
+    pub fn retire_for_swap(&self) -> io::Result<Vec<PathBuf>> {
+        let mut deleted = Vec::with_capacity(3);
+        for file in self.files() {
+            file.retire();
+            let mut target = file.path().to_path_buf().into_os_string();
+            target.push(DELETED_FILE_SUFFIX);
+            let target = PathBuf::from(target);
+            match fs::rename(file.path(), &target) {
+                Ok(()) => deleted.push(target),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
     }
 
     /// Renames the segment's files with the `.deleted` suffix, then removes them. Readers that

@@ -3,6 +3,7 @@
 
 mod admin;
 mod codecrafters;
+mod compaction;
 mod faults;
 mod groups;
 mod harness;
