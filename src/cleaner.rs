@@ -251,6 +251,13 @@ impl LogCleaner {
         let now = crate::server::apis::now_ms();
         let mut throttle = Throttle::new(self.config.io_max_bytes_per_second);
         let mut map = OffsetMap::new(self.config.dedupe_buffer_size);
+        let mut producers = HashMap::new();
+        for s in &c.sealed[..c.first_dirty] {
+            cleaner::for_each_batch(s, |b| {
+                cleaner::note_producer(b, &mut producers);
+                Ok(true)
+            })?;
+        }
         // Segments [0, mapped_end) are cleaned; those below `fully_mapped` become clean.
         let mut fully_mapped = c.first_dirty;
         let mut mapped_end = c.first_dirty;
@@ -258,7 +265,7 @@ impl LogCleaner {
             if now - s.largest_timestamp() < c.config.min_compaction_lag_ms {
                 break;
             }
-            let complete = cleaner::map_segment(s, &mut map)?;
+            let complete = cleaner::map_segment(s, &mut map, &mut producers)?;
             throttle.consumed(s.size());
             mapped_end += 1;
             if !complete {
@@ -289,7 +296,7 @@ impl LogCleaner {
                 .map_or(0, |d| d.as_millis() as i64);
             let drop_tombstones = was_clean && age_ms >= c.config.delete_retention_ms;
             let out = cleaned_path(&c.partition.dir, s.base_offset());
-            let stats = cleaner::clean_segment(s, &out, &map, drop_tombstones)?;
+            let stats = cleaner::clean_segment(s, &out, &map, &producers, drop_tombstones)?;
             throttle.consumed(stats.bytes_read + stats.bytes_written);
             total.bytes_read += stats.bytes_read;
             total.bytes_written += stats.bytes_written;

@@ -206,12 +206,17 @@ fn invalid(e: DecodeError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("record batch: {e}"))
 }
 
-/// Adds a segment's keys to the map. Returns
+/// Adds a segment's keys to the map and each producer's latest batch to `producers`. Returns
 /// false when the map filled up before the segment's end (its entries so far stay in the map:
 /// they are all later records, so they never make the cleaner drop a key's latest record).
-pub fn map_segment(segment: &LogSegment, map: &mut OffsetMap) -> io::Result<bool> {
+pub fn map_segment(
+    segment: &LogSegment,
+    map: &mut OffsetMap,
+    producers: &mut HashMap<i64, i64>,
+) -> io::Result<bool> {
     let mut complete = true;
     for_each_batch(segment, |batch| {
+        note_producer(batch, producers);
         if !is_cleanable(batch) {
             return Ok(true);
         }
@@ -228,6 +233,16 @@ pub fn map_segment(segment: &LogSegment, map: &mut OffsetMap) -> io::Result<bool
     Ok(complete)
 }
 
+/// Notes each producer's latest batch (by base offset).
+pub fn note_producer(batch: &BatchView<'_>, producers: &mut HashMap<i64, i64>) {
+    if batch.producer_id() >= 0 {
+        let latest = producers
+            .entry(batch.producer_id())
+            .or_insert(batch.base_offset());
+        *latest = (*latest).max(batch.base_offset());
+    }
+}
+
 /// What cleaning one segment did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CleanStats {
@@ -237,14 +252,16 @@ pub struct CleanStats {
     pub records_removed: u64,
 }
 
-/// Writes the cleaned copy of `segment` to `out` (created or emptied, then fsynced): a record is
-/// kept unless the map holds a later offset for its key, or it is a tombstone and
+/// Writes the cleaned copy of `segment` to `out` (created or emptied, then fsynced). `producers`
+/// holds each producer's latest batch seen by the cleaning (whose emptied batch is kept). A record
+/// is kept unless the map holds a later offset for its key, or it is a tombstone and
 /// `drop_tombstones` is set (the segment is past `delete.retention.ms` since it was first
 /// cleaned). Keyless records are kept.
 pub fn clean_segment(
     segment: &LogSegment,
     out: &Path,
     map: &OffsetMap,
+    producers: &HashMap<i64, i64>,
     drop_tombstones: bool,
 ) -> io::Result<CleanStats> {
     let file = OpenOptions::new()
@@ -256,6 +273,8 @@ pub fn clean_segment(
     let mut stats = CleanStats::default();
     for_each_batch(segment, |batch| {
         stats.bytes_read += batch.size() as u64;
+        let last_of_producer = batch.producer_id() >= 0
+            && producers.get(&batch.producer_id()) == Some(&batch.base_offset());
         let cleaned = if is_cleanable(batch) {
             let mut removed = 0;
             let cleaned = filter_batch(
@@ -271,7 +290,7 @@ pub fn clean_segment(
                     }
                     keep
                 },
-                true,
+                last_of_producer,
             )
             .map_err(invalid)?;
             stats.records_removed += removed;

@@ -2,8 +2,8 @@
 //! indexes, all named by the segment's base offset
 //! (`00000000000000000000.log`, `.index`, `.timeindex`).
 //!
-//! Invariants: every byte below `size` is a whole, CRC-valid batch; batch offsets are contiguous
-//! (the cleaner keeps every batch, emptied if need be) and start at or after the base offset; every offset in the segment fits
+//! Invariants: every byte below `size` is a whole, CRC-valid batch; batch offsets increase (with
+//! gaps where the cleaner dropped a batch) and start at or after the base offset; every offset in the segment fits
 //! the indexes' 32-bit relative offsets; index entries point at batch starts below `size`.
 //!
 //! Files: a segment holds no descriptor of its own. Its three files are [`SegmentFile`]s, opened
@@ -846,7 +846,8 @@ fn check_header(
     let base = BigEndian::read_i64(&header[record_batch::BASE_OFFSET_OFFSET..]);
     let delta = BigEndian::read_i32(&header[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
     match expected {
-        Some(next) if base != next => {
+        // The cleaner drops emptied batches, leaving gaps; offsets never go back.
+        Some(next) if base < next => {
             return Err(format!(
                 "batch base offset {base} does not follow offset {}",
                 next - 1
