@@ -167,7 +167,9 @@ fn log_bytes(dir: &Path) -> u64 {
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        .map(|e| e.metadata().unwrap().len())
+        // A segment swapped meanwhile may be gone.
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
         .sum()
 }
 
@@ -349,4 +351,49 @@ fn random_kill_9_while_cleaning_loses_nothing() {
     }
     let first_dirty = wait_for_cleaning_past(&broker, 0);
     model.check(&mut client, first_dirty);
+}
+
+#[test]
+fn consumer_offsets_stays_small_under_many_commits_and_restores_the_latest() {
+    use crate::groups;
+    let mut broker = TestBroker::start_with(
+        "compaction-offsets",
+        |_| {},
+        &[
+            "offsets.topic.num.partitions=1",
+            "offsets.topic.segment.bytes=4096",
+            "log.cleaner.backoff.ms=20",
+            "log.cleaner.min.cleanable.ratio=0.01",
+        ],
+    );
+    let mut client = broker.connect();
+    groups::create_topic(&mut client, "t", 3);
+    const COMMITS: i64 = 3000;
+    for i in 0..COMMITS {
+        let offsets = [(0, i), (1, 2 * i), (2, 3 * i)];
+        assert_eq!(
+            groups::commit(&mut client, 2, "g", -1, "", "t", &offsets),
+            [NONE; 3]
+        );
+    }
+    let dir = broker.log_dir.join("__consumer_offsets-0");
+    // Every commit is a batch of three records of about 60 bytes: ~600 KB uncleaned.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while log_bytes(&dir) > 40_000 {
+        assert!(
+            Instant::now() < deadline,
+            "__consumer_offsets is still {} bytes",
+            log_bytes(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(client);
+    broker.kill_and_restart();
+    let mut client = broker.connect();
+    let last = COMMITS - 1;
+    let committed: Vec<(i32, i64)> = groups::fetch(&mut client, 1, "g", Some(&[("t", &[0, 1, 2])]))
+        .into_iter()
+        .map(|(_, p, offset, _, _)| (p, offset))
+        .collect();
+    assert_eq!(committed, [(0, last), (1, 2 * last), (2, 3 * last)]);
 }
