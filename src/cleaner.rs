@@ -212,10 +212,12 @@ impl LogCleaner {
                 continue;
             }
             let sealed = partition.sealed_segments();
+            // A checkpointed offset past the log's end is from a deleted log of the same name.
             let first_dirty_offset = self
                 .first_dirty_offsets
                 .get(&partition.topic_partition)
                 .copied()
+                .filter(|&o| o <= partition.log_end_offset())
                 .unwrap_or(0)
                 .max(partition.log_start_offset());
             let first_dirty = sealed.partition_point(|s| s.base_offset() < first_dirty_offset);

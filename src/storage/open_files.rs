@@ -319,12 +319,12 @@ impl SegmentFile {
         }
     }
 
-    /// Closes the file for good before another file takes its path (a cleaned segment swapped
-    /// in): a reader that still holds this slot gets `NotFound` instead of the new file's bytes,
-    /// and looks the segment up again.
+    /// Marks the file as replaced by another at its path (a cleaned segment swapped in): the
+    /// descriptor it holds stays usable until the cache closes it, after which a reader that
+    /// still holds this slot gets `NotFound` instead of the new file's bytes, and looks the
+    /// segment up again.
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Release);
-        self.close();
     }
 
     /// Whether the slot holds a descriptor, or is busy (its lock is held, perhaps by the thread

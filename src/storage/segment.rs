@@ -619,11 +619,13 @@ impl LogSegment {
         ]
     }
 
-    /// Retires the segment's files (see [`SegmentFile::retire`]) and renames them with the
-    /// `.deleted` suffix, for a cleaned copy to take their names. Returns the renamed paths.
+    /// Opens and retires the segment's files (see [`SegmentFile::retire`]) and renames them with
+    /// the `.deleted` suffix, for a cleaned copy to take their names. Returns the renamed paths.
     pub fn retire_for_swap(&self) -> io::Result<Vec<PathBuf>> {
         let mut deleted = Vec::with_capacity(3);
         for file in self.files() {
+            // Open before the rename, so that readers of this copy keep reading the old bytes.
+            let _ = file.get();
             file.retire();
             let mut target = file.path().to_path_buf().into_os_string();
             target.push(DELETED_FILE_SUFFIX);
