@@ -157,3 +157,176 @@ pub(super) fn complete_swaps(dir: &Path, tp: &impl std::fmt::Display) -> io::Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::cleaner::{OffsetMap, clean_segment, records};
+    use crate::storage::log::{LoadOptions, LogConfig, TopicPartition};
+    use crate::storage::record_batch::{BatchHeader, Batches, Record, build_batch};
+    use std::collections::HashMap;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sprat-compaction-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn keyed(key: &str, value: Option<&str>) -> Vec<u8> {
+        build_batch(
+            &BatchHeader::default(),
+            &[Record {
+                key: Some(key.as_bytes().to_vec()),
+                value: value.map(|v| v.as_bytes().to_vec()),
+                ..Record::default()
+            }],
+        )
+    }
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 300,
+            index_interval_bytes: 1,
+            max_index_size: 4096,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Every (offset, key) in the log, read batch by batch from the start.
+    fn contents(log: &PartitionLog) -> Vec<(i64, String)> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while offset < log.log_end_offset() {
+            let read = log.partition.read(offset, 1 << 20, true).unwrap().unwrap();
+            let Some(last) = Batches::new(&read.records)
+                .filter_map(Result::ok)
+                .map(|b| {
+                    for r in records(&b).unwrap() {
+                        out.push((r.offset, String::from_utf8_lossy(r.key.unwrap()).into()));
+                    }
+                    b.last_offset()
+                })
+                .last()
+            else {
+                break;
+            };
+            offset = last + 1;
+        }
+        out
+    }
+
+    /// Writes a,b,a,b,... as one-record batches, then cleans and swaps every sealed segment.
+    fn cleaned_log(dir: &Path) -> PartitionLog {
+        let mut log = PartitionLog::open(dir, TopicPartition::new("t", 0), config()).unwrap();
+        for i in 0..20 {
+            let key = if i % 2 == 0 { "a" } else { "b" };
+            log.append(&mut keyed(key, Some("v"))).unwrap();
+        }
+        let sealed = log.partition.sealed_segments();
+        assert!(sealed.len() >= 2);
+        let mut map = OffsetMap::new(1 << 20);
+        for s in &sealed {
+            assert!(
+                crate::storage::cleaner::map_segment(s, &mut map, &mut HashMap::new()).unwrap()
+            );
+        }
+        for s in &sealed {
+            clean_segment(
+                s,
+                &cleaned_path(dir, s.base_offset()),
+                &map,
+                &HashMap::new(),
+                false,
+            )
+            .unwrap();
+            let swapped = log
+                .replace_cleaned_segment(&CleanedSegment {
+                    base_offset: s.base_offset(),
+                    source_size: s.size(),
+                })
+                .unwrap();
+            assert!(swapped);
+        }
+        log
+    }
+
+    #[test]
+    fn swapped_segments_keep_the_latest_records_at_their_offsets_across_recovery() {
+        let dir = temp_dir("swap");
+        let log = cleaned_log(&dir);
+        let end = log.log_end_offset();
+        let active_base = *log.partition.segment_base_offsets().last().unwrap();
+        let read = contents(&log);
+        // Below the active segment only the latest a and b are left; the active one is untouched.
+        let sealed: Vec<_> = read.iter().filter(|(o, _)| *o < active_base).collect();
+        assert!(sealed.len() <= 2, "{read:?}");
+        assert!(read.iter().all(|(o, k)| (o % 2 == 0) == (k == "a")));
+        assert_eq!(read.last().unwrap().0, end - 1);
+        drop(log);
+        // An unclean start recovers every segment: the gaps are accepted, nothing is cut.
+        let reopened = PartitionLog::load(
+            &dir,
+            TopicPartition::new("t", 0),
+            config(),
+            LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(reopened.log_end_offset(), end);
+        assert_eq!(contents(&reopened), read);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn start_up_completes_a_swap_a_crash_interrupted() {
+        let dir = temp_dir("interrupted");
+        let log = cleaned_log(&dir);
+        let expected = contents(&log);
+        let first = log.partition.sealed_segments()[0].clone();
+        drop(log);
+        // As if the crash came between the rename to .swap and the rename to .log, with the
+        // source still in place: the source holds every record, the .swap file only the latest.
+        let log_path = dir.join(segment_file_name(first.base_offset(), LOG_FILE_SUFFIX));
+        fs::rename(&log_path, swap_path(&dir, first.base_offset())).unwrap();
+        let mut source = Vec::new();
+        for i in 0..first_segment_records(&dir) {
+            let key = if i % 2 == 0 { "a" } else { "b" };
+            let mut b = keyed(key, Some("v"));
+            crate::storage::record_batch::set_base_offset(&mut b, i);
+            source.extend_from_slice(&b);
+        }
+        fs::write(&log_path, &source).unwrap();
+        fs::write(
+            dir.join(format!("{}.cleaned", segment_file_name(9, LOG_FILE_SUFFIX))),
+            b"junk",
+        )
+        .unwrap();
+        let reopened = PartitionLog::load(
+            &dir,
+            TopicPartition::new("t", 0),
+            config(),
+            LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(contents(&reopened), expected);
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".swap") || n.ends_with(".cleaned"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// How many offsets the first segment spans (the second segment's base).
+    fn first_segment_records(dir: &Path) -> i64 {
+        let mut bases: Vec<i64> = fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                parse_segment_file_name(&e.unwrap().file_name().into_string().unwrap(), ".log")
+            })
+            .collect();
+        bases.sort_unstable();
+        bases[1]
+    }
+}
