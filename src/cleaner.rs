@@ -250,6 +250,8 @@ impl LogCleaner {
     /// Cleans one log. Returns whether any segment was swapped or the first dirty offset moved.
     fn clean(&mut self, c: Candidate) -> io::Result<bool> {
         let tp = c.partition.topic_partition.clone();
+        // The throughput covers both passes: the offset map and the rewrite.
+        let started = Instant::now();
         let now = crate::server::apis::now_ms();
         let mut throttle = Throttle::new(self.config.io_max_bytes_per_second);
         let mut map = OffsetMap::new(self.config.dedupe_buffer_size);
@@ -283,7 +285,6 @@ impl LogCleaner {
         if mapped_end == c.first_dirty {
             return Ok(false);
         }
-        let started = Instant::now();
         let mut total = CleanStats::default();
         let mut cleaned = Vec::new();
         for (i, s) in c.sealed[..mapped_end].iter().enumerate() {
