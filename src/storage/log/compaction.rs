@@ -11,6 +11,10 @@
 //! 4. `<base>.log.swap` is renamed `<base>.log`; its indexes are rebuilt from its batch headers;
 //! 5. the new segment is published under the write lock and the `.deleted` files are removed.
 //!
+//! A cleaned copy with no batch left replaces nothing: its source is removed (unless it is the
+//! first segment), as a retention deletion removes one; a crash midway leaves `.deleted` files
+//! and index files without a log, which start-up removes.
+//!
 //! Start-up, before it lists segments, renames each `<base>.log.swap` to `<base>.log` (replacing
 //! the source if it is still there) and removes that base's index files so that they are
 //! rebuilt. Readers that cloned the source keep their open descriptor and its bytes; one whose
@@ -89,6 +93,9 @@ impl PartitionLog {
             fs::remove_file(cleaned_path(&dir, base))?;
             return Ok(false);
         }
+        if fs::metadata(cleaned_path(&dir, base))?.len() == 0 && self.drop_empty_segment(base)? {
+            return Ok(true);
+        }
         fs::rename(cleaned_path(&dir, base), swap_path(&dir, base))?;
         sync_dir(&dir)?;
         crash_point("after-swap-rename");
@@ -119,6 +126,32 @@ impl PartitionLog {
         info!(
             "{}: swapped in cleaned segment {base}: {} -> {size} bytes",
             self.partition.topic_partition, cleaned.source_size
+        );
+        Ok(true)
+    }
+}
+
+impl PartitionLog {
+    /// Removes sealed segment `base`, which cleaning emptied, unless it is the first (whose base
+    /// is the log start). Reads of offsets in its range then find the next segment's first batch,
+    /// as they find the next batch after any gap. Returns whether it was removed.
+    fn drop_empty_segment(&mut self, base: i64) -> io::Result<bool> {
+        let removed = {
+            let mut state = self.partition.state.write();
+            match state.segments.iter().position(|s| s.base_offset() == base) {
+                Some(i) if i > 0 && i < state.segments.len() - 1 => state.segments.remove(i),
+                _ => return Ok(false),
+            }
+        };
+        removed.delete()?;
+        fs::remove_file(cleaned_path(&self.partition.dir, base))?;
+        // As Kafka does when it deletes segments: keep the snapshots at segment bases and the
+        // latest one.
+        super::remove_stray_snapshots(&self.partition)?;
+        self.dir_dirty = true;
+        info!(
+            "{}: removed segment {base}, which cleaning emptied",
+            self.partition.topic_partition
         );
         Ok(true)
     }
