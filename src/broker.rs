@@ -185,6 +185,7 @@ impl Broker {
         let writer_thread = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run(writer_rx))?;
+        crate::cleaner::start(context.clone())?;
         info!(
             "listening on {local_addr} (cluster id {})",
             context.cluster_id

@@ -7,6 +7,7 @@
 //! cluster metadata log ([`metadata`]).
 
 pub mod broker;
+pub mod cleaner;
 pub mod config;
 pub mod controller;
 pub mod dynamic_config;

@@ -33,8 +33,8 @@ use crate::storage::checkpoint::{
     write_clean_shutdown_marker, write_offset_checkpoint,
 };
 use crate::storage::log::{
-    AppendError, AppendInfo, DeleteRecordsError, LoadOptions, PartitionLog, SealedFlush,
-    TopicPartition,
+    AppendError, AppendInfo, CleanedSegment, DeleteRecordsError, LoadOptions, Partition,
+    PartitionLog, SealedFlush, TopicPartition,
 };
 use crate::storage::open_files;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -127,6 +127,13 @@ pub enum WriterCommand {
         log_id: u64,
         from_offset: i64,
     },
+    /// Sent by the `log-cleaner`: swaps cleaned copies of the partition's sealed segments in
+    /// (see `storage::log::compaction`); the reply says how many were swapped.
+    ReplaceCleanedSegments {
+        partition: Arc<Partition>,
+        segments: Vec<CleanedSegment>,
+        reply: Sender<std::io::Result<usize>>,
+    },
     /// Finishes queued work, flushes every log and stops.
     Shutdown { reply: Sender<()> },
 }
@@ -211,6 +218,33 @@ impl LogWriter {
         };
         writer.update_flush_check_interval();
         writer
+    }
+
+    /// Swaps cleaned segments into the log they were cleaned from, unless that log was deleted
+    /// (or deleted and created again) meanwhile.
+    fn replace_cleaned_segments(
+        &mut self,
+        partition: &Arc<Partition>,
+        segments: &[CleanedSegment],
+    ) -> std::io::Result<usize> {
+        let log = self
+            .logs
+            .get_mut(&partition.topic_partition)
+            .filter(|log| Arc::ptr_eq(&log.partition, partition));
+        let Some(log) = log else {
+            for s in segments {
+                let _ = fs::remove_file(crate::storage::log::cleaned_path(
+                    &partition.dir,
+                    s.base_offset,
+                ));
+            }
+            return Ok(0);
+        };
+        let mut swapped = 0;
+        for s in segments {
+            swapped += usize::from(log.replace_cleaned_segment(s)?);
+        }
+        Ok(swapped)
     }
 
     /// Runs until a shutdown command arrives or every sender is gone.
@@ -338,6 +372,13 @@ impl LogWriter {
                     {
                         log.mark_flush_failed(from_offset);
                     }
+                }
+                WriterCommand::ReplaceCleanedSegments {
+                    partition,
+                    segments,
+                    reply,
+                } => {
+                    let _ = reply.send(self.replace_cleaned_segments(&partition, &segments));
                 }
                 WriterCommand::Shutdown { reply } => shutdown = Some(reply),
             }

@@ -741,12 +741,19 @@ impl GroupCoordinator {
     }
 
     /// Creates `__consumer_offsets` with Kafka's settings for it: compacted, producer
-    /// compression, 100 MiB segments. Returns its partition count.
+    /// compression, `offsets.topic.segment.bytes` (100 MiB) segments. Returns its partition
+    /// count.
     fn create_offsets_topic(&self, ctx: &BrokerContext) -> Result<i32, ErrorCode> {
+        let segment_bytes = ctx
+            .config
+            .get("offsets.topic.segment.bytes")
+            .map(str::trim)
+            .filter(|v| v.parse::<i32>().is_ok_and(|b| b >= 14))
+            .unwrap_or(OFFSETS_TOPIC_SEGMENT_BYTES);
         let configs = [
             ("cleanup.policy", "compact"),
             ("compression.type", "producer"),
-            ("segment.bytes", OFFSETS_TOPIC_SEGMENT_BYTES),
+            ("segment.bytes", segment_bytes),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

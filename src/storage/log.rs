@@ -43,6 +43,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use super::segment::segment_file_name;
+pub use compaction::{CRASH_POINT_ENV, CleanedSegment, cleaned_path};
+
+mod compaction;
 
 /// The suffix of Kafka's producer state snapshot files.
 pub const SNAPSHOT_FILE_SUFFIX: &str = ".snapshot";
@@ -213,6 +216,12 @@ impl Partition {
 
     pub fn segment_count(&self) -> usize {
         self.state.read().segments.len()
+    }
+
+    /// Copies of the sealed segments (all but the active one), oldest first, for the cleaner.
+    pub fn sealed_segments(&self) -> Vec<LogSegment> {
+        let state = self.state.read();
+        state.segments[..state.segments.len() - 1].to_vec()
     }
 
     /// The base offsets of the segments, oldest first.
@@ -1206,6 +1215,7 @@ fn assign_offsets(batches: &mut [u8], first_offset: i64) -> io::Result<Vec<Batch
 /// interrupted operation left behind: `.deleted` files, temporary files, and index files whose
 /// log file is gone.
 fn list_log_dir(dir: &Path, tp: &TopicPartition) -> io::Result<DirListing> {
+    compaction::complete_swaps(dir, tp)?;
     let mut names = Vec::new();
     for entry in fs::read_dir(dir)? {
         if let Ok(name) = entry?.file_name().into_string() {

@@ -3,6 +3,7 @@
 //! directory's checkpoint files.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod index;
 pub mod log;
 pub mod open_files;

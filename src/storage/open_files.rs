@@ -168,6 +168,8 @@ pub struct SegmentFile {
     syncing: Mutex<()>,
     /// Written since the last [`SegmentFile::take_written_since_trim`].
     written: AtomicBool,
+    /// Replaced by another file at the same path (a cleaned segment): never opened again.
+    retired: AtomicBool,
 }
 
 impl std::fmt::Debug for SegmentFile {
@@ -194,6 +196,7 @@ impl SegmentFile {
             unsynced: AtomicBool::new(false),
             syncing: Mutex::new(()),
             written: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -212,6 +215,7 @@ impl SegmentFile {
             unsynced: AtomicBool::new(true),
             syncing: Mutex::new(()),
             written: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
         });
         cache.admit(&slot);
         slot
@@ -241,6 +245,12 @@ impl SegmentFile {
         let mut file = self.file.lock();
         if let Some(f) = &*file {
             return Ok(f.clone());
+        }
+        if self.retired.load(Ordering::Acquire) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: replaced by a cleaned segment", self.path.display()),
+            ));
         }
         let opened = open_with_retry(self.cache, &self.path, |p| {
             OpenOptions::new().read(true).write(true).open(p)
@@ -307,6 +317,14 @@ impl SegmentFile {
         if self.file.lock().take().is_some() {
             self.cache.open.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Marks the file as replaced by another at its path (a cleaned segment swapped in): the
+    /// descriptor it holds stays usable until the cache closes it, after which a reader that
+    /// still holds this slot gets `NotFound` instead of the new file's bytes, and looks the
+    /// segment up again.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Whether the slot holds a descriptor, or is busy (its lock is held, perhaps by the thread

@@ -2,8 +2,8 @@
 //! indexes, all named by the segment's base offset
 //! (`00000000000000000000.log`, `.index`, `.timeindex`).
 //!
-//! Invariants: every byte below `size` is a whole, CRC-valid batch; batch offsets are contiguous
-//! (sprat never compacts) and start at or after the base offset; every offset in the segment fits
+//! Invariants: every byte below `size` is a whole, CRC-valid batch; batch offsets increase (with
+//! gaps where the cleaner dropped a batch) and start at or after the base offset; every offset in the segment fits
 //! the indexes' 32-bit relative offsets; index entries point at batch starts below `size`.
 //!
 //! Files: a segment holds no descriptor of its own. Its three files are [`SegmentFile`]s, opened
@@ -619,6 +619,26 @@ impl LogSegment {
         ]
     }
 
+    /// Opens and retires the segment's files (see [`SegmentFile::retire`]) and renames them with
+    /// the `.deleted` suffix, for a cleaned copy to take their names. Returns the renamed paths.
+    pub fn retire_for_swap(&self) -> io::Result<Vec<PathBuf>> {
+        let mut deleted = Vec::with_capacity(3);
+        for file in self.files() {
+            // Open before the rename, so that readers of this copy keep reading the old bytes.
+            let _ = file.get();
+            file.retire();
+            let mut target = file.path().to_path_buf().into_os_string();
+            target.push(DELETED_FILE_SUFFIX);
+            let target = PathBuf::from(target);
+            match fs::rename(file.path(), &target) {
+                Ok(()) => deleted.push(target),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Renames the segment's files with the `.deleted` suffix, then removes them. Readers that
     /// still hold the files keep reading them until they drop them.
     pub fn delete(&self) -> io::Result<()> {
@@ -828,7 +848,8 @@ fn check_header(
     let base = BigEndian::read_i64(&header[record_batch::BASE_OFFSET_OFFSET..]);
     let delta = BigEndian::read_i32(&header[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
     match expected {
-        Some(next) if base != next => {
+        // The cleaner drops emptied batches, leaving gaps; offsets never go back.
+        Some(next) if base < next => {
             return Err(format!(
                 "batch base offset {base} does not follow offset {}",
                 next - 1

@@ -37,7 +37,7 @@ fn start(name: &str) -> TestBroker {
     TestBroker::start_with(name, |_| {}, GROUP_PROPERTIES)
 }
 
-fn create_topic(client: &mut Client, name: &str, partitions: i32) {
+pub(crate) fn create_topic(client: &mut Client, name: &str, partitions: i32) {
     let request = ct::CreateTopicsRequest {
         topics: vec![ct::CreatableTopic {
             name: name.into(),
@@ -199,7 +199,7 @@ fn leave(
 }
 
 /// Commits offsets of topic `topic`; returns the error of each partition.
-fn commit(
+pub(crate) fn commit(
     client: &mut Client,
     version: i16,
     group: &str,
@@ -243,7 +243,7 @@ fn commit(
 
 /// Fetches committed offsets of one group (v0-7 layout); `None` asks for every partition (v2+).
 /// Returns (topic, partition, offset, metadata, error) rows.
-fn fetch(
+pub(crate) fn fetch(
     client: &mut Client,
     version: i16,
     group: &str,

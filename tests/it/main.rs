@@ -4,6 +4,7 @@
 mod admin;
 mod alter;
 mod codecrafters;
+mod compaction;
 mod consumer_groups;
 mod faults;
 mod groups;

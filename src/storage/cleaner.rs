@@ -1,0 +1,444 @@
+//! The storage half of log compaction (Kafka's `Cleaner.cleanSegments` and `SkimpyOffsetMap`):
+//! the map of key -> latest offset built over a log's dirty segments, and the rewrite of a sealed
+//! segment into a `.cleaned` file that keeps only the latest record of each key.
+//!
+//! Invariants of a cleaned segment: it has the same base offset as its source, every surviving
+//! batch keeps its base offset, last offset delta, timestamps, partition leader epoch and
+//! producer id/epoch/base sequence (only its records, their count, its length and its CRC-32C
+//! change), and batches stay in offset order. A batch all of whose records go is dropped, unless
+//! it is the last batch of its producer, which stays empty so that the producer's idempotence
+//! state survives a reload (as Kafka keeps it). Control batches and compressed batches are copied
+//! unchanged: sprat has no codecs yet, so it cannot rewrite compressed records.
+//!
+//! Nothing here changes a log: the `log-cleaner` thread writes the `.cleaned` file and asks the
+//! `log-writer` to swap it in (see `PartitionLog::replace_cleaned_segment`).
+
+use super::record_batch::{
+    ATTRIBUTES_OFFSET, BatchView, Batches, CRC_OFFSET, HEADER_SIZE, LENGTH_OFFSET, LOG_OVERHEAD,
+    RECORDS_COUNT_OFFSET,
+};
+use super::segment::{LogSegment, header_view, read_header};
+use crate::protocol::wire::{DecodeError, Decoder};
+use byteorder::{BigEndian, ByteOrder};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// What a cleaned segment's log file is first written as (Kafka's `CleanedFileSuffix`).
+pub const CLEANED_FILE_SUFFIX: &str = ".cleaned";
+/// What a cleaned segment is renamed to once it is complete (Kafka's `SwapFileSuffix`).
+pub const SWAP_FILE_SUFFIX: &str = ".swap";
+
+/// Bytes an offset map entry costs besides its key: the offset, the hash table slot and the
+/// key's allocation header. The map's bound is counted in these, so that
+/// `log.cleaner.dedupe.buffer.size` bounds the cleaner's memory.
+const ENTRY_OVERHEAD_BYTES: usize = 48;
+
+/// Key -> offset of its latest record, bounded in bytes (Kafka's `OffsetMap`). Unlike Kafka's
+/// `SkimpyOffsetMap` it keeps whole keys, not hashes, so that two keys never collide.
+#[derive(Debug)]
+pub struct OffsetMap {
+    map: HashMap<Vec<u8>, i64>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl OffsetMap {
+    pub fn new(max_bytes: usize) -> Self {
+        OffsetMap {
+            map: HashMap::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// Records that `key`'s latest record is at `offset`. Returns false, changing nothing, when
+    /// the key is new and the map has no room for it.
+    pub fn put(&mut self, key: &[u8], offset: i64) -> bool {
+        if let Some(latest) = self.map.get_mut(key) {
+            *latest = (*latest).max(offset);
+            return true;
+        }
+        let cost = key.len() + ENTRY_OVERHEAD_BYTES;
+        if self.bytes + cost > self.max_bytes {
+            return false;
+        }
+        self.bytes += cost;
+        self.map.insert(key.to_vec(), offset);
+        true
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<i64> {
+        self.map.get(key).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The bytes the entries are counted as.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// One record of an uncompressed batch, as the cleaner needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The value is null: a delete marker for the key.
+    pub is_tombstone: bool,
+    /// The record as stored: its length varint and body.
+    pub bytes: &'a [u8],
+}
+
+/// Whether the cleaner may rewrite a batch's records: a data batch without compression.
+pub fn is_cleanable(batch: &BatchView<'_>) -> bool {
+    !batch.is_control() && batch.compression_codec() == 0
+}
+
+/// The records of an uncompressed batch, each with its absolute offset.
+pub fn records<'a>(batch: &BatchView<'a>) -> Result<Vec<RecordRef<'a>>, DecodeError> {
+    let body = batch.records_bytes();
+    let mut d = Decoder::new(body);
+    let count = batch.records_count().max(0) as usize;
+    let mut out = Vec::with_capacity(count.min(body.len()));
+    for _ in 0..count {
+        let start = d.position();
+        let length = d.varint()?;
+        let mut r = Decoder::new(d.take(length.max(0) as usize)?);
+        let _attributes = r.i8()?;
+        let _timestamp_delta = r.varlong()?;
+        let offset_delta = r.varint()?;
+        let key_len = r.varint()?;
+        let key = if key_len < 0 {
+            None
+        } else {
+            Some(r.take(key_len as usize)?)
+        };
+        let value_len = r.varint()?;
+        let value = if value_len < 0 {
+            None
+        } else {
+            Some(r.take(value_len as usize)?)
+        };
+        out.push(RecordRef {
+            offset: batch.base_offset() + i64::from(offset_delta),
+            key,
+            value,
+            is_tombstone: value_len < 0,
+            bytes: &body[start..d.position()],
+        });
+    }
+    Ok(out)
+}
+
+/// Rewrites `batch` with the records `keep` accepts. `None` when none is kept and `keep_empty` is
+/// false; the batch's own bytes when every record is kept; otherwise the header unchanged but for
+/// the records count, length and CRC-32C, followed by the surviving records as they were.
+pub fn filter_batch(
+    batch: &BatchView<'_>,
+    mut keep: impl FnMut(&RecordRef<'_>) -> bool,
+    keep_empty: bool,
+) -> Result<Option<Vec<u8>>, DecodeError> {
+    let all = records(batch)?;
+    let kept: Vec<&RecordRef<'_>> = all.iter().filter(|r| keep(r)).collect();
+    if kept.len() == all.len() {
+        return Ok(Some(batch.bytes().to_vec()));
+    }
+    if kept.is_empty() && !keep_empty {
+        return Ok(None);
+    }
+    let mut out =
+        Vec::with_capacity(HEADER_SIZE + kept.iter().map(|r| r.bytes.len()).sum::<usize>());
+    out.extend_from_slice(&batch.bytes()[..HEADER_SIZE]);
+    for r in &kept {
+        out.extend_from_slice(r.bytes);
+    }
+    BigEndian::write_i32(&mut out[RECORDS_COUNT_OFFSET..], kept.len() as i32);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    BigEndian::write_i32(&mut out[LENGTH_OFFSET..], length);
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+    BigEndian::write_u32(&mut out[CRC_OFFSET..], crc);
+    Ok(Some(out))
+}
+
+/// Calls `visit` with every batch of a sealed segment, in order, reading one batch at a time.
+/// Stops early when `visit` returns false.
+pub fn for_each_batch(
+    segment: &LogSegment,
+    mut visit: impl FnMut(&BatchView<'_>) -> io::Result<bool>,
+) -> io::Result<()> {
+    let file = segment.log_file()?;
+    let end = segment.size();
+    let mut position = 0;
+    let mut buf = Vec::new();
+    while let Some(header) = read_header(&file, position, end)? {
+        let (_, size) = header_view(&header);
+        buf.resize(size as usize, 0);
+        file.read_exact_at(&mut buf, position)?;
+        let Some(Ok(view)) = Batches::new(&buf).next() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: unreadable batch at position {position}",
+                    segment.log_path().display()
+                ),
+            ));
+        };
+        if !visit(&view)? {
+            break;
+        }
+        position += size;
+    }
+    Ok(())
+}
+
+fn invalid(e: DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("record batch: {e}"))
+}
+
+/// Adds a segment's keys to the map and each producer's latest batch to `producers`. Returns
+/// false when the map filled up before the segment's end (its entries so far stay in the map:
+/// they are all later records, so they never make the cleaner drop a key's latest record).
+pub fn map_segment(
+    segment: &LogSegment,
+    map: &mut OffsetMap,
+    producers: &mut HashMap<i64, i64>,
+) -> io::Result<bool> {
+    let mut complete = true;
+    for_each_batch(segment, |batch| {
+        note_producer(batch, producers);
+        if !is_cleanable(batch) {
+            return Ok(true);
+        }
+        for r in records(batch).map_err(invalid)? {
+            if let Some(key) = r.key
+                && !map.put(key, r.offset)
+            {
+                complete = false;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })?;
+    Ok(complete)
+}
+
+/// Notes each producer's latest batch (by base offset).
+pub fn note_producer(batch: &BatchView<'_>, producers: &mut HashMap<i64, i64>) {
+    if batch.producer_id() >= 0 {
+        let latest = producers
+            .entry(batch.producer_id())
+            .or_insert(batch.base_offset());
+        *latest = (*latest).max(batch.base_offset());
+    }
+}
+
+/// What cleaning one segment did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanStats {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_kept: u64,
+    pub records_removed: u64,
+}
+
+/// Writes the cleaned copy of `segment` to `out` (created or emptied, then fsynced). `producers`
+/// holds each producer's latest batch seen by the cleaning (whose emptied batch is kept). A record
+/// is kept unless the map holds a later offset for its key, or it is a tombstone and
+/// `drop_tombstones` is set (the segment is past `delete.retention.ms` since it was first
+/// cleaned). Keyless records are kept.
+pub fn clean_segment(
+    segment: &LogSegment,
+    out: &Path,
+    map: &OffsetMap,
+    producers: &HashMap<i64, i64>,
+    drop_tombstones: bool,
+) -> io::Result<CleanStats> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(out)?;
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    let mut stats = CleanStats::default();
+    for_each_batch(segment, |batch| {
+        stats.bytes_read += batch.size() as u64;
+        let last_of_producer = batch.producer_id() >= 0
+            && producers.get(&batch.producer_id()) == Some(&batch.base_offset());
+        let cleaned = if is_cleanable(batch) {
+            let mut removed = 0;
+            let cleaned = filter_batch(
+                batch,
+                |r| {
+                    let superseded = r
+                        .key
+                        .and_then(|k| map.get(k))
+                        .is_some_and(|latest| latest > r.offset);
+                    let keep = !(superseded || (r.is_tombstone && drop_tombstones));
+                    if !keep {
+                        removed += 1;
+                    }
+                    keep
+                },
+                last_of_producer,
+            )
+            .map_err(invalid)?;
+            stats.records_removed += removed;
+            stats.records_kept += batch.records_count().max(0) as u64 - removed;
+            cleaned
+        } else {
+            Some(batch.bytes().to_vec())
+        };
+        if let Some(bytes) = cleaned {
+            stats.bytes_written += bytes.len() as u64;
+            writer.write_all(&bytes)?;
+        }
+        Ok(true)
+    })?;
+    let file: File = writer.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::record_batch::{BatchHeader, Record, build_batch, decode_records};
+
+    fn keyed(base: i64, records: &[(&str, Option<&str>)]) -> Vec<u8> {
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Record {
+                timestamp_delta: i as i64,
+                key: Some(k.as_bytes().to_vec()),
+                value: v.map(|v| v.as_bytes().to_vec()),
+                headers: vec![],
+            })
+            .collect();
+        build_batch(
+            &BatchHeader {
+                base_offset: base,
+                base_timestamp: 1_000,
+                max_timestamp: 1_000 + records.len() as i64 - 1,
+                producer_id: 7,
+                producer_epoch: 2,
+                base_sequence: 11,
+                ..BatchHeader::default()
+            },
+            &records,
+        )
+    }
+
+    fn view(bytes: &[u8]) -> BatchView<'_> {
+        Batches::new(bytes).next().unwrap().unwrap()
+    }
+
+    #[test]
+    fn records_have_absolute_offsets_keys_and_tombstones() {
+        let bytes = keyed(40, &[("a", Some("1")), ("b", None)]);
+        let b = view(&bytes);
+        let rs = records(&b).unwrap();
+        assert_eq!(rs.len(), 2);
+        assert_eq!(
+            (rs[0].offset, rs[0].key, rs[0].is_tombstone),
+            (40, Some(&b"a"[..]), false)
+        );
+        assert_eq!(
+            (rs[1].offset, rs[1].key, rs[1].is_tombstone),
+            (41, Some(&b"b"[..]), true)
+        );
+        let total: usize = rs.iter().map(|r| r.bytes.len()).sum();
+        assert_eq!(total, b.records_bytes().len());
+    }
+
+    #[test]
+    fn filtered_batch_keeps_offsets_timestamps_and_producer_fields() {
+        let bytes = keyed(100, &[("a", Some("1")), ("b", Some("2")), ("a", Some("3"))]);
+        let original = view(&bytes);
+        let out = filter_batch(&original, |r| r.offset != 100, false)
+            .unwrap()
+            .unwrap();
+        let b = view(&out);
+        b.validate().unwrap();
+        assert_eq!(b.size(), out.len());
+        assert_eq!(b.base_offset(), 100);
+        assert_eq!(b.last_offset(), 102);
+        assert_eq!(b.records_count(), 2);
+        assert_eq!(b.base_timestamp(), original.base_timestamp());
+        assert_eq!(b.max_timestamp(), original.max_timestamp());
+        assert_eq!(
+            (b.producer_id(), b.producer_epoch(), b.base_sequence()),
+            (7, 2, 11)
+        );
+        let rs = records(&b).unwrap();
+        assert_eq!(
+            rs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![101, 102]
+        );
+        let decoded = decode_records(&b).unwrap();
+        assert_eq!(decoded[0].value.as_deref(), Some(&b"2"[..]));
+        assert_eq!(decoded[1].timestamp_delta, 2);
+    }
+
+    #[test]
+    fn emptied_batch_is_dropped_or_kept_empty() {
+        let bytes = keyed(5, &[("a", Some("1"))]);
+        let b = view(&bytes);
+        assert_eq!(filter_batch(&b, |_| false, false).unwrap(), None);
+        let empty = filter_batch(&b, |_| false, true).unwrap().unwrap();
+        let e = view(&empty);
+        e.validate().unwrap();
+        assert_eq!(
+            (e.records_count(), e.base_offset(), e.last_offset()),
+            (0, 5, 5)
+        );
+        assert_eq!(e.size(), HEADER_SIZE);
+    }
+
+    #[test]
+    fn untouched_batch_is_copied_byte_for_byte() {
+        let bytes = keyed(0, &[("a", Some("1")), ("b", Some("2"))]);
+        assert_eq!(
+            filter_batch(&view(&bytes), |_| true, false)
+                .unwrap()
+                .unwrap(),
+            bytes
+        );
+    }
+
+    #[test]
+    fn offset_map_keeps_the_latest_offset_within_its_bound() {
+        let mut map = OffsetMap::new(2 * (1 + ENTRY_OVERHEAD_BYTES));
+        assert!(map.put(b"a", 3));
+        assert!(map.put(b"a", 1));
+        assert!(map.put(b"b", 4));
+        assert!(!map.put(b"c", 5));
+        assert!(map.put(b"b", 9));
+        assert_eq!(
+            (map.get(b"a"), map.get(b"b"), map.get(b"c")),
+            (Some(3), Some(9), None)
+        );
+        assert_eq!(map.len(), 2);
+    }
+
+    #[test]
+    fn truncated_records_are_a_decode_error() {
+        let mut bytes = keyed(0, &[("a", Some("1"))]);
+        let n = bytes.len();
+        bytes.truncate(n - 1);
+        BigEndian::write_i32(&mut bytes[LENGTH_OFFSET..], (n - 1 - LOG_OVERHEAD) as i32);
+        let b = view(&bytes);
+        assert!(records(&b).is_err());
+    }
+}
