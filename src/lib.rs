@@ -13,6 +13,7 @@ pub mod fd_budget;
 pub mod group;
 pub mod metadata;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod writer;

@@ -8,6 +8,7 @@ mod groups;
 mod harness;
 mod hostile;
 mod limits;
+mod listeners;
 mod pipelining;
 mod scale;
 mod scripts;
