@@ -13,6 +13,7 @@ pub mod producer_ids_record;
 pub mod register_broker_record;
 pub mod remove_topic_record;
 pub mod topic_record;
+pub mod user_scram_credential_record;
 
 /// Calls `$callback!` with every metadata record module and its type, for table-driven codec tests.
 #[cfg(test)]
@@ -28,6 +29,7 @@ macro_rules! for_each_record {
             producer_ids_record: ProducerIdsRecord;
             register_broker_record: RegisterBrokerRecord;
             no_op_record: NoOpRecord;
+            user_scram_credential_record: UserScramCredentialRecord;
         }
     };
 }

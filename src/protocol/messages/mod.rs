@@ -7,6 +7,7 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_protocol_assignment;
@@ -22,6 +23,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_user_scram_credentials;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -38,6 +40,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
@@ -81,6 +84,9 @@ macro_rules! for_each_api {
             describe_log_dirs: DescribeLogDirsRequest, DescribeLogDirsResponse;
             offset_for_leader_epoch: OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
             consumer_group_describe: ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
+            sasl_authenticate: SaslAuthenticateRequest, SaslAuthenticateResponse;
+            describe_user_scram_credentials: DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
+            alter_user_scram_credentials: AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
         }
     };
 }
