@@ -11,6 +11,7 @@ use crate::metadata::log::{metadata_topic_partition, replay};
 use crate::metadata::{MetadataImage, TopicMetadata};
 use crate::protocol::wire::Uuid;
 use crate::security::BoundListener;
+use crate::security::sasl::SaslConfig;
 use crate::storage::checkpoint::{
     self, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
 };
@@ -256,24 +257,28 @@ fn bind_listeners(config: &BrokerConfig) -> io::Result<Vec<(TcpListener, Arc<Bou
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!(
-                    "listener {listener} uses {protocol}, which sprat does not serve yet (only PLAINTEXT)"
+                    "listener {listener} uses {protocol}, which sprat does not serve yet (only PLAINTEXT and SASL_PLAINTEXT)"
                 ),
             ));
         }
+        let sasl = if protocol.uses_sasl() {
+            let sasl = SaslConfig::for_listener(config, &listener.name)
+                .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
+            Some(Arc::new(sasl))
+        } else {
+            None
+        };
         let address = BrokerConfig::bind_address_of(listener);
         let socket = TcpListener::bind(&address).map_err(|e| {
             io::Error::new(e.kind(), format!("listener {listener} ({address}): {e}"))
         })?;
-        let port = socket.local_addr()?.port();
-        let name = listener.name.clone();
-        bound.push((
-            socket,
-            Arc::new(BoundListener {
-                name,
-                protocol,
-                port,
-            }),
-        ));
+        let bound_listener = BoundListener {
+            name: listener.name.clone(),
+            protocol,
+            port: socket.local_addr()?.port(),
+            sasl,
+        };
+        bound.push((socket, Arc::new(bound_listener)));
     }
     Ok(bound)
 }

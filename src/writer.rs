@@ -84,6 +84,12 @@ pub enum WriterCommand {
         topic_ids: Vec<Uuid>,
         reply: Sender<Vec<Result<String, ErrorCode>>>,
     },
+    /// Appends metadata records that need no checks by the writer (the caller validated them,
+    /// e.g. SCRAM credentials), fsyncs them, then applies them to the metadata image.
+    AppendMetadata {
+        records: Vec<MetadataRecord>,
+        reply: Sender<Result<(), ErrorCode>>,
+    },
     /// Hands out a new producer id (InitProducerId).
     AllocateProducerId {
         reply: Sender<Result<i64, ErrorCode>>,
@@ -261,6 +267,15 @@ impl LogWriter {
                 WriterCommand::DeleteTopics { topic_ids, reply } => {
                     let results = topic_ids.iter().map(|id| self.delete_topic(id)).collect();
                     let _ = reply.send(results);
+                }
+                WriterCommand::AppendMetadata { records, reply } => {
+                    let result = self.append_metadata(&records).map(|()| {
+                        let mut image = self.ctx.metadata.write();
+                        for r in &records {
+                            image.apply(r);
+                        }
+                    });
+                    let _ = reply.send(result);
                 }
                 WriterCommand::AllocateProducerId { reply } => {
                     let _ = reply.send(self.allocate_producer_id());

@@ -69,6 +69,8 @@ pub enum MetadataRecord {
     FeatureLevel(feature_level_record::FeatureLevelRecord),
     Config(config_record::ConfigRecord),
     ProducerIds(producer_ids_record::ProducerIdsRecord),
+    UserScramCredential(user_scram_credential_record::UserScramCredentialRecord),
+    RemoveUserScramCredential(remove_user_scram_credential_record::RemoveUserScramCredentialRecord),
     /// A record type sprat does not need (broker registrations, ACLs, ...), kept by type only.
     Other {
         record_type: u16,
@@ -109,6 +111,16 @@ impl MetadataRecord {
             producer_ids_record::RECORD_TYPE => MetadataRecord::ProducerIds(
                 producer_ids_record::ProducerIdsRecord::decode(&mut d, version)?,
             ),
+            user_scram_credential_record::RECORD_TYPE => MetadataRecord::UserScramCredential(
+                user_scram_credential_record::UserScramCredentialRecord::decode(&mut d, version)?,
+            ),
+            remove_user_scram_credential_record::RECORD_TYPE => {
+                MetadataRecord::RemoveUserScramCredential(
+                    remove_user_scram_credential_record::RemoveUserScramCredentialRecord::decode(
+                        &mut d, version,
+                    )?,
+                )
+            }
             other => MetadataRecord::Other {
                 record_type: other,
                 version,
@@ -128,6 +140,12 @@ impl MetadataRecord {
             MetadataRecord::FeatureLevel(_) => (feature_level_record::RECORD_TYPE, 0),
             MetadataRecord::Config(_) => (config_record::RECORD_TYPE, 0),
             MetadataRecord::ProducerIds(_) => (producer_ids_record::RECORD_TYPE, 0),
+            MetadataRecord::UserScramCredential(_) => {
+                (user_scram_credential_record::RECORD_TYPE, 0)
+            }
+            MetadataRecord::RemoveUserScramCredential(_) => {
+                (remove_user_scram_credential_record::RECORD_TYPE, 0)
+            }
             MetadataRecord::Other {
                 record_type,
                 version,
@@ -144,6 +162,8 @@ impl MetadataRecord {
             MetadataRecord::FeatureLevel(r) => r.encode(&mut e, version),
             MetadataRecord::Config(r) => r.encode(&mut e, version),
             MetadataRecord::ProducerIds(r) => r.encode(&mut e, version),
+            MetadataRecord::UserScramCredential(r) => r.encode(&mut e, version),
+            MetadataRecord::RemoveUserScramCredential(r) => r.encode(&mut e, version),
             MetadataRecord::Other { .. } => {}
         }
         e.into_inner()
@@ -162,6 +182,24 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Config records that arrived before their topic, applied when it appears.
     pending_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials by (user name, mechanism type): salted hashes, never passwords
+    /// (UserScramCredentialRecord).
+    pub scram_credentials: BTreeMap<(String, i8), ScramCredential>,
+}
+
+/// One user's SCRAM credential for one mechanism, as RFC 5802 has the server keep it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ScramCredential(iterations {})", self.iterations)
+    }
 }
 
 impl MetadataImage {
@@ -226,6 +264,20 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds(r) => {
                 self.next_producer_id = self.next_producer_id.max(r.next_producer_id);
+            }
+            MetadataRecord::UserScramCredential(r) => {
+                let credential = ScramCredential {
+                    salt: r.salt.clone(),
+                    stored_key: r.stored_key.clone(),
+                    server_key: r.server_key.clone(),
+                    iterations: r.iterations,
+                };
+                self.scram_credentials
+                    .insert((r.name.clone(), r.mechanism), credential);
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                self.scram_credentials
+                    .remove(&(r.name.clone(), r.mechanism));
             }
             MetadataRecord::Config(_) | MetadataRecord::Other { .. } => {}
         }

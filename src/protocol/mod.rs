@@ -53,14 +53,28 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(sync_group, "SyncGroup", 0, 5),
     api!(describe_groups, "DescribeGroups", 0, 5),
     api!(list_groups, "ListGroups", 0, 5),
+    api!(sasl_handshake, "SaslHandshake", 0, 1),
     api!(api_versions, "ApiVersions", 0, 4),
     api!(create_topics, "CreateTopics", 0, 7),
     api!(delete_topics, "DeleteTopics", 0, 6),
     api!(delete_records, "DeleteRecords", 0, 2),
     api!(init_producer_id, "InitProducerId", 0, 5),
     api!(describe_configs, "DescribeConfigs", 0, 4),
+    api!(sasl_authenticate, "SaslAuthenticate", 0, 2),
     api!(delete_groups, "DeleteGroups", 0, 2),
     api!(offset_delete, "OffsetDelete", 0, 0),
+    api!(
+        describe_user_scram_credentials,
+        "DescribeUserScramCredentials",
+        0,
+        0
+    ),
+    api!(
+        alter_user_scram_credentials,
+        "AlterUserScramCredentials",
+        0,
+        0
+    ),
     api!(describe_topic_partitions, "DescribeTopicPartitions", 0, 0),
 ];
 

@@ -2,9 +2,13 @@
 //! `SecurityProtocol` and `listener.security.protocol.map`), and which listener the current
 //! connection thread arrived on, so that the API layer can answer with that listener's address.
 //!
-//! sprat serves PLAINTEXT listeners only, for now. A listener mapped to SSL, SASL_PLAINTEXT or
+//! sprat serves PLAINTEXT and SASL_PLAINTEXT listeners ([`sasl`]). A listener mapped to SSL or
 //! SASL_SSL is refused at start-up with an error naming it, rather than served without the
 //! protection its name promises.
+
+pub mod jaas;
+pub mod sasl;
+pub mod scram;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -48,7 +52,18 @@ impl SecurityProtocol {
 
     /// Whether sprat can serve a listener of this protocol.
     pub fn is_supported(self) -> bool {
-        self == SecurityProtocol::Plaintext
+        matches!(
+            self,
+            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext
+        )
+    }
+
+    /// Whether connections authenticate with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 }
 
@@ -91,13 +106,25 @@ pub fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, SecurityProtoc
     Ok(map)
 }
 
+/// Whether a configuration key holds a secret (Kafka's PASSWORD-type keys, also with a
+/// `listener.name.NAME.` or mechanism prefix): its value is never logged nor returned by
+/// DescribeConfigs.
+pub fn is_sensitive_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.ends_with("password")
+        || key.ends_with("sasl.jaas.config")
+        || key.ends_with("ssl.keystore.key")
+}
+
 /// A listener the broker has bound: its name, protocol and the port it actually got (which
 /// differs from the configured one when that is 0).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BoundListener {
     pub name: String,
     pub protocol: SecurityProtocol,
     pub port: u16,
+    /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
+    pub sasl: Option<Arc<sasl::SaslConfig>>,
 }
 
 thread_local! {
@@ -139,6 +166,26 @@ mod tests {
             "A:SSL,a:PLAINTEXT",
         ] {
             assert!(parse_protocol_map(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_recognised_with_any_prefix() {
+        for key in [
+            "sasl.jaas.config",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            "ssl.key.password",
+            "listener.name.ssl.ssl.keystore.password",
+            "ssl.keystore.key",
+        ] {
+            assert!(is_sensitive_key(key), "{key}");
+        }
+        for key in [
+            "sasl.enabled.mechanisms",
+            "ssl.keystore.location",
+            "log.dirs",
+        ] {
+            assert!(!is_sensitive_key(key), "{key}");
         }
     }
 

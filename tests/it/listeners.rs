@@ -139,10 +139,10 @@ fn a_listener_without_a_security_protocol_is_refused() {
 fn a_listener_sprat_cannot_secure_is_refused_at_start_up() {
     let stderr = refused_start(
         "listeners_unsupported_protocol",
-        &["listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0"],
+        &["listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"],
     );
     assert!(
-        stderr.contains("SASL_PLAINTEXT") && stderr.contains("does not serve"),
+        stderr.contains("SSL") && stderr.contains("does not serve"),
         "{stderr}"
     );
 }

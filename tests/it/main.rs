@@ -10,6 +10,7 @@ mod hostile;
 mod limits;
 mod listeners;
 mod pipelining;
+mod sasl;
 mod scale;
 mod scripts;
 mod storage;

@@ -12,6 +12,7 @@ pub mod partition_record;
 pub mod producer_ids_record;
 pub mod register_broker_record;
 pub mod remove_topic_record;
+pub mod remove_user_scram_credential_record;
 pub mod topic_record;
 pub mod user_scram_credential_record;
 
@@ -30,6 +31,7 @@ macro_rules! for_each_record {
             register_broker_record: RegisterBrokerRecord;
             no_op_record: NoOpRecord;
             user_scram_credential_record: UserScramCredentialRecord;
+            remove_user_scram_credential_record: RemoveUserScramCredentialRecord;
         }
     };
 }

@@ -189,7 +189,15 @@ fn describe(ctx: &BrokerContext, resource: &DescribeConfigsResource) -> Describe
                 .raw
                 .iter()
                 .filter(|(k, _)| wanted(k))
-                .map(|(k, v)| entry(k, v.clone(), SOURCE_STATIC_BROKER_CONFIG, TYPE_STRING))
+                .map(|(k, v)| {
+                    let mut e = entry(k, v.clone(), SOURCE_STATIC_BROKER_CONFIG, TYPE_STRING);
+                    // Kafka answers a PASSWORD-type key with no value, marked sensitive.
+                    if crate::security::is_sensitive_key(k) {
+                        e.value = None;
+                        e.is_sensitive = true;
+                    }
+                    e
+                })
                 .collect();
         }
         RESOURCE_BROKER => {

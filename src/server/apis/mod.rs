@@ -23,6 +23,8 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
+mod sasl;
+mod scram_credentials;
 mod sync_group;
 
 /// The produce path's pure record checks, public so that the `record_batch` fuzz target and the
@@ -100,6 +102,14 @@ pub fn handle(
         messages::offset_delete::API_KEY => offset_delete::handle(ctx, header, d),
         messages::init_producer_id::API_KEY => init_producer_id::handle(ctx, header, d),
         messages::describe_configs::API_KEY => describe_configs::handle(ctx, header, d),
+        messages::sasl_handshake::API_KEY => sasl::handle_handshake(ctx, header, d),
+        messages::sasl_authenticate::API_KEY => sasl::handle_authenticate(ctx, header, d),
+        messages::describe_user_scram_credentials::API_KEY => {
+            scram_credentials::handle_describe(ctx, header, d)
+        }
+        messages::alter_user_scram_credentials::API_KEY => {
+            scram_credentials::handle_alter(ctx, header, d)
+        }
         key => return Outcome::Close(format!("no handler for API key {key} v{version}")),
     };
     result.unwrap_or_else(|e| {
