@@ -10,6 +10,8 @@ use crate::group::GroupCoordinator;
 use crate::metadata::log::{metadata_topic_partition, replay};
 use crate::metadata::{MetadataImage, TopicMetadata};
 use crate::protocol::wire::Uuid;
+use crate::security::BoundListener;
+use crate::security::sasl::SaslConfig;
 use crate::storage::checkpoint::{
     self, LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE,
 };
@@ -52,6 +54,8 @@ pub struct BrokerContext {
     pub appends: Arc<AppendNotifier>,
     /// The port the listener actually bound (differs from the configured one when that is 0).
     pub bound_port: u16,
+    /// Every listener bound, with the port it got; the broker listener first.
+    pub bound_listeners: Vec<Arc<BoundListener>>,
     pub group_coordinator: Arc<GroupCoordinator>,
     /// Set by [`Broker::shutdown`]: the acceptor stops taking connections.
     pub shutting_down: AtomicBool,
@@ -84,11 +88,22 @@ impl BrokerContext {
         self.metadata.read().topic_by_id(id).cloned()
     }
 
-    /// The host and port clients should connect to: the advertised listener, with the bound
-    /// port substituted when the configured one is 0 (an ephemeral port).
+    /// The host and port clients should connect to: the advertised address of the listener the
+    /// calling connection thread's client arrived on (the broker listener's on other threads),
+    /// with the bound port substituted when the configured one is 0 (an ephemeral port).
     pub fn advertised_host_port(&self) -> (String, u16) {
-        let (host, port) = self.config.advertised_host_port();
-        (host, if port == 0 { self.bound_port } else { port })
+        let current = crate::security::current_listener();
+        let listener = current
+            .as_deref()
+            .or(self.bound_listeners.first().map(|l| &**l));
+        let advertised = listener.and_then(|l| {
+            let (host, port) = self.config.advertised_host_port_of(&l.name)?;
+            Some((host, if port == 0 { l.port } else { port }))
+        });
+        advertised.unwrap_or_else(|| {
+            let (host, port) = self.config.advertised_host_port();
+            (host, if port == 0 { self.bound_port } else { port })
+        })
     }
 }
 
@@ -96,6 +111,8 @@ impl BrokerContext {
 pub struct Broker {
     pub context: Arc<BrokerContext>,
     local_addr: SocketAddr,
+    /// Every bound listener's address, `local_addr` first.
+    local_addrs: Vec<SocketAddr>,
     writer_thread: Option<JoinHandle<()>>,
 }
 
@@ -163,8 +180,14 @@ impl Broker {
         group_coordinator.load(&partitions)?;
         let (writer_tx, writer_rx) = crossbeam_channel::bounded(WRITER_QUEUE_CAPACITY);
         let zero_copy_fetch = config.fetch_zero_copy;
-        let listener = TcpListener::bind(config.bind_address())?;
-        let local_addr = listener.local_addr()?;
+        let sockets = bind_listeners(&config)?;
+        let local_addr = sockets[0].0.local_addr()?;
+        let local_addrs = sockets
+            .iter()
+            .map(|(socket, _)| socket.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
+        let bound_listeners: Vec<Arc<BoundListener>> =
+            sockets.iter().map(|(_, l)| l.clone()).collect();
         let context = Arc::new(BrokerContext {
             config,
             live: RwLock::new(Arc::new(live)),
@@ -174,6 +197,7 @@ impl Broker {
             writer: writer_tx,
             appends: Arc::new(AppendNotifier::default()),
             bound_port: local_addr.port(),
+            bound_listeners,
             group_coordinator,
             shutting_down: AtomicBool::new(false),
             metrics: crate::metrics::Metrics::default(),
@@ -193,13 +217,22 @@ impl Broker {
         if let Some(addr) = &context.config.metrics_listener {
             crate::metrics::http::start(addr, context.clone())?;
         }
-        let ctx = context.clone();
-        std::thread::Builder::new()
-            .name("acceptor".into())
-            .spawn(move || crate::server::accept_loop(listener, ctx))?;
+        for (i, (socket, listener)) in sockets.into_iter().enumerate() {
+            if i > 0 {
+                info!(
+                    "listener {} ({}) also listening at {}",
+                    listener.name, listener.protocol, local_addrs[i]
+                );
+            }
+            let ctx = context.clone();
+            std::thread::Builder::new()
+                .name(format!("acceptor-{}", listener.name))
+                .spawn(move || crate::server::accept_loop(socket, listener, ctx))?;
+        }
         Ok(Broker {
             context,
             local_addr,
+            local_addrs,
             writer_thread: Some(writer_thread),
         })
     }
@@ -212,16 +245,18 @@ impl Broker {
     /// checkpoints, clean shutdown marker) and stops the writer.
     pub fn shutdown(&mut self) {
         self.context.shutting_down.store(true, Ordering::SeqCst);
-        // Wake the acceptor, which is blocked in accept, so that it sees the flag and closes the
-        // listener.
-        let mut wake = self.local_addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
+        // Wake the acceptors, which are blocked in accept, so that they see the flag and close
+        // their listeners.
+        for &addr in &self.local_addrs {
+            let mut wake = addr;
+            if wake.ip().is_unspecified() {
+                wake.set_ip(match wake {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let _ = std::net::TcpStream::connect_timeout(&wake, std::time::Duration::from_secs(1));
         }
-        let _ = std::net::TcpStream::connect_timeout(&wake, std::time::Duration::from_secs(1));
         let (tx, rx) = crossbeam_channel::bounded(1);
         if self
             .context
@@ -236,6 +271,42 @@ impl Broker {
         }
         info!("shut down");
     }
+}
+
+/// Binds every listener that is not a controller listener, the broker listener first. An error
+/// names the listener that could not be bound, or whose security protocol sprat does not serve.
+fn bind_listeners(config: &BrokerConfig) -> io::Result<Vec<(TcpListener, Arc<BoundListener>)>> {
+    let mut bound = Vec::new();
+    for listener in config.bound_listeners() {
+        let protocol = config.security_protocol(&listener.name);
+        if !protocol.is_supported() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "listener {listener} uses {protocol}, which sprat does not serve yet (only PLAINTEXT and SASL_PLAINTEXT)"
+                ),
+            ));
+        }
+        let sasl = if protocol.uses_sasl() {
+            let sasl = SaslConfig::for_listener(config, &listener.name)
+                .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
+            Some(Arc::new(sasl))
+        } else {
+            None
+        };
+        let address = BrokerConfig::bind_address_of(listener);
+        let socket = TcpListener::bind(&address).map_err(|e| {
+            io::Error::new(e.kind(), format!("listener {listener} ({address}): {e}"))
+        })?;
+        let bound_listener = BoundListener {
+            name: listener.name.clone(),
+            protocol,
+            port: socket.local_addr()?.port(),
+            sasl,
+        };
+        bound.push((socket, Arc::new(bound_listener)));
+    }
+    Ok(bound)
 }
 
 /// What the log directory's checkpoint files say, read once at start-up.

@@ -10,6 +10,7 @@
 //! kept rather than rejected, because real Kafka files are full of them (`process.roles`,
 //! `num.io.threads`, ...); the caller logs them.
 
+use crate::security::SecurityProtocol;
 use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error;
 use std::fmt;
@@ -357,6 +358,9 @@ pub struct BrokerConfig {
     pub controller_listener_names: Vec<String>,
     /// `inter.broker.listener.name`, upper-cased; when set, the listener sprat binds.
     pub inter_broker_listener_name: Option<String>,
+    /// `listener.security.protocol.map`, names upper-cased; by default each protocol's name maps
+    /// to that protocol (see [`crate::security::default_protocol_map`]).
+    pub listener_security_protocols: BTreeMap<String, SecurityProtocol>,
     /// `log.dirs`, else `log.dir`, comma-separated; default `/tmp/kraft-combined-logs`.
     pub log_dirs: Vec<PathBuf>,
     /// `node.id`, or `broker.id` (they must agree when both are set); default 1.
@@ -439,6 +443,7 @@ impl Default for BrokerConfig {
             advertised_listeners: vec![listener],
             controller_listener_names: Vec::new(),
             inter_broker_listener_name: None,
+            listener_security_protocols: crate::security::default_protocol_map(),
             log_dirs: vec![PathBuf::from("/tmp/kraft-combined-logs")],
             node_id: 1,
             auto_create_topics_enable: true,
@@ -518,6 +523,7 @@ impl BrokerConfig {
             advertised_listeners: listeners.advertised_listeners,
             controller_listener_names: listeners.controller_listener_names,
             inter_broker_listener_name: listeners.inter_broker_listener_name,
+            listener_security_protocols: listeners.security_protocols,
             log_dirs: read_log_dirs(&mut r, d.log_dirs)?,
             node_id: read_node_id(&mut r, d.node_id)?,
             auto_create_topics_enable: r
@@ -671,6 +677,54 @@ impl BrokerConfig {
             &listener.host
         };
         host_port(host, listener.port)
+    }
+
+    /// Every listener sprat binds (all but the controller listeners), the
+    /// [`BrokerConfig::broker_listener`] first.
+    pub fn bound_listeners(&self) -> Vec<&Listener> {
+        let first = self.broker_listener();
+        let others = self
+            .listeners
+            .iter()
+            .filter(|l| l.name != first.name && !self.controller_listener_names.contains(&l.name));
+        std::iter::once(first).chain(others).collect()
+    }
+
+    /// The `host:port` to bind for `listener`: `0.0.0.0` when the host is empty, `[v6]:port` for
+    /// an IPv6 address.
+    pub fn bind_address_of(listener: &Listener) -> String {
+        let host = if listener.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &listener.host
+        };
+        host_port(host, listener.port)
+    }
+
+    /// The security protocol of the listener named `name` (PLAINTEXT if it has none, which
+    /// validation rules out for configured listeners).
+    pub fn security_protocol(&self, name: &str) -> SecurityProtocol {
+        self.listener_security_protocols
+            .get(name)
+            .copied()
+            .unwrap_or(SecurityProtocol::Plaintext)
+    }
+
+    /// The host and port clients of the listener named `name` are told to connect to: its
+    /// advertised listener, else the listener itself; `None` if there is no such listener. An
+    /// empty or wildcard host becomes `localhost`.
+    pub fn advertised_host_port_of(&self, name: &str) -> Option<(String, u16)> {
+        let advertised = self
+            .advertised_listeners
+            .iter()
+            .chain(&self.listeners)
+            .find(|l| l.name == name)?;
+        let host = if advertised.host.is_empty() || is_unspecified_address(&advertised.host) {
+            "localhost"
+        } else {
+            &advertised.host
+        };
+        Some((host.to_string(), advertised.port))
     }
 
     /// The host and port clients are told to connect to: the advertised listener with the bound
@@ -848,6 +902,7 @@ struct ListenerSettings {
     advertised_listeners: Vec<Listener>,
     controller_listener_names: Vec<String>,
     inter_broker_listener_name: Option<String>,
+    security_protocols: BTreeMap<String, SecurityProtocol>,
 }
 
 /// Reads the four listener keys and checks that they leave sprat a broker listener to bind and
@@ -906,12 +961,41 @@ fn read_listeners(
             .cloned()
             .collect(),
     };
+    let security_protocols = read_security_protocols(r, &listeners)?;
     Ok(ListenerSettings {
         listeners,
         advertised_listeners,
         controller_listener_names,
         inter_broker_listener_name,
+        security_protocols,
     })
+}
+
+/// Reads `listener.security.protocol.map` and checks that every listener has a protocol, as
+/// Kafka does.
+fn read_security_protocols(
+    r: &mut Reader<'_>,
+    listeners: &[Listener],
+) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
+    const KEY: &str = "listener.security.protocol.map";
+    let (value, map) = match r.value(KEY).filter(|v| !v.trim().is_empty()) {
+        Some(value) => (
+            value,
+            crate::security::parse_protocol_map(value)
+                .map_err(|reason| invalid(KEY, value, reason))?,
+        ),
+        None => ("", crate::security::default_protocol_map()),
+    };
+    for listener in listeners {
+        if !map.contains_key(&listener.name) {
+            let reason = format!(
+                "no security protocol is defined for listener {}",
+                listener.name
+            );
+            return Err(invalid(KEY, value, reason));
+        };
+    }
+    Ok(map)
 }
 
 /// Kafka requires every advertised listener to name a real listener and to be routable.
@@ -1441,6 +1525,56 @@ mod tests {
     }
 
     #[test]
+    fn listener_security_protocol_map() {
+        let c = config(
+            "listeners=PLAINTEXT://:9092,INTERNAL://:9094,SECURE://:9095\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,internal:PLAINTEXT,SECURE:sasl_ssl",
+        );
+        assert_eq!(c.security_protocol("INTERNAL"), SecurityProtocol::Plaintext);
+        assert_eq!(c.security_protocol("SECURE"), SecurityProtocol::SaslSsl);
+        let names: Vec<&str> = c
+            .bound_listeners()
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect();
+        assert_eq!(names, ["PLAINTEXT", "INTERNAL", "SECURE"]);
+        let d = config("listeners=SSL://:9093,PLAINTEXT://:9092");
+        assert_eq!(d.security_protocol("SSL"), SecurityProtocol::Ssl);
+        for bad in [
+            "listeners=INTERNAL://:9094",
+            "listeners=PLAINTEXT://:9092\nlistener.security.protocol.map=PLAINTEXT:TLS",
+            "listeners=PLAINTEXT://:9092\nlistener.security.protocol.map=SSL:SSL",
+        ] {
+            match config_error(bad) {
+                ConfigError::InvalidValue { key, .. } => {
+                    assert_eq!(key, "listener.security.protocol.map", "{bad}")
+                }
+                other => panic!("{bad}: expected an invalid value, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn bound_listeners_skip_controller_listeners_and_start_with_the_broker_listener() {
+        let c = config(
+            "listeners=CONTROLLER://:9093,A://:1,B://:2\ncontroller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=B\n\
+             listener.security.protocol.map=A:PLAINTEXT,B:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        );
+        let names: Vec<&str> = c
+            .bound_listeners()
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect();
+        assert_eq!(names, ["B", "A"]);
+        assert_eq!(
+            c.advertised_host_port_of("A"),
+            Some(("localhost".into(), 1))
+        );
+        assert_eq!(c.advertised_host_port_of("NONE"), None);
+    }
+
+    #[test]
     fn listener_display_round_trips() {
         for text in [
             "PLAINTEXT://:9092",
@@ -1467,10 +1601,14 @@ mod tests {
                 "0.0.0.0:9092",
             ),
             (
-                "listeners=EXTERNAL://:9092,INTERNAL://10.0.0.1:9094\ninter.broker.listener.name=internal",
+                "listeners=EXTERNAL://:9092,INTERNAL://10.0.0.1:9094\ninter.broker.listener.name=internal\n\
+                 listener.security.protocol.map=EXTERNAL:PLAINTEXT,INTERNAL:PLAINTEXT",
                 "10.0.0.1:9094",
             ),
-            ("listeners=A://:1,B://:2", "0.0.0.0:1"),
+            (
+                "listeners=A://:1,B://:2\nlistener.security.protocol.map=A:PLAINTEXT,B:SSL",
+                "0.0.0.0:1",
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(config(text).bind_address(), *expected, "{text}");
@@ -1499,7 +1637,8 @@ mod tests {
                 9092,
             ),
             (
-                "listeners=PLAINTEXT://host:9092,OTHER://:9095\nadvertised.listeners=OTHER://other:9095",
+                "listeners=PLAINTEXT://host:9092,OTHER://:9095\nadvertised.listeners=OTHER://other:9095\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
                 "host",
                 9092,
             ),
@@ -1555,7 +1694,6 @@ mod tests {
             unknown,
             vec![
                 "controller.quorum.voters",
-                "listener.security.protocol.map",
                 "num.io.threads",
                 "num.network.threads",
                 "process.roles"

@@ -17,6 +17,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod protocol;
 pub mod quota;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod writer;

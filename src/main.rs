@@ -33,7 +33,11 @@ fn main() -> ExitCode {
         }
     };
     for (key, value) in &config.unknown {
-        debug!("ignoring unused property {key}={value}");
+        if sprat::security::is_sensitive_key(key) {
+            debug!("ignoring unused property {key} (value hidden)");
+        } else {
+            debug!("ignoring unused property {key}={value}");
+        }
     }
     let broker = match Broker::start(config) {
         Ok(b) => b,

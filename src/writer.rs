@@ -92,16 +92,16 @@ pub enum WriterCommand {
         resources: Vec<AlterResource>,
         reply: Sender<Vec<Result<(), TopicError>>>,
     },
-    /// Appends metadata records that need no further checks here (client quotas) and applies
-    /// them.
-    ApplyMetadata {
-        records: Vec<MetadataRecord>,
-        reply: Sender<Result<(), ErrorCode>>,
-    },
     /// Deletes topics by id; one result (the deleted name) per topic, in order.
     DeleteTopics {
         topic_ids: Vec<Uuid>,
         reply: Sender<Vec<Result<String, ErrorCode>>>,
+    },
+    /// Appends metadata records that need no checks by the writer (the caller validated them,
+    /// e.g. SCRAM credentials, client quotas), fsyncs them, then applies them to the metadata image.
+    AppendMetadata {
+        records: Vec<MetadataRecord>,
+        reply: Sender<Result<(), ErrorCode>>,
     },
     /// Hands out a new producer id (InitProducerId).
     AllocateProducerId {
@@ -332,7 +332,11 @@ impl LogWriter {
                     let results = resources.iter().map(|r| self.alter_configs(r)).collect();
                     let _ = reply.send(results);
                 }
-                WriterCommand::ApplyMetadata { records, reply } => {
+                WriterCommand::DeleteTopics { topic_ids, reply } => {
+                    let results = topic_ids.iter().map(|id| self.delete_topic(id)).collect();
+                    let _ = reply.send(results);
+                }
+                WriterCommand::AppendMetadata { records, reply } => {
                     let result = self.append_metadata(&records).map(|()| {
                         let mut image = self.ctx.metadata.write();
                         for r in &records {
@@ -340,10 +344,6 @@ impl LogWriter {
                         }
                     });
                     let _ = reply.send(result);
-                }
-                WriterCommand::DeleteTopics { topic_ids, reply } => {
-                    let results = topic_ids.iter().map(|id| self.delete_topic(id)).collect();
-                    let _ = reply.send(results);
                 }
                 WriterCommand::AllocateProducerId { reply } => {
                     let _ = reply.send(self.allocate_producer_id());

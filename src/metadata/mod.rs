@@ -70,6 +70,8 @@ pub enum MetadataRecord {
     Config(config_record::ConfigRecord),
     ProducerIds(producer_ids_record::ProducerIdsRecord),
     ClientQuota(client_quota_record::ClientQuotaRecord),
+    UserScramCredential(user_scram_credential_record::UserScramCredentialRecord),
+    RemoveUserScramCredential(remove_user_scram_credential_record::RemoveUserScramCredentialRecord),
     /// A record type sprat does not need (broker registrations, ACLs, ...), kept by type only.
     Other {
         record_type: u16,
@@ -117,6 +119,16 @@ impl MetadataRecord {
             client_quota_record::RECORD_TYPE => MetadataRecord::ClientQuota(
                 client_quota_record::ClientQuotaRecord::decode(&mut d, version)?,
             ),
+            user_scram_credential_record::RECORD_TYPE => MetadataRecord::UserScramCredential(
+                user_scram_credential_record::UserScramCredentialRecord::decode(&mut d, version)?,
+            ),
+            remove_user_scram_credential_record::RECORD_TYPE => {
+                MetadataRecord::RemoveUserScramCredential(
+                    remove_user_scram_credential_record::RemoveUserScramCredentialRecord::decode(
+                        &mut d, version,
+                    )?,
+                )
+            }
             other => MetadataRecord::Other {
                 record_type: other,
                 version,
@@ -137,6 +149,12 @@ impl MetadataRecord {
             MetadataRecord::Config(_) => (config_record::RECORD_TYPE, 0),
             MetadataRecord::ProducerIds(_) => (producer_ids_record::RECORD_TYPE, 0),
             MetadataRecord::ClientQuota(_) => (client_quota_record::RECORD_TYPE, 0),
+            MetadataRecord::UserScramCredential(_) => {
+                (user_scram_credential_record::RECORD_TYPE, 0)
+            }
+            MetadataRecord::RemoveUserScramCredential(_) => {
+                (remove_user_scram_credential_record::RECORD_TYPE, 0)
+            }
             MetadataRecord::Other {
                 record_type,
                 version,
@@ -154,6 +172,8 @@ impl MetadataRecord {
             MetadataRecord::Config(r) => r.encode(&mut e, version),
             MetadataRecord::ProducerIds(r) => r.encode(&mut e, version),
             MetadataRecord::ClientQuota(r) => r.encode(&mut e, version),
+            MetadataRecord::UserScramCredential(r) => r.encode(&mut e, version),
+            MetadataRecord::RemoveUserScramCredential(r) => r.encode(&mut e, version),
             MetadataRecord::Other { .. } => {}
         }
         e.into_inner()
@@ -176,6 +196,24 @@ pub struct MetadataImage {
     broker_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// Client quotas (ClientQuotaRecord) by entity, each with its keys and values.
     pub client_quotas: BTreeMap<QuotaEntity, BTreeMap<String, f64>>,
+    /// SCRAM credentials by (user name, mechanism type): salted hashes, never passwords
+    /// (UserScramCredentialRecord).
+    pub scram_credentials: BTreeMap<(String, i8), ScramCredential>,
+}
+
+/// One user's SCRAM credential for one mechanism, as RFC 5802 has the server keep it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ScramCredential(iterations {})", self.iterations)
+    }
 }
 
 /// A client quota entity: (entity type, name) pairs sorted by type, a `None` name being the
@@ -271,6 +309,20 @@ impl MetadataImage {
                 } else {
                     values.insert(r.key.clone(), r.value);
                 }
+            }
+            MetadataRecord::UserScramCredential(r) => {
+                let credential = ScramCredential {
+                    salt: r.salt.clone(),
+                    stored_key: r.stored_key.clone(),
+                    server_key: r.server_key.clone(),
+                    iterations: r.iterations,
+                };
+                self.scram_credentials
+                    .insert((r.name.clone(), r.mechanism), credential);
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                self.scram_credentials
+                    .remove(&(r.name.clone(), r.mechanism));
             }
             MetadataRecord::Config(_) | MetadataRecord::Other { .. } => {}
         }

@@ -53,6 +53,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(sync_group, "SyncGroup", 0, 5),
     api!(describe_groups, "DescribeGroups", 0, 5),
     api!(list_groups, "ListGroups", 0, 5),
+    api!(sasl_handshake, "SaslHandshake", 0, 1),
     api!(api_versions, "ApiVersions", 0, 4),
     api!(create_topics, "CreateTopics", 0, 7),
     api!(delete_topics, "DeleteTopics", 0, 6),
@@ -62,6 +63,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(describe_configs, "DescribeConfigs", 0, 4),
     api!(alter_configs, "AlterConfigs", 0, 2),
     api!(describe_log_dirs, "DescribeLogDirs", 0, 4),
+    api!(sasl_authenticate, "SaslAuthenticate", 0, 2),
     api!(create_partitions, "CreatePartitions", 0, 3),
     api!(delete_groups, "DeleteGroups", 0, 2),
     api!(elect_leaders, "ElectLeaders", 0, 2),
@@ -75,6 +77,18 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api!(offset_delete, "OffsetDelete", 0, 0),
     api!(describe_client_quotas, "DescribeClientQuotas", 0, 1),
     api!(alter_client_quotas, "AlterClientQuotas", 0, 1),
+    api!(
+        describe_user_scram_credentials,
+        "DescribeUserScramCredentials",
+        0,
+        0
+    ),
+    api!(
+        alter_user_scram_credentials,
+        "AlterUserScramCredentials",
+        0,
+        0
+    ),
     api!(describe_cluster, "DescribeCluster", 0, 1),
     api!(consumer_group_heartbeat, "ConsumerGroupHeartbeat", 0, 1),
     api!(consumer_group_describe, "ConsumerGroupDescribe", 0, 0),

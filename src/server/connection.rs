@@ -17,6 +17,7 @@ use super::limits::{MemoryPool, Reservation};
 use super::zero_copy;
 use crate::broker::BrokerContext;
 use crate::protocol::{self, RequestHeader, wire::Decoder};
+use crate::security::sasl::SaslSession;
 use byteorder::{BigEndian, ByteOrder};
 use log::{debug, trace, warn};
 use std::collections::VecDeque;
@@ -67,8 +68,24 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
     let max_frame = ctx.config.socket_request_max_bytes;
     let mut frame = Vec::new();
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    // On a SASL listener, requests go through the authenticator first.
+    let mut sasl = crate::security::current_listener()
+        .and_then(|l| l.sasl.clone())
+        .map(|config| SaslSession::new(config, idle));
+    let mut read_timeout = idle;
     loop {
         mute(&mut in_flight, &mut stream, &peer, &ctx);
+        if let Some(session) = &sasl {
+            // Until it authenticates, a client has what is left of the authentication deadline.
+            let timeout = session.read_timeout(idle);
+            if timeout != read_timeout {
+                let _ = stream.set_read_timeout(Some(timeout));
+                read_timeout = timeout;
+            }
+        }
+        let max_frame = sasl
+            .as_ref()
+            .map_or(max_frame, |s| s.frame_limit(max_frame));
         if !in_flight.is_empty() && (in_flight.len() >= MAX_IN_FLIGHT || !more_to_read(&stream)) {
             if !finish_oldest(&mut stream, &peer, &ctx, &mut in_flight) {
                 return;
@@ -125,7 +142,10 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
         } else {
             -1
         };
-        let outcome = guarded(|| handle_frame(&ctx, &peer, &frame));
+        let outcome = guarded(|| {
+            let intercepted = sasl.as_mut().and_then(|s| s.intercept(&ctx, &peer, &frame));
+            intercepted.unwrap_or_else(|| handle_frame(&ctx, &peer, &frame))
+        });
         match outcome {
             Outcome::Deferred(deferred) => in_flight.push_back(InFlight {
                 deferred,
@@ -143,6 +163,10 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
                     ctx.metrics.record_request(api_key, arrived.elapsed());
                 }
             }
+        }
+        if sasl.as_ref().is_some_and(SaslSession::must_close) {
+            warn!("closing connection to {peer}: SASL authentication failed");
+            return;
         }
         if frame.capacity() > RETAINED_BUFFER_BYTES {
             frame = Vec::new();

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod zero_copy;
 
 use crate::broker::BrokerContext;
+use crate::security::BoundListener;
 use crate::storage::open_files;
 use limits::{ConnectionLimits, MemoryPool};
 use log::{debug, error, info, warn};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 512 << 20;
 
 /// Accepts connections until the broker shuts down ([`BrokerContext::shutting_down`]).
-pub fn accept_loop(listener: TcpListener, ctx: Arc<BrokerContext>) {
+pub fn accept_loop(listener: TcpListener, bound: Arc<BoundListener>, ctx: Arc<BrokerContext>) {
     let limits = ConnectionLimits::new(
         ctx.config.max_connections,
         ctx.config.max_connections_per_ip,
@@ -72,6 +73,7 @@ pub fn accept_loop(listener: TcpListener, ctx: Arc<BrokerContext>) {
         };
         let ctx = ctx.clone();
         let pool = pool.clone();
+        let bound = bound.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("conn-{peer}"))
             .stack_size(CONNECTION_THREAD_STACK_BYTES)
@@ -79,6 +81,7 @@ pub fn accept_loop(listener: TcpListener, ctx: Arc<BrokerContext>) {
                 let _slot = slot;
                 let metrics = ctx.clone();
                 let _open = metrics.metrics.connection_opened();
+                crate::security::set_current_listener(bound);
                 connection::serve(stream, peer, ctx, pool);
             });
         if let Err(e) = spawned {

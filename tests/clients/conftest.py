@@ -51,7 +51,10 @@ class Broker:
             "log.dirs": str(self.log_dir),
             "group.initial.rebalance.delay.ms": "0",
         }
-        self.properties.update(properties or {})
+        # "{port}" in a value stands for the broker's PLAINTEXT port (for extra listeners).
+        self.properties.update(
+            {k: v.replace("{port}", str(self.port)) for k, v in (properties or {}).items()}
+        )
         self.config = workdir / "server.properties"
         self.stderr_path = workdir / "broker.log"
         self.proc: subprocess.Popen | None = None

@@ -13,7 +13,9 @@ pub mod partition_record;
 pub mod producer_ids_record;
 pub mod register_broker_record;
 pub mod remove_topic_record;
+pub mod remove_user_scram_credential_record;
 pub mod topic_record;
+pub mod user_scram_credential_record;
 
 /// Calls `$callback!` with every metadata record module and its type, for table-driven codec tests.
 #[cfg(test)]
@@ -30,6 +32,8 @@ macro_rules! for_each_record {
             register_broker_record: RegisterBrokerRecord;
             no_op_record: NoOpRecord;
             client_quota_record: ClientQuotaRecord;
+            user_scram_credential_record: UserScramCredentialRecord;
+            remove_user_scram_credential_record: RemoveUserScramCredentialRecord;
         }
     };
 }

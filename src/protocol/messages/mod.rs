@@ -8,6 +8,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_client_quotas;
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -25,6 +26,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
@@ -43,6 +45,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
@@ -91,6 +94,9 @@ macro_rules! for_each_api {
             describe_client_quotas: DescribeClientQuotasRequest, DescribeClientQuotasResponse;
             alter_client_quotas: AlterClientQuotasRequest, AlterClientQuotasResponse;
             consumer_group_heartbeat: ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
+            sasl_authenticate: SaslAuthenticateRequest, SaslAuthenticateResponse;
+            describe_user_scram_credentials: DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
+            alter_user_scram_credentials: AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
         }
     };
 }

@@ -153,7 +153,7 @@ pub fn handle_alter(
         let (tx, rx) = crossbeam_channel::bounded(1);
         let outcome = ctx
             .writer
-            .send(WriterCommand::ApplyMetadata { records, reply: tx })
+            .send(WriterCommand::AppendMetadata { records, reply: tx })
             .ok()
             .and_then(|_| rx.recv().ok())
             .unwrap_or(Err(ErrorCode::KafkaStorageError));

@@ -379,10 +379,7 @@ fn broker_configs(
 
 /// Kafka's PASSWORD-typed keys and JAAS configs: described without their values.
 fn is_sensitive(key: &str) -> bool {
-    key.contains("password")
-        || key.ends_with("jaas.config")
-        || key.ends_with("ssl.keystore.key")
-        || key.ends_with(".secret")
+    crate::security::is_sensitive_key(key) || key.contains("password") || key.ends_with(".secret")
 }
 
 fn type_of(kind: ConfigType) -> i8 {

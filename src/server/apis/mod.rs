@@ -33,6 +33,8 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl;
+mod scram_credentials;
 mod sync_group;
 
 /// The produce path's pure record checks, public so that the `record_batch` fuzz target and the
@@ -131,6 +133,14 @@ pub fn handle(
         }
         messages::offset_for_leader_epoch::API_KEY => {
             offset_for_leader_epoch::handle(ctx, header, d)
+        }
+        messages::sasl_handshake::API_KEY => sasl::handle_handshake(ctx, header, d),
+        messages::sasl_authenticate::API_KEY => sasl::handle_authenticate(ctx, header, d),
+        messages::describe_user_scram_credentials::API_KEY => {
+            scram_credentials::handle_describe(ctx, header, d)
+        }
+        messages::alter_user_scram_credentials::API_KEY => {
+            scram_credentials::handle_alter(ctx, header, d)
         }
         key => return Outcome::Close(format!("no handler for API key {key} v{version}")),
     };
