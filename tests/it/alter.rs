@@ -6,13 +6,19 @@
 //! `max.message.bytes` refuses a batch, a lowered `segment.bytes` rolls segments), in
 //! `__cluster_metadata`, and after restarts both clean and after `kill -9`.
 
-use crate::harness::{Client, TestBroker, plain_batch};
+use crate::groups::create_topic;
+use crate::harness::{Client, TestBroker, plain_batch, produce_batch};
+
+/// Produces `batch` with Produce v9; returns (error code, base offset).
+fn produce(client: &mut Client, topic: &str, partition: i32, batch: &[u8]) -> (i16, i64) {
+    let (code, offset, _) = produce_batch(client, 9, topic, partition, batch);
+    (code, offset)
+}
 use sprat::metadata::MetadataRecord;
 use sprat::protocol::messages::{
-    alter_configs as ac, create_partitions as cp, create_topics as ct, describe_cluster as dcl,
-    describe_configs as dc, describe_log_dirs as dld, elect_leaders as el,
-    incremental_alter_configs as iac, list_partition_reassignments as lpr, metadata as md,
-    offset_for_leader_epoch as ofle, produce,
+    alter_configs as ac, create_partitions as cp, describe_cluster as dcl, describe_configs as dc,
+    describe_log_dirs as dld, elect_leaders as el, incremental_alter_configs as iac,
+    list_partition_reassignments as lpr, metadata as md, offset_for_leader_epoch as ofle,
 };
 use sprat::storage::record_batch::{Batches, decode_records};
 use std::fs;
@@ -40,26 +46,6 @@ const SOURCE_DYNAMIC_BROKER: i8 = 2;
 const SOURCE_DYNAMIC_DEFAULT: i8 = 3;
 const SOURCE_DEFAULT: i8 = 5;
 
-fn create_topic(client: &mut Client, name: &str, partitions: i32) {
-    let request = ct::CreateTopicsRequest {
-        topics: vec![ct::CreatableTopic {
-            name: name.into(),
-            num_partitions: partitions,
-            replication_factor: 1,
-            ..Default::default()
-        }],
-        timeout_ms: 30000,
-        validate_only: false,
-    };
-    let response = client.call(
-        ct::API_KEY,
-        7,
-        |e| request.encode(e, 7),
-        ct::CreateTopicsResponse::decode,
-    );
-    assert_eq!(response.topics[0].error_code, NONE, "{response:?}");
-}
-
 fn partition_count(client: &mut Client, topic: &str) -> usize {
     let request = md::MetadataRequest {
         topics: Some(vec![md::MetadataRequestTopic {
@@ -76,29 +62,6 @@ fn partition_count(client: &mut Client, topic: &str) -> usize {
         md::MetadataResponse::decode,
     );
     response.topics[0].partitions.len()
-}
-
-fn produce(client: &mut Client, topic: &str, partition: i32, batch: &[u8]) -> (i16, i64) {
-    let request = produce::ProduceRequest {
-        transactional_id: None,
-        acks: -1,
-        timeout_ms: 30000,
-        topic_data: vec![produce::TopicProduceData {
-            name: topic.into(),
-            partition_data: vec![produce::PartitionProduceData {
-                index: partition,
-                records: Some(batch.to_vec()),
-            }],
-        }],
-    };
-    let response = client.call(
-        produce::API_KEY,
-        9,
-        |e| request.encode(e, 9),
-        produce::ProduceResponse::decode,
-    );
-    let p = &response.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
 }
 
 fn create_partitions(

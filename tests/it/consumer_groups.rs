@@ -3,10 +3,11 @@
 //! partition owned twice, leaving, commits checked against member epochs, and
 //! ConsumerGroupDescribe v0.
 
+use crate::groups::create_topic;
 use crate::harness::{Client, TestBroker};
 use sprat::protocol::messages::{
-    consumer_group_describe as cgd, consumer_group_heartbeat as cgh, create_topics as ct,
-    list_groups as lg, offset_commit as oc,
+    consumer_group_describe as cgd, consumer_group_heartbeat as cgh, list_groups as lg,
+    offset_commit as oc,
 };
 use std::collections::BTreeSet;
 
@@ -17,26 +18,6 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 const FENCED_MEMBER_EPOCH: i16 = 110;
 const UNSUPPORTED_ASSIGNOR: i16 = 112;
 const STALE_MEMBER_EPOCH: i16 = 113;
-
-fn create_topic(client: &mut Client, name: &str, partitions: i32) {
-    let request = ct::CreateTopicsRequest {
-        topics: vec![ct::CreatableTopic {
-            name: name.into(),
-            num_partitions: partitions,
-            replication_factor: 1,
-            ..Default::default()
-        }],
-        timeout_ms: 30000,
-        validate_only: false,
-    };
-    let r = client.call(
-        ct::API_KEY,
-        7,
-        |e| request.encode(e, 7),
-        ct::CreateTopicsResponse::decode,
-    );
-    assert_eq!(r.topics[0].error_code, NONE);
-}
 
 fn heartbeat(
     client: &mut Client,

@@ -711,3 +711,35 @@ pub fn write_partition_log(log_dir: &Path, topic: &str, partition: i32, batches:
         .join("00000000000000000000.log");
     fs::write(path, batches.concat()).unwrap();
 }
+
+/// Produces one batch (acks -1) to one partition with Produce `version`; returns the partition's
+/// error code and base offset, and the response's `throttle_time_ms`.
+pub fn produce_batch(
+    client: &mut Client,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    batch: &[u8],
+) -> (i16, i64, i32) {
+    use sprat::protocol::messages::produce;
+    let request = produce::ProduceRequest {
+        transactional_id: None,
+        acks: -1,
+        timeout_ms: 30000,
+        topic_data: vec![produce::TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![produce::PartitionProduceData {
+                index: partition,
+                records: Some(batch.to_vec()),
+            }],
+        }],
+    };
+    let response = client.call(
+        produce::API_KEY,
+        version,
+        |e| request.encode(e, version),
+        produce::ProduceResponse::decode,
+    );
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset, response.throttle_time_ms)
+}

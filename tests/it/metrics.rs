@@ -2,10 +2,13 @@
 //! the log gauges match the files; consumer lag is the high watermark minus the committed offset;
 //! bad HTTP gets 400/404/405 and the broker keeps serving Kafka clients.
 
-use crate::harness::{Client, TestBroker, plain_batch};
-use sprat::protocol::messages::{
-    api_versions as av, create_topics as ct, fetch, offset_commit as oc, produce,
-};
+use crate::groups::create_topic;
+use crate::harness::{Client, TestBroker, plain_batch, produce_batch};
+
+fn produce(client: &mut Client, topic: &str, batch: &[u8]) {
+    assert_eq!(produce_batch(client, 9, topic, 0, batch).0, 0);
+}
+use sprat::protocol::messages::{api_versions as av, fetch, offset_commit as oc};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -62,48 +65,6 @@ fn sample(body: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} missing from:\n{body}"))
         .parse()
         .unwrap()
-}
-
-fn create_topic(client: &mut Client, name: &str) {
-    let request = ct::CreateTopicsRequest {
-        topics: vec![ct::CreatableTopic {
-            name: name.into(),
-            num_partitions: 1,
-            replication_factor: 1,
-            ..Default::default()
-        }],
-        timeout_ms: 30000,
-        validate_only: false,
-    };
-    let response = client.call(
-        ct::API_KEY,
-        7,
-        |e| request.encode(e, 7),
-        ct::CreateTopicsResponse::decode,
-    );
-    assert_eq!(response.topics[0].error_code, 0);
-}
-
-fn produce(client: &mut Client, topic: &str, batch: &[u8]) {
-    let request = produce::ProduceRequest {
-        transactional_id: None,
-        acks: -1,
-        timeout_ms: 30000,
-        topic_data: vec![produce::TopicProduceData {
-            name: topic.into(),
-            partition_data: vec![produce::PartitionProduceData {
-                index: 0,
-                records: Some(batch.to_vec()),
-            }],
-        }],
-    };
-    let response = client.call(
-        produce::API_KEY,
-        9,
-        |e| request.encode(e, 9),
-        produce::ProduceResponse::decode,
-    );
-    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
 }
 
 fn fetch_all(client: &mut Client, topic: &str) -> usize {
@@ -169,7 +130,7 @@ fn commit(client: &mut Client, group: &str, topic: &str, offset: i64) {
 fn metrics_count_what_was_sent() {
     let (broker, addr) = start("metrics-count");
     let mut client = broker.connect();
-    create_topic(&mut client, "m");
+    create_topic(&mut client, "m", 1);
     let batches = [
         plain_batch(0, &[b"one", b"two"]),
         plain_batch(0, &[b"three", b"four"]),

@@ -3,10 +3,15 @@
 //! `consumer_byte_rate` enforced through `throttle_time_ms` (the harness's client id is
 //! `sprat-test`).
 
-use crate::harness::{Client, TestBroker, plain_batch};
-use sprat::protocol::messages::{
-    alter_client_quotas as acq, create_topics as ct, describe_client_quotas as dcq, fetch, produce,
-};
+use crate::groups::create_topic;
+use crate::harness::{Client, TestBroker, plain_batch, produce_batch};
+
+/// Produces `batch` to q-0 with Produce `version`; returns (error, throttle_time_ms).
+fn produce(client: &mut Client, version: i16, batch: &[u8]) -> (i16, i32) {
+    let (code, _, throttle) = produce_batch(client, version, "q", 0, batch);
+    (code, throttle)
+}
+use sprat::protocol::messages::{alter_client_quotas as acq, describe_client_quotas as dcq, fetch};
 
 const NONE: i16 = 0;
 const INVALID_REQUEST: i16 = 42;
@@ -252,52 +257,6 @@ fn quotas_are_stored_described_and_kept() {
     broker.assert_no_panics();
 }
 
-fn create_topic(client: &mut Client, name: &str) {
-    let request = ct::CreateTopicsRequest {
-        topics: vec![ct::CreatableTopic {
-            name: name.into(),
-            num_partitions: 1,
-            replication_factor: 1,
-            ..Default::default()
-        }],
-        timeout_ms: 30000,
-        validate_only: false,
-    };
-    let r = client.call(
-        ct::API_KEY,
-        7,
-        |e| request.encode(e, 7),
-        ct::CreateTopicsResponse::decode,
-    );
-    assert_eq!(r.topics[0].error_code, NONE);
-}
-
-/// Produces `batch` with Produce `version`; returns (error, throttle_time_ms).
-fn produce(client: &mut Client, version: i16, batch: &[u8]) -> (i16, i32) {
-    let request = produce::ProduceRequest {
-        transactional_id: None,
-        acks: -1,
-        timeout_ms: 30000,
-        topic_data: vec![produce::TopicProduceData {
-            name: "q".into(),
-            partition_data: vec![produce::PartitionProduceData {
-                index: 0,
-                records: Some(batch.to_vec()),
-            }],
-        }],
-    };
-    let r = client.call(
-        produce::API_KEY,
-        version,
-        |e| request.encode(e, version),
-        produce::ProduceResponse::decode,
-    );
-    (
-        r.responses[0].partition_responses[0].error_code,
-        r.throttle_time_ms,
-    )
-}
-
 fn fetch_throttle(client: &mut Client) -> (usize, i32) {
     let request = fetch::FetchRequest {
         replica_id: -1,
@@ -336,7 +295,7 @@ fn fetch_throttle(client: &mut Client) -> (usize, i32) {
 fn byte_rate_quotas_throttle_producers_and_consumers() {
     let broker = TestBroker::start("quota-throttle");
     let mut client = broker.connect();
-    create_topic(&mut client, "q");
+    create_topic(&mut client, "q", 1);
     let batch = plain_batch(0, &[&[9u8; 6000]]);
     // No quota: never throttled.
     for _ in 0..3 {
