@@ -409,6 +409,30 @@ pub fn open_partition_log(
     Ok(log)
 }
 
+/// What a topic's `cleanup.policy` asks for: its override, else the broker's
+/// `log.cleanup.policy`, else Kafka's default, `delete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+pub fn cleanup_policy(
+    topic_configs: &std::collections::BTreeMap<String, String>,
+    config: &BrokerConfig,
+) -> CleanupPolicy {
+    let policy = topic_configs
+        .get("cleanup.policy")
+        .map(String::as_str)
+        .or_else(|| config.get("log.cleanup.policy"))
+        .unwrap_or("delete");
+    let has = |p: &str| policy.split(',').any(|x| x.trim() == p);
+    CleanupPolicy {
+        delete: has("delete"),
+        compact: has("compact"),
+    }
+}
+
 /// The log settings of a topic: broker defaults (`log.*`), overridden by the topic's configs
 /// with Kafka's topic-level names.
 pub fn log_config(config: &BrokerConfig, topic: &TopicMetadata) -> LogConfig {
@@ -418,9 +442,6 @@ pub fn log_config(config: &BrokerConfig, topic: &TopicMetadata) -> LogConfig {
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(default)
     };
-    let cleanup_policy = value("cleanup.policy")
-        .or_else(|| config.get("log.cleanup.policy"))
-        .unwrap_or("delete");
     LogConfig {
         segment_bytes: long("segment.bytes", config.log_segment_bytes as i64).max(1) as u64,
         segment_ms: long("segment.ms", config.log_roll_ms),
@@ -436,7 +457,7 @@ pub fn log_config(config: &BrokerConfig, topic: &TopicMetadata) -> LogConfig {
         .max(0) as u64,
         retention_ms: long("retention.ms", config.log_retention_ms),
         retention_bytes: long("retention.bytes", config.log_retention_bytes),
-        delete_enabled: cleanup_policy.split(',').any(|p| p.trim() == "delete"),
+        delete_enabled: cleanup_policy(&topic.configs, config).delete,
         flush_interval_messages: long("flush.messages", config.log_flush_interval_messages),
         flush_interval_ms: value("flush.ms")
             .and_then(|v| v.parse().ok())

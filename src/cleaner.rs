@@ -86,7 +86,6 @@ fn log_cleaning_config(ctx: &BrokerContext, topic: &str) -> LogCleaningConfig {
     let value = |topic_key: &str, broker_key: &str| {
         topic_value(topic_key).or_else(|| live.get(broker_key).map(|v| v.trim().to_string()))
     };
-    let policy = value("cleanup.policy", "log.cleanup.policy").unwrap_or_else(|| "delete".into());
     let long = |topic_key: &str, broker_key: &str, default: i64| {
         value(topic_key, broker_key)
             .and_then(|v| v.parse().ok())
@@ -94,7 +93,9 @@ fn log_cleaning_config(ctx: &BrokerContext, topic: &str) -> LogCleaningConfig {
     };
     LogCleaningConfig {
         compact: topic == CONSUMER_OFFSETS_TOPIC
-            || policy.split(',').any(|p| p.trim() == "compact"),
+            || meta
+                .as_ref()
+                .is_some_and(|t| crate::broker::cleanup_policy(&t.configs, &live).compact),
         min_cleanable_ratio: value(
             "min.cleanable.dirty.ratio",
             "log.cleaner.min.cleanable.ratio",

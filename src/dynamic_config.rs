@@ -295,6 +295,19 @@ pub fn plan(
     config: &BrokerConfig,
     resource: &AlterResource,
 ) -> Result<Vec<MetadataRecord>, TopicError> {
+    // As Kafka's ConfigAdminManager, before anything else: only a DELETE may have a null value.
+    let nulls: Vec<&str> = resource
+        .changes
+        .iter()
+        .filter(|c| c.op != ConfigOp::Delete && c.value.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !nulls.is_empty() {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!("Null value not supported for : {}", nulls.join(", ")),
+        ));
+    }
     let mut names = BTreeSet::new();
     if resource.changes.iter().any(|c| !names.insert(&c.name)) {
         return Err((
@@ -329,13 +342,11 @@ fn apply_changes(
                 new.remove(&change.name);
             }
             ConfigOp::Set => {
-                let Some(value) = &change.value else {
-                    return Err((
-                        ErrorCode::InvalidConfig,
-                        format!("Null value not supported for : {}", change.name),
-                    ));
-                };
-                new.insert(change.name.clone(), value.clone());
+                // Null values were refused by `plan`.
+                new.insert(
+                    change.name.clone(),
+                    change.value.clone().unwrap_or_default(),
+                );
             }
             op @ (ConfigOp::Append | ConfigOp::Subtract) => {
                 if !is_list(&change.name) {
@@ -486,12 +497,20 @@ fn plan_broker(
         }
     }
     let records = diff(CONFIG_RESOURCE_BROKER, name, &current, &new);
-    // The live configuration must still be one the broker can run with.
-    let mut after = image.clone();
-    for r in &records {
-        after.apply(r);
-    }
-    live_config(config, &after).map_err(|e| (ErrorCode::InvalidConfig, e.to_string()))?;
+    // The live configuration must still be one the broker can run with: the cluster default,
+    // then this node's keys, with `new` in place of the level it changes.
+    let level = |level: &str| {
+        if level == name.as_str() {
+            new.clone()
+        } else {
+            image.broker_configs(level).cloned().unwrap_or_default()
+        }
+    };
+    let mut dynamic = level("");
+    dynamic.extend(level(&config.node_id.to_string()));
+    config
+        .with_dynamic(&dynamic)
+        .map_err(|e| (ErrorCode::InvalidConfig, e.to_string()))?;
     Ok(records)
 }
 
@@ -649,6 +668,18 @@ mod tests {
                     vec![
                         change("retention.ms", ConfigOp::Set, Some("1")),
                         change("retention.ms", ConfigOp::Delete, None),
+                    ],
+                    true,
+                ),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                resource(
+                    CONFIG_RESOURCE_TOPIC,
+                    "t",
+                    vec![
+                        change("retention.ms", ConfigOp::Set, None),
+                        change("segment.ms", ConfigOp::Delete, None),
                     ],
                     true,
                 ),

@@ -754,6 +754,7 @@ impl LogWriter {
                 error!("removing {} failed: {e}", log.partition.dir.display());
             }
         }
+        self.ctx.metrics.forget_topic(&topic.name);
         info!("deleted topic {} ({topic_id})", topic.name);
         Ok(topic.name.clone())
     }

@@ -55,18 +55,28 @@ impl ConsumerGroupConfig {
                 .and_then(|v| v.trim().parse::<i32>().ok())
                 .unwrap_or(default)
         };
-        // Kafka bounds both by their min and max keys.
-        let heartbeat = int(
+        // Kafka bounds both by their min and max keys (a min above the max counts as the max,
+        // rather than panicking in `clamp`).
+        let bounded =
+            |key: &str, default: i32, min_key: &str, min: i32, max_key: &str, max: i32| {
+                let max = int(max_key, max);
+                int(key, default).clamp(int(min_key, min).min(max), max)
+            };
+        let heartbeat = bounded(
             "group.consumer.heartbeat.interval.ms",
             d.heartbeat_interval_ms,
-        )
-        .clamp(
-            int("group.consumer.min.heartbeat.interval.ms", 5000).min(d.heartbeat_interval_ms),
-            int("group.consumer.max.heartbeat.interval.ms", 15000),
+            "group.consumer.min.heartbeat.interval.ms",
+            5000,
+            "group.consumer.max.heartbeat.interval.ms",
+            15000,
         );
-        let session = int("group.consumer.session.timeout.ms", d.session_timeout_ms).clamp(
-            int("group.consumer.min.session.timeout.ms", 45000).min(d.session_timeout_ms),
-            int("group.consumer.max.session.timeout.ms", 60000),
+        let session = bounded(
+            "group.consumer.session.timeout.ms",
+            d.session_timeout_ms,
+            "group.consumer.min.session.timeout.ms",
+            45000,
+            "group.consumer.max.session.timeout.ms",
+            60000,
         );
         let assignors: Vec<String> = config
             .get("group.consumer.assignors")
@@ -590,6 +600,36 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn heartbeat_and_session_keys_are_bounded() {
+        let config = |props: &[(&str, &str)]| {
+            let props: Vec<(String, String)> = props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            ConsumerGroupConfig::from_broker(
+                &crate::config::BrokerConfig::from_properties(&props).unwrap(),
+            )
+        };
+        let d = config(&[]);
+        assert_eq!(
+            (d.heartbeat_interval_ms, d.session_timeout_ms),
+            (5000, 45000)
+        );
+        let low = config(&[("group.consumer.heartbeat.interval.ms", "100")]);
+        assert_eq!(low.heartbeat_interval_ms, 5000, "below the default minimum");
+        let allowed = config(&[
+            ("group.consumer.heartbeat.interval.ms", "500"),
+            ("group.consumer.min.heartbeat.interval.ms", "500"),
+        ]);
+        assert_eq!(allowed.heartbeat_interval_ms, 500);
+        let crossed = config(&[("group.consumer.min.session.timeout.ms", "90000")]);
+        assert_eq!(
+            crossed.session_timeout_ms, 60000,
+            "a minimum above the maximum"
+        );
     }
 
     #[test]

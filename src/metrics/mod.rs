@@ -168,6 +168,11 @@ impl Metrics {
         }
     }
 
+    /// Drops a deleted topic's counters, as Kafka removes its metrics with the topic.
+    pub fn forget_topic(&self, topic: &str) {
+        self.topics.write().remove(topic);
+    }
+
     /// Record bytes sent by a fetch from `topic`.
     pub fn record_fetch(&self, topic: &str, bytes: u64) {
         if bytes == 0 {
@@ -325,6 +330,11 @@ pub fn render(ctx: &BrokerContext) -> String {
                 let Some(committed) = committed else {
                     continue;
                 };
+                // Offsets of a partition that no longer exists (a deleted topic's) are left out.
+                let tp = crate::storage::log::TopicPartition::new(topic.clone(), partition);
+                let Some(p) = ctx.partition(&tp) else {
+                    continue;
+                };
                 let labels = format!(
                     "consumergroup=\"{}\",topic=\"{}\",partition=\"{partition}\"",
                     escape(&group.group_id),
@@ -335,11 +345,8 @@ pub fn render(ctx: &BrokerContext) -> String {
                     "kafka_consumergroup_current_offset{{{labels}}} {}",
                     committed.offset
                 );
-                let tp = crate::storage::log::TopicPartition::new(topic.clone(), partition);
-                if let Some(p) = ctx.partition(&tp) {
-                    let behind = (p.high_watermark() - committed.offset).max(0);
-                    let _ = writeln!(lag, "kafka_consumergroup_lag{{{labels}}} {behind}");
-                }
+                let behind = (p.high_watermark() - committed.offset).max(0);
+                let _ = writeln!(lag, "kafka_consumergroup_lag{{{labels}}} {behind}");
             }
         }
     }

@@ -132,16 +132,15 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
         }
         let arrived = Instant::now();
         trace!("{peer} request bytes: {:02x?}", frame);
-        let is_produce =
-            frame.len() >= 2 && BigEndian::read_i16(&frame) == protocol::messages::produce::API_KEY;
-        if !is_produce && !finish_all(&mut stream, &peer, &ctx, &mut in_flight) {
-            return;
-        }
         let api_key = if frame.len() >= 2 {
             BigEndian::read_i16(&frame)
         } else {
             -1
         };
+        let is_produce = api_key == protocol::messages::produce::API_KEY;
+        if !is_produce && !finish_all(&mut stream, &peer, &ctx, &mut in_flight) {
+            return;
+        }
         let outcome = guarded(|| {
             let intercepted = sasl.as_mut().and_then(|s| s.intercept(&ctx, &peer, &frame));
             intercepted.unwrap_or_else(|| handle_frame(&ctx, &peer, &frame))

@@ -8,7 +8,9 @@ use crate::harness::{Client, TestBroker, plain_batch, produce_batch};
 fn produce(client: &mut Client, topic: &str, batch: &[u8]) {
     assert_eq!(produce_batch(client, 9, topic, 0, batch).0, 0);
 }
-use sprat::protocol::messages::{api_versions as av, fetch, offset_commit as oc};
+use sprat::protocol::messages::{
+    api_versions as av, delete_topics as dt, fetch, offset_commit as oc,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -249,6 +251,25 @@ fn metrics_count_what_was_sent() {
             "kafka_consumergroup_lag{consumergroup=\"g\",topic=\"m\",partition=\"0\"}"
         ),
         4.0
+    );
+    // A deleted topic's series go with it.
+    let request = dt::DeleteTopicsRequest {
+        topic_names: vec!["m".into()],
+        timeout_ms: 30000,
+        ..Default::default()
+    };
+    let deleted = client.call(
+        dt::API_KEY,
+        4,
+        |e| request.encode(e, 4),
+        dt::DeleteTopicsResponse::decode,
+    );
+    assert_eq!(deleted.responses[0].error_code, 0);
+    let body = scrape(&addr);
+    assert!(!body.contains("topic=\"m\""), "{body}");
+    assert!(
+        sample(&body, "kafka_server_brokertopicmetrics_messagesin_total") >= 8.0,
+        "the totals stay"
     );
     broker.assert_no_panics();
 }

@@ -37,16 +37,18 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                 rack: None,
             }];
         }
-        ENDPOINT_CONTROLLERS => {
-            // Kafka's brokers answer this way; only a controller listener lists controllers.
-            response.error_code = ErrorCode::UnsupportedEndpointType.code();
-            response.error_message =
-                Some("The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".into());
-            response.controller_id = -1;
-        }
         other => {
+            // Kafka's brokers answer any other type this way; only a controller listener
+            // lists controllers.
+            let wanted = if other == ENDPOINT_CONTROLLERS {
+                "CONTROLLER"
+            } else {
+                "UNKNOWN"
+            };
             response.error_code = ErrorCode::UnsupportedEndpointType.code();
-            response.error_message = Some(format!("Unknown endpoint type {other}"));
+            response.error_message = Some(format!(
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type {wanted}"
+            ));
             response.controller_id = -1;
         }
     }

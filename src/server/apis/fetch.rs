@@ -203,6 +203,7 @@ fn read_all(
             ErrorCode::UnknownTopicOrPartition
         };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
+        let mut topic_bytes = 0;
         for p in &topic.partitions {
             let data = match &metadata {
                 None => error_partition(p.partition, unknown_topic),
@@ -219,9 +220,7 @@ fn read_all(
                         splice.as_deref_mut(),
                     );
                     total += len;
-                    if len > 0 {
-                        per_topic.push((t.name.clone(), len));
-                    }
+                    topic_bytes += len;
                     // Kafka answers a partition it does not know before reading, so such a
                     // partition leaves the limit alone.
                     if t.partitions.contains_key(&p.partition) {
@@ -232,6 +231,9 @@ fn read_all(
             };
             errors |= data.error_code != ErrorCode::None.code();
             partitions.push(data);
+        }
+        if let Some(t) = metadata.as_ref().filter(|_| topic_bytes > 0) {
+            per_topic.push((t.name.clone(), topic_bytes));
         }
         responses.push(FetchableTopicResponse {
             topic: topic.topic.clone(),

@@ -26,7 +26,7 @@
 //! records, as Kafka's maps of partitions keep one entry per partition.
 
 use super::{Deferred, HandlerResult, Outcome, now_ms, respond};
-use crate::broker::BrokerContext;
+use crate::broker::{BrokerContext, cleanup_policy};
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::produce::*;
@@ -282,9 +282,7 @@ fn submit(
         let max_message_bytes = config("max.message.bytes")
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(live.message_max_bytes);
-        let compacted = config("cleanup.policy")
-            .or_else(|| live.get("log.cleanup.policy"))
-            .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"));
+        let compacted = cleanup_policy(&metadata.configs, &live).compact;
         if let Err(code) = check_batch(batch, max_message_bytes, compacted) {
             pending.push(Pending::Failed(code));
             continue;
