@@ -57,6 +57,8 @@ pub struct BrokerContext {
     /// Every listener bound, with the port it got; the broker listener first.
     pub bound_listeners: Vec<Arc<BoundListener>>,
     pub group_coordinator: Arc<GroupCoordinator>,
+    /// The coordinator of every transactional id (see [`crate::txn`]).
+    pub transactions: Arc<crate::txn::TransactionCoordinator>,
     /// Set by [`Broker::shutdown`]: the acceptor stops taking connections.
     pub shutting_down: AtomicBool,
     /// Counters and histograms for `GET /metrics` (see [`crate::metrics`]).
@@ -199,6 +201,7 @@ impl Broker {
             bound_port: local_addr.port(),
             bound_listeners,
             group_coordinator,
+            transactions: Arc::new(crate::txn::TransactionCoordinator::default()),
             shutting_down: AtomicBool::new(false),
             metrics: crate::metrics::Metrics::default(),
             quotas: crate::quota::QuotaManager::default(),

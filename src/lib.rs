@@ -20,4 +20,5 @@ pub mod quota;
 pub mod security;
 pub mod server;
 pub mod storage;
+pub mod txn;
 pub mod writer;

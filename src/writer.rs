@@ -134,6 +134,13 @@ pub enum WriterCommand {
         segments: Vec<CleanedSegment>,
         reply: Sender<std::io::Result<usize>>,
     },
+    /// Writes COMMIT/ABORT control batches (sent by the transaction coordinator); the reply has
+    /// one [`crate::txn::MarkerResults`] per marker, in order, each sent once the batches are in
+    /// the log files.
+    WriteTxnMarkers {
+        markers: Vec<crate::txn::TxnMarker>,
+        reply: Sender<Vec<crate::txn::MarkerResults>>,
+    },
     /// Finishes queued work, flushes every log and stops.
     Shutdown { reply: Sender<()> },
 }
@@ -379,6 +386,14 @@ impl LogWriter {
                     reply,
                 } => {
                     let _ = reply.send(self.replace_cleaned_segments(&partition, &segments));
+                }
+                WriterCommand::WriteTxnMarkers { markers, reply } => {
+                    // Not written yet: every partition fails.
+                    let results = markers
+                        .iter()
+                        .map(|m| vec![Err(ErrorCode::UnknownServerError); m.partitions.len()])
+                        .collect();
+                    let _ = reply.send(results);
                 }
                 WriterCommand::Shutdown { reply } => shutdown = Some(reply),
             }

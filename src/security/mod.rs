@@ -144,6 +144,27 @@ pub fn current_listener() -> Option<Arc<BoundListener>> {
     CURRENT_LISTENER.with(|current| current.borrow().clone())
 }
 
+thread_local! {
+    /// The principal of the connection this thread serves, once known (SASL authentication, a
+    /// client certificate); `User:ANONYMOUS` until then, as in Kafka.
+    static CURRENT_PRINCIPAL: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+}
+
+/// Kafka's principal of a connection that has not authenticated.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// Records the principal (`User:NAME`) of the calling connection thread's client.
+pub fn set_current_principal(principal: &str) {
+    CURRENT_PRINCIPAL.with(|current| *current.borrow_mut() = Some(Arc::from(principal)));
+}
+
+/// The principal of the calling connection thread's client (`User:ANONYMOUS` if none is known).
+pub fn current_principal() -> Arc<str> {
+    CURRENT_PRINCIPAL
+        .with(|current| current.borrow().clone())
+        .unwrap_or_else(|| Arc::from(ANONYMOUS))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -380,7 +380,9 @@ impl SaslSession {
             }
             Step::Complete { user, .. } => {
                 info!("{peer} authenticated as User:{user} with {mechanism}");
-                self.principal = Some(format!("User:{user}"));
+                let principal = format!("User:{user}");
+                super::set_current_principal(&principal);
+                self.principal = Some(principal);
                 self.authenticated_at = Some(Instant::now());
                 self.state = State::Complete;
             }
