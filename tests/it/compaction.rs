@@ -682,3 +682,39 @@ fn a_corrupt_compressed_batch_fails_cleaning_of_its_log_only_and_loses_nothing()
     assert_same_batches(all_batches(&mut client, BROKEN), &produced);
     assert!(!log.iter().any(|l| l.contains("panicked")), "{log:?}");
 }
+
+#[test]
+fn the_log_cleaner_thread_runs_at_nice_10() {
+    let broker = TestBroker::start_with("compaction-nice", |_| {}, CLEANER);
+    let tasks = Path::new("/proc")
+        .join(broker.pid().to_string())
+        .join("task");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let nice = loop {
+        let found = fs::read_dir(&tasks)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find_map(|t| {
+                let comm = fs::read_to_string(t.path().join("comm")).ok()?;
+                (comm.trim() == "log-cleaner")
+                    .then(|| fs::read_to_string(t.path().join("stat")).ok())?
+            });
+        if let Some(stat) = found {
+            // Fields after the parenthesised name: state is field 3, nice field 19.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            break rest.split(' ').nth(16).unwrap().parse::<i32>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no log-cleaner thread");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The request threads keep the broker's own priority (0, unless the test runs niced: then
+    // the cleaner cannot go below it without privileges).
+    let main_stat = fs::read_to_string(tasks.join(broker.pid().to_string()).join("stat")).unwrap();
+    let main_nice: i32 = main_stat[main_stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(nice, main_nice.max(10));
+}
