@@ -371,7 +371,9 @@ impl LogCleaner {
             total.bytes_written += stats.bytes_written;
             total.records_kept += stats.records_kept;
             total.records_removed += stats.records_removed;
-            if stats.bytes_written == s.size() {
+            // A recompressed batch may come out at its old size, so the size alone does not say
+            // that nothing was removed.
+            if stats.records_removed == 0 && stats.bytes_written == s.size() {
                 // Nothing to remove here: keep the segment (and its time) as it is.
                 fs::remove_file(&out)?;
                 continue;
