@@ -718,3 +718,119 @@ fn the_log_cleaner_thread_runs_at_nice_10() {
         .unwrap();
     assert_eq!(nice, main_nice.max(10));
 }
+
+/// A keyed batch of `keys` from an idempotent producer, compressed with `codec`.
+fn producer_batch(keys: &[&str], sequence: i32, codec: TestCodec) -> Vec<u8> {
+    let records: Vec<Record> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Record {
+            timestamp_delta: i as i64,
+            key: Some(k.as_bytes().to_vec()),
+            value: Some(format!("{k}-{sequence}-{}", "z".repeat(60)).into_bytes()),
+            headers: vec![],
+        })
+        .collect();
+    let now = now_ms();
+    compress_batch(
+        build_batch(
+            &BatchHeader {
+                base_timestamp: now,
+                max_timestamp: now + keys.len() as i64 - 1,
+                producer_id: 9,
+                producer_epoch: 0,
+                base_sequence: sequence,
+                ..BatchHeader::default()
+            },
+            &records,
+        ),
+        codec,
+    )
+}
+
+#[test]
+fn the_last_compressed_batch_of_a_producer_stays_when_emptied() {
+    const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    let mut broker =
+        TestBroker::start_with("compaction-producer", |_| {}, &["log.cleaner.enable=false"]);
+    let mut client = broker.connect();
+    create_topic(&mut client, TOPIC, 1, TOPIC_CONFIGS);
+    let first = producer_batch(&["a", "b", "c"], 0, TestCodec::Zstd);
+    let (error, first_base) = produce_with(&mut client, TOPIC, 0, &first, -1);
+    assert_eq!((error, first_base), (NONE, 0));
+    let last = producer_batch(&["a", "b"], 3, TestCodec::Lz4);
+    let (error, last_base) = produce_with(&mut client, TOPIC, 0, &last, -1);
+    assert_eq!((error, last_base), (NONE, 3));
+    // Later records of every key, from no producer, then enough to seal them all.
+    for round in 0..60 {
+        let records = filler_batch(round, 5);
+        assert_eq!(produce_with(&mut client, TOPIC, 0, &records, -1).0, NONE);
+    }
+    let latest_records: Vec<Record> = ["a", "b", "c"]
+        .iter()
+        .map(|k| Record {
+            key: Some(k.as_bytes().to_vec()),
+            value: Some(b"latest".to_vec()),
+            ..Record::default()
+        })
+        .collect();
+    let gzip = compress_batch(
+        build_batch(&BatchHeader::default(), &latest_records),
+        TestCodec::Gzip,
+    );
+    assert_eq!(produce_with(&mut client, TOPIC, 0, &gzip, -1).0, NONE);
+    for round in 61..120 {
+        let records = filler_batch(round, 5);
+        assert_eq!(produce_with(&mut client, TOPIC, 0, &records, -1).0, NONE);
+    }
+    drop(client);
+    assert!(broker.terminate());
+    broker.extra_properties = CLEANER.iter().map(|s| s.to_string()).collect();
+    broker.restart();
+    wait_for_cleaning_past(&broker, 400);
+    let mut client = broker.connect();
+    let batches = all_batches(&mut client, TOPIC);
+    // The producer's first batch went with its records; its last stays, empty and without codec,
+    // with its offsets and producer fields.
+    assert!(batches.iter().all(|(base, _)| *base != first_base));
+    let (_, kept) = batches
+        .iter()
+        .find(|(base, _)| *base == last_base)
+        .expect("the producer's last batch is gone");
+    let kept = Batches::new(kept).next().unwrap().unwrap();
+    kept.validate().unwrap();
+    assert_eq!(
+        (
+            kept.records_count(),
+            kept.compression_codec(),
+            kept.last_offset()
+        ),
+        (0, 0, 4)
+    );
+    assert_eq!(
+        (
+            kept.producer_id(),
+            kept.producer_epoch(),
+            kept.base_sequence()
+        ),
+        (9, 0, 3)
+    );
+    // The gzip batch's records are each key's latest: kept, still gzip.
+    let (_, latest) = batches
+        .iter()
+        .find(|(_, b)| Batches::new(b).next().unwrap().unwrap().compression_codec() == 1)
+        .expect("the gzip batch is gone");
+    let latest = Batches::new(latest).next().unwrap().unwrap();
+    assert_eq!(read_records(&latest).len(), 3);
+    // After a restart the producer's state is still there: its next sequence is 5.
+    drop(client);
+    broker.kill_and_restart();
+    let mut client = broker.connect();
+    let gap = producer_batch(&["d"], 6, TestCodec::None);
+    assert_eq!(
+        produce_with(&mut client, TOPIC, 0, &gap, -1).0,
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+    let next = producer_batch(&["d"], 5, TestCodec::None);
+    assert_eq!(produce_with(&mut client, TOPIC, 0, &next, -1).0, NONE);
+}
