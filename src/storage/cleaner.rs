@@ -188,14 +188,11 @@ pub fn filter_batch(
     if kept.is_empty() && !keep_empty {
         return Ok(None);
     }
-    let mut records = Vec::with_capacity(kept.iter().map(|r| r.bytes.len()).sum::<usize>());
-    for r in &kept {
-        records.extend_from_slice(r.bytes);
-    }
+    let parts: Vec<&[u8]> = kept.iter().map(|r| r.bytes).collect();
     let (codec, records) = if kept.is_empty() {
-        (Codec::None, records)
+        (Codec::None, Vec::new())
     } else {
-        (codec, compression::compress(codec, &records)?)
+        (codec, compression::compress_parts(codec, &parts)?)
     };
     let mut out = Vec::with_capacity(HEADER_SIZE + records.len());
     out.extend_from_slice(&batch.bytes()[..HEADER_SIZE]);

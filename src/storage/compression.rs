@@ -160,46 +160,100 @@ fn snappy_xerial_decompress(input: &[u8], limit: usize) -> io::Result<Vec<u8>> {
 /// (gzip 6, zstd 3; LZ4 frames of independent 64 KiB blocks without checksums, as Kafka's
 /// `Lz4BlockOutputStream` writes them; snappy in xerial framing).
 pub fn compress(codec: Codec, input: &[u8]) -> io::Result<Vec<u8>> {
+    compress_parts(codec, &[input])
+}
+
+/// Compresses the concatenation of `parts` (a batch's kept records) as [`compress`] does,
+/// without copying them into one buffer first.
+pub fn compress_parts(codec: Codec, parts: &[&[u8]]) -> io::Result<Vec<u8>> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let out = Vec::with_capacity(len / 2);
     match codec {
-        Codec::None => Ok(input.to_vec()),
+        Codec::None => Ok(parts.concat()),
         Codec::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(
-                Vec::with_capacity(input.len() / 2),
-                flate2::Compression::default(),
-            );
-            e.write_all(input)?;
+            let mut e = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+            write_parts(&mut e, parts)?;
             e.finish()
         }
         Codec::Lz4 => {
             let info = lz4_flex::frame::FrameInfo::new()
                 .block_size(lz4_flex::frame::BlockSize::Max64KB)
                 .block_mode(lz4_flex::frame::BlockMode::Independent);
-            let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(
-                info,
-                Vec::with_capacity(input.len() / 2),
-            );
-            e.write_all(input)?;
+            let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
+            write_parts(&mut e, parts)?;
             e.finish().map_err(io::Error::other)
         }
-        Codec::Zstd => zstd::stream::encode_all(input, 3),
-        Codec::Snappy => snappy_xerial_compress(input),
+        Codec::Zstd => {
+            let mut e = zstd::stream::write::Encoder::new(out, 3)?;
+            write_parts(&mut e, parts)?;
+            e.finish()
+        }
+        Codec::Snappy => {
+            let mut e = XerialWriter::new(out);
+            write_parts(&mut e, parts)?;
+            e.finish()
+        }
     }
 }
 
-fn snappy_xerial_compress(input: &[u8]) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(XERIAL_HEADER_SIZE + input.len() / 2);
-    out.extend_from_slice(&XERIAL_MAGIC);
-    out.extend_from_slice(&1i32.to_be_bytes());
-    out.extend_from_slice(&1i32.to_be_bytes());
-    let mut encoder = snap::raw::Encoder::new();
-    for chunk in input.chunks(XERIAL_BLOCK_SIZE) {
-        let block = encoder
-            .compress_vec(chunk)
-            .map_err(|e| invalid(e.to_string()))?;
-        out.extend_from_slice(&(block.len() as i32).to_be_bytes());
-        out.extend_from_slice(&block);
+fn write_parts(w: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> {
+    parts.iter().try_for_each(|p| w.write_all(p))
+}
+
+/// snappy-java's stream: the header, then each [`XERIAL_BLOCK_SIZE`] of input as one raw
+/// snappy block behind its 4-byte big-endian length.
+struct XerialWriter {
+    out: Vec<u8>,
+    block: Vec<u8>,
+    encoder: snap::raw::Encoder,
+}
+
+impl XerialWriter {
+    fn new(mut out: Vec<u8>) -> Self {
+        out.extend_from_slice(&XERIAL_MAGIC);
+        out.extend_from_slice(&1i32.to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes());
+        XerialWriter {
+            out,
+            block: Vec::with_capacity(XERIAL_BLOCK_SIZE),
+            encoder: snap::raw::Encoder::new(),
+        }
     }
-    Ok(out)
+
+    fn flush_block(&mut self) -> io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let compressed = self
+            .encoder
+            .compress_vec(&self.block)
+            .map_err(|e| invalid(e.to_string()))?;
+        self.out
+            .extend_from_slice(&(compressed.len() as i32).to_be_bytes());
+        self.out.extend_from_slice(&compressed);
+        self.block.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<Vec<u8>> {
+        self.flush_block()?;
+        Ok(self.out)
+    }
+}
+
+impl Write for XerialWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(XERIAL_BLOCK_SIZE - self.block.len());
+        self.block.extend_from_slice(&buf[..n]);
+        if self.block.len() == XERIAL_BLOCK_SIZE {
+            self.flush_block()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -230,6 +284,20 @@ mod tests {
                 assert_eq!(output, input, "{} at {len} bytes", codec.name());
             }
         }
+    }
+
+    #[test]
+    fn compressing_parts_is_compressing_their_concatenation() {
+        let input = sample(100_000);
+        let parts: Vec<&[u8]> = vec![&input[..10], &input[10..40_000], &[], &input[40_000..]];
+        for codec in CODECS {
+            let compressed = compress_parts(codec, &parts).unwrap();
+            let output = decompress(codec, &compressed, MAX_DECOMPRESSED_BATCH_BYTES).unwrap();
+            assert!(output == input, "{}", codec.name());
+        }
+        // Snappy's blocks are 32 KiB of input whatever the parts' boundaries.
+        let xerial = compress_parts(Codec::Snappy, &parts).unwrap();
+        assert!(xerial == compress(Codec::Snappy, &input).unwrap());
     }
 
     #[test]
