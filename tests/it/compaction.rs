@@ -834,3 +834,63 @@ fn the_last_compressed_batch_of_a_producer_stays_when_emptied() {
     let next = producer_batch(&["d"], 5, TestCodec::None);
     assert_eq!(produce_with(&mut client, TOPIC, 0, &next, -1).0, NONE);
 }
+
+#[test]
+fn a_zstd_bomb_fails_cleaning_at_the_decompression_limit() {
+    const BOMB: &str = "bomb";
+    let mut broker =
+        TestBroker::start_with("compaction-bomb", |_| {}, &["log.cleaner.enable=false"]);
+    let mut client = broker.connect();
+    create_topic(&mut client, BOMB, 1, TOPIC_CONFIGS);
+    // A batch of 1 KiB whose records section inflates to 65 MiB of zeros, behind a valid CRC.
+    let zeros = vec![0u8; 65 << 20];
+    let mut bomb = filler_batch(0, 1)[..HEADER_SIZE].to_vec();
+    bomb.extend_from_slice(&zstd::stream::encode_all(&zeros[..], 3).unwrap());
+    drop(zeros);
+    assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+    BigEndian::write_i16(&mut bomb[ATTRIBUTES_OFFSET..], TestCodec::Zstd.id());
+    let length = (bomb.len() - LOG_OVERHEAD) as i32;
+    BigEndian::write_i32(&mut bomb[LENGTH_OFFSET..], length);
+    let crc = crc32c::crc32c(&bomb[ATTRIBUTES_OFFSET..]);
+    BigEndian::write_u32(&mut bomb[CRC_OFFSET..], crc);
+    let mut produced = Vec::new();
+    for round in 0..80 {
+        let batch = if round == 20 {
+            bomb.clone()
+        } else {
+            filler_batch(round, 5)
+        };
+        let (error, base) = produce_with(&mut client, BOMB, 0, &batch, -1);
+        assert_eq!(error, NONE);
+        produced.push((base, batch));
+    }
+    drop(client);
+    assert!(broker.terminate());
+    broker.extra_properties = CLEANER.iter().map(|s| s.to_string()).collect();
+    broker.restart();
+    let mut client = broker.connect();
+    // Roll a segment, so that a cleaning certainly starts after the log lines are read.
+    for round in 80..120 {
+        let batch = filler_batch(round, 5);
+        let (error, base) = produce_with(&mut client, BOMB, 0, &batch, -1);
+        assert_eq!(error, NONE);
+        produced.push((base, batch));
+    }
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cleaning_failures(&broker, BOMB, &mut log) == 0 {
+        assert!(Instant::now() < deadline, "no cleaning failure was logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let line = log
+        .iter()
+        .find(|l| l.contains("bomb-0: cleaning failed"))
+        .unwrap();
+    assert!(
+        line.contains("zstd records: decompress to more than 67108864 bytes"),
+        "{line}"
+    );
+    assert_eq!(first_dirty_offset_of(&broker.log_dir, BOMB), 0);
+    assert_same_batches(all_batches(&mut client, BOMB), &produced);
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:?}");
+}
