@@ -14,7 +14,14 @@
 //! copy of an already clean segment is given its source's time), and tombstones are dropped from
 //! a clean segment once that time is `delete.retention.ms` old, as Kafka's delete horizon does.
 //!
-//! Reading is throttled to `log.cleaner.io.max.bytes.per.second`. sprat runs one cleaner thread
+//! A log whose cleaning fails (a batch that cannot be decompressed or parsed, an I/O error) is
+//! logged at `error!` and skipped until its sealed segments change, as Kafka marks a partition
+//! uncleanable; whatever `.cleaned` files that cleaning wrote are removed, and the log itself is
+//! never touched.
+//!
+//! The thread runs at a lower scheduling priority (nice 10) than the request threads, so that
+//! cleaning takes the CPU produce and fetch leave idle first. Reading is throttled to
+//! `log.cleaner.io.max.bytes.per.second`. sprat runs one cleaner thread
 //! whatever `log.cleaner.threads` says.
 
 use crate::broker::BrokerContext;
@@ -23,7 +30,7 @@ use crate::storage::cleaner::{self, CleanStats, OffsetMap};
 use crate::storage::log::{CleanedSegment, Partition, TopicPartition, cleaned_path};
 use crate::storage::segment::LogSegment;
 use crate::writer::WriterCommand;
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 use std::collections::HashMap;
 use std::fs;
 use std::io;
@@ -132,8 +139,33 @@ pub fn start(ctx: Arc<BrokerContext>) -> io::Result<()> {
     }
     std::thread::Builder::new()
         .name("log-cleaner".into())
-        .spawn(move || LogCleaner::new(ctx).run())?;
+        .spawn(move || {
+            lower_priority();
+            LogCleaner::new(ctx).run()
+        })?;
     Ok(())
+}
+
+/// The `log-cleaner` thread's nice value. Cleaning is background work that can wait, while
+/// produce and fetch cannot: at 10 the scheduler gives the cleaner about a tenth of a core that
+/// request threads also want (CFS weights 110 against 1024), so that produce keeps at least 90%
+/// of its throughput while the cleaner runs (the goal), and all of an idle one.
+const CLEANER_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's scheduling priority to [`CLEANER_NICE`]. On Linux a thread id
+/// given to `setpriority(PRIO_PROCESS)` names that one thread.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take no pointers and only read their arguments.
+    let result = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, CLEANER_NICE)
+    };
+    if result != 0 {
+        warn!(
+            "log cleaner: could not lower its priority: {}",
+            io::Error::last_os_error()
+        );
+    }
 }
 
 /// A log the cleaner may clean this round, and how dirty it is.
@@ -152,6 +184,14 @@ struct LogCleaner {
     checkpoint_path: PathBuf,
     /// Each log's first dirty offset: everything below it has been cleaned.
     first_dirty_offsets: HashMap<TopicPartition, i64>,
+    /// Logs whose cleaning failed, with their sealed segments at the time: skipped while those
+    /// stay the same (Kafka's uncleanable partitions).
+    uncleanable: HashMap<TopicPartition, Vec<(i64, u64)>>,
+}
+
+/// What identifies a log's sealed segments for [`LogCleaner::uncleanable`]: base offsets and sizes.
+fn sealed_signature(sealed: &[LogSegment]) -> Vec<(i64, u64)> {
+    sealed.iter().map(|s| (s.base_offset(), s.size())).collect()
 }
 
 impl LogCleaner {
@@ -172,19 +212,27 @@ impl LogCleaner {
             ctx,
             checkpoint_path,
             first_dirty_offsets,
+            uncleanable: HashMap::new(),
         }
     }
 
     fn run(mut self) {
         while !self.ctx.shutting_down.load(Ordering::Relaxed) {
             let cleaned = match self.grab_filthiest_log() {
-                Some(candidate) => match self.clean(candidate) {
-                    Ok(cleaned) => cleaned,
-                    Err(e) => {
-                        warn!("log cleaner: {e}");
-                        false
+                Some(candidate) => {
+                    let tp = candidate.partition.topic_partition.clone();
+                    let signature = sealed_signature(&candidate.sealed);
+                    match self.clean(candidate) {
+                        Ok(cleaned) => cleaned,
+                        Err(e) => {
+                            error!(
+                                "{tp}: cleaning failed, the log is skipped until its segments change: {e}"
+                            );
+                            self.uncleanable.insert(tp, signature);
+                            false
+                        }
                     }
-                },
+                }
                 None => false,
             };
             if !cleaned {
@@ -205,7 +253,7 @@ impl LogCleaner {
     }
 
     /// The dirtiest log that is due for cleaning (Kafka's `grabFilthiestCompactedLog`).
-    fn grab_filthiest_log(&self) -> Option<Candidate> {
+    fn grab_filthiest_log(&mut self) -> Option<Candidate> {
         let partitions: Vec<Arc<Partition>> =
             self.ctx.partitions.read().values().cloned().collect();
         let now = crate::server::apis::now_ms();
@@ -216,6 +264,13 @@ impl LogCleaner {
                 continue;
             }
             let sealed = partition.sealed_segments();
+            let tp = &partition.topic_partition;
+            if let Some(failed) = self.uncleanable.get(tp) {
+                if *failed == sealed_signature(&sealed) {
+                    continue;
+                }
+                self.uncleanable.remove(tp);
+            }
             // A checkpointed offset past the log's end is from a deleted log of the same name.
             let first_dirty_offset = self
                 .first_dirty_offsets
@@ -303,13 +358,22 @@ impl LogCleaner {
                 .map_or(0, |d| d.as_millis() as i64);
             let drop_tombstones = was_clean && age_ms >= c.config.delete_retention_ms;
             let out = cleaned_path(&c.partition.dir, s.base_offset());
-            let stats = cleaner::clean_segment(s, &out, &map, &producers, drop_tombstones)?;
+            let stats = match cleaner::clean_segment(s, &out, &map, &producers, drop_tombstones) {
+                Ok(stats) => stats,
+                Err(e) => {
+                    let _ = fs::remove_file(&out);
+                    remove_cleaned(&c.partition.dir, &cleaned);
+                    return Err(e);
+                }
+            };
             throttle.consumed(stats.bytes_read + stats.bytes_written);
             total.bytes_read += stats.bytes_read;
             total.bytes_written += stats.bytes_written;
             total.records_kept += stats.records_kept;
             total.records_removed += stats.records_removed;
-            if stats.bytes_written == s.size() {
+            // A recompressed batch may come out at its old size, so the size alone does not say
+            // that nothing was removed.
+            if stats.records_removed == 0 && stats.bytes_written == s.size() {
                 // Nothing to remove here: keep the segment (and its time) as it is.
                 fs::remove_file(&out)?;
                 continue;

@@ -7,19 +7,27 @@
 //! producer id/epoch/base sequence (only its records, their count, its length and its CRC-32C
 //! change), and batches stay in offset order. A batch all of whose records go is dropped, unless
 //! it is the last batch of its producer, which stays empty so that the producer's idempotence
-//! state survives a reload (as Kafka keeps it). Control batches and compressed batches are copied
-//! unchanged: sprat has no codecs yet, so it cannot rewrite compressed records.
+//! state survives a reload (as Kafka keeps it). Control batches are copied unchanged.
+//!
+//! A compressed batch is decompressed (one batch at a time, at most
+//! [`MAX_DECOMPRESSED_BATCH_BYTES`]), filtered like an uncompressed one, and its surviving
+//! records, byte for byte as they were, are recompressed with the batch's own codec, as Kafka's
+//! `MemoryRecords.filterTo` does. An emptied batch that stays is written with no records and no
+//! codec, as Kafka's `writeEmptyHeader` does. A batch that cannot be decompressed or parsed fails
+//! the cleaning of its log with an error; nothing is written over the log.
 //!
 //! Nothing here changes a log: the `log-cleaner` thread writes the `.cleaned` file and asks the
 //! `log-writer` to swap it in (see `PartitionLog::replace_cleaned_segment`).
 
+use super::compression::{self, Codec, MAX_DECOMPRESSED_BATCH_BYTES};
 use super::record_batch::{
-    ATTRIBUTES_OFFSET, BatchView, Batches, CRC_OFFSET, HEADER_SIZE, LENGTH_OFFSET, LOG_OVERHEAD,
-    RECORDS_COUNT_OFFSET,
+    ATTRIBUTES_OFFSET, BatchView, Batches, COMPRESSION_CODEC_MASK, CRC_OFFSET, HEADER_SIZE,
+    LENGTH_OFFSET, LOG_OVERHEAD, RECORDS_COUNT_OFFSET,
 };
 use super::segment::{LogSegment, header_view, read_header};
 use crate::protocol::wire::{DecodeError, Decoder};
 use byteorder::{BigEndian, ByteOrder};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -88,7 +96,7 @@ impl OffsetMap {
     }
 }
 
-/// One record of an uncompressed batch, as the cleaner needs it.
+/// One record of a batch, as the cleaner needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordRef<'a> {
     pub offset: i64,
@@ -96,18 +104,37 @@ pub struct RecordRef<'a> {
     pub value: Option<&'a [u8]>,
     /// The value is null: a delete marker for the key.
     pub is_tombstone: bool,
-    /// The record as stored: its length varint and body.
+    /// The record as stored (after decompression): its length varint and body.
     pub bytes: &'a [u8],
 }
 
-/// Whether the cleaner may rewrite a batch's records: a data batch without compression.
+/// Whether the cleaner may rewrite a batch's records: any data batch, compressed or not.
 pub fn is_cleanable(batch: &BatchView<'_>) -> bool {
-    !batch.is_control() && batch.compression_codec() == 0
+    !batch.is_control()
+}
+
+/// A batch's records section, decompressed if its codec says so (borrowed when it is not).
+pub fn records_section<'a>(batch: &BatchView<'a>) -> io::Result<Cow<'a, [u8]>> {
+    match Codec::from_attributes(batch.attributes())? {
+        Codec::None => Ok(Cow::Borrowed(batch.records_bytes())),
+        codec => {
+            compression::decompress(codec, batch.records_bytes(), MAX_DECOMPRESSED_BATCH_BYTES)
+                .map(Cow::Owned)
+        }
+    }
 }
 
 /// The records of an uncompressed batch, each with its absolute offset.
 pub fn records<'a>(batch: &BatchView<'a>) -> Result<Vec<RecordRef<'a>>, DecodeError> {
-    let body = batch.records_bytes();
+    parse_records(batch, batch.records_bytes())
+}
+
+/// The records in `body`, the (decompressed) records section of `batch`, each with its absolute
+/// offset. `records_count` records must be there.
+pub fn parse_records<'a>(
+    batch: &BatchView<'_>,
+    body: &'a [u8],
+) -> Result<Vec<RecordRef<'a>>, DecodeError> {
     let mut d = Decoder::new(body);
     let count = batch.records_count().max(0) as usize;
     let mut out = Vec::with_capacity(count.min(body.len()));
@@ -142,14 +169,18 @@ pub fn records<'a>(batch: &BatchView<'a>) -> Result<Vec<RecordRef<'a>>, DecodeEr
 }
 
 /// Rewrites `batch` with the records `keep` accepts. `None` when none is kept and `keep_empty` is
-/// false; the batch's own bytes when every record is kept; otherwise the header unchanged but for
-/// the records count, length and CRC-32C, followed by the surviving records as they were.
+/// false; the batch's own bytes when every record is kept; an empty batch without codec when none
+/// is kept and `keep_empty` is set; otherwise the header unchanged but for the records count,
+/// length and CRC-32C, followed by the surviving records as they were, recompressed with the
+/// batch's codec.
 pub fn filter_batch(
     batch: &BatchView<'_>,
     mut keep: impl FnMut(&RecordRef<'_>) -> bool,
     keep_empty: bool,
-) -> Result<Option<Vec<u8>>, DecodeError> {
-    let all = records(batch)?;
+) -> io::Result<Option<Vec<u8>>> {
+    let codec = Codec::from_attributes(batch.attributes())?;
+    let section = records_section(batch)?;
+    let all = parse_records(batch, &section).map_err(invalid)?;
     let kept: Vec<&RecordRef<'_>> = all.iter().filter(|r| keep(r)).collect();
     if kept.len() == all.len() {
         return Ok(Some(batch.bytes().to_vec()));
@@ -157,11 +188,18 @@ pub fn filter_batch(
     if kept.is_empty() && !keep_empty {
         return Ok(None);
     }
-    let mut out =
-        Vec::with_capacity(HEADER_SIZE + kept.iter().map(|r| r.bytes.len()).sum::<usize>());
+    let parts: Vec<&[u8]> = kept.iter().map(|r| r.bytes).collect();
+    let (codec, records) = if kept.is_empty() {
+        (Codec::None, Vec::new())
+    } else {
+        (codec, compression::compress_parts(codec, &parts)?)
+    };
+    let mut out = Vec::with_capacity(HEADER_SIZE + records.len());
     out.extend_from_slice(&batch.bytes()[..HEADER_SIZE]);
-    for r in &kept {
-        out.extend_from_slice(r.bytes);
+    out.extend_from_slice(&records);
+    if codec == Codec::None {
+        let attributes = batch.attributes() & !COMPRESSION_CODEC_MASK;
+        BigEndian::write_i16(&mut out[ATTRIBUTES_OFFSET..], attributes);
     }
     BigEndian::write_i32(&mut out[RECORDS_COUNT_OFFSET..], kept.len() as i32);
     let length = (out.len() - LOG_OVERHEAD) as i32;
@@ -206,6 +244,18 @@ fn invalid(e: DecodeError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("record batch: {e}"))
 }
 
+/// Names the segment and batch an error is about.
+fn in_batch(segment: &LogSegment, batch: &BatchView<'_>, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!(
+            "{}: batch at offset {}: {e}",
+            segment.log_path().display(),
+            batch.base_offset()
+        ),
+    )
+}
+
 /// Adds a segment's keys to the map and each producer's latest batch to `producers`. Returns
 /// false when the map filled up before the segment's end (its entries so far stay in the map:
 /// they are all later records, so they never make the cleaner drop a key's latest record).
@@ -220,7 +270,10 @@ pub fn map_segment(
         if !is_cleanable(batch) {
             return Ok(true);
         }
-        for r in records(batch).map_err(invalid)? {
+        let section = records_section(batch).map_err(|e| in_batch(segment, batch, e))?;
+        let records =
+            parse_records(batch, &section).map_err(|e| in_batch(segment, batch, invalid(e)))?;
+        for r in records {
             if let Some(key) = r.key
                 && !map.put(key, r.offset)
             {
@@ -292,7 +345,7 @@ pub fn clean_segment(
                 },
                 last_of_producer,
             )
-            .map_err(invalid)?;
+            .map_err(|e| in_batch(segment, batch, e))?;
             stats.records_removed += removed;
             stats.records_kept += batch.records_count().max(0) as u64 - removed;
             cleaned
@@ -430,6 +483,110 @@ mod tests {
             (Some(3), Some(9), None)
         );
         assert_eq!(map.len(), 2);
+    }
+
+    /// `bytes` (an uncompressed batch) with its records section compressed with `codec`.
+    fn compressed(bytes: &[u8], codec: Codec) -> Vec<u8> {
+        let records = compression::compress(codec, &bytes[HEADER_SIZE..]).unwrap();
+        let mut out = bytes[..HEADER_SIZE].to_vec();
+        out.extend_from_slice(&records);
+        let attributes = BigEndian::read_i16(&out[ATTRIBUTES_OFFSET..]) | codec as i16;
+        BigEndian::write_i16(&mut out[ATTRIBUTES_OFFSET..], attributes);
+        let length = (out.len() - LOG_OVERHEAD) as i32;
+        BigEndian::write_i32(&mut out[LENGTH_OFFSET..], length);
+        let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+        BigEndian::write_u32(&mut out[CRC_OFFSET..], crc);
+        out
+    }
+
+    const CODECS: [Codec; 4] = [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd];
+
+    #[test]
+    fn compressed_batch_is_filtered_and_recompressed_with_its_codec() {
+        let plain = keyed(100, &[("a", Some("1")), ("b", Some("2")), ("a", Some("3"))]);
+        for codec in CODECS {
+            let bytes = compressed(&plain, codec);
+            let original = view(&bytes);
+            original.validate().unwrap();
+            let out = filter_batch(&original, |r| r.offset != 100, false)
+                .unwrap()
+                .unwrap();
+            let b = view(&out);
+            b.validate().unwrap();
+            assert_eq!(b.compression_codec(), codec as i16, "{}", codec.name());
+            assert_eq!(&out[..RECORDS_COUNT_OFFSET], {
+                // Only the length and CRC of the header change before the count.
+                let mut h = bytes[..RECORDS_COUNT_OFFSET].to_vec();
+                h[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&out[LENGTH_OFFSET..][..4]);
+                h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&out[CRC_OFFSET..][..4]);
+                h
+            });
+            assert_eq!(b.records_count(), 2);
+            let section = records_section(&b).unwrap();
+            // The kept records are the original records' bytes, in order.
+            let plain_view = view(&plain);
+            let plain_records = records(&plain_view).unwrap();
+            assert_eq!(
+                &section[..],
+                [plain_records[1].bytes, plain_records[2].bytes].concat()
+            );
+            let rs = parse_records(&b, &section).unwrap();
+            assert_eq!(
+                rs.iter().map(|r| (r.offset, r.value)).collect::<Vec<_>>(),
+                vec![(101, Some(&b"2"[..])), (102, Some(&b"3"[..]))]
+            );
+            // Untouched: byte for byte, not recompressed.
+            assert_eq!(
+                filter_batch(&original, |_| true, false).unwrap().unwrap(),
+                bytes
+            );
+        }
+    }
+
+    #[test]
+    fn emptied_compressed_batch_is_dropped_or_kept_empty_without_codec() {
+        let plain = keyed(5, &[("a", Some("1")), ("b", Some("2"))]);
+        for codec in CODECS {
+            let bytes = compressed(&plain, codec);
+            let b = view(&bytes);
+            assert_eq!(filter_batch(&b, |_| false, false).unwrap(), None);
+            let empty = filter_batch(&b, |_| false, true).unwrap().unwrap();
+            let e = view(&empty);
+            e.validate().unwrap();
+            assert_eq!(e.size(), HEADER_SIZE);
+            assert_eq!(e.compression_codec(), 0);
+            assert_eq!(
+                (e.records_count(), e.base_offset(), e.last_offset()),
+                (0, 5, 6)
+            );
+            assert_eq!(
+                (e.producer_id(), e.producer_epoch(), e.base_sequence()),
+                (7, 2, 11)
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_compressed_records_are_an_error() {
+        let plain = keyed(0, &[("a", Some("1")), ("b", Some("2"))]);
+        for codec in CODECS {
+            let mut bytes = compressed(&plain, codec);
+            let n = bytes.len();
+            // Cut the compressed stream in half.
+            let cut = HEADER_SIZE + (n - HEADER_SIZE) / 2;
+            bytes.truncate(cut);
+            BigEndian::write_i32(&mut bytes[LENGTH_OFFSET..], (cut - LOG_OVERHEAD) as i32);
+            let b = view(&bytes);
+            assert!(
+                filter_batch(&b, |_| false, false).is_err(),
+                "{}",
+                codec.name()
+            );
+        }
+        // An unknown codec id.
+        let mut bytes = plain.clone();
+        BigEndian::write_i16(&mut bytes[ATTRIBUTES_OFFSET..], 6);
+        assert!(filter_batch(&view(&bytes), |_| true, false).is_err());
     }
 
     #[test]

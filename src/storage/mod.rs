@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod cleaner;
+pub mod compression;
 pub mod index;
 pub mod log;
 pub mod open_files;

@@ -2,8 +2,12 @@
 segments, written by confluent-kafka or kafka-python with many values per key and some
 tombstones, then read back from the beginning by the other client. After the cleaner has run,
 superseded records are gone, every surviving record keeps the offset it was written at, each
-key's latest value is there, and the partition directory holds fewer bytes than were written."""
+key's latest value is there, and the partition directory holds fewer bytes than were written.
+The same holds for every compression.type: the cleaner decompresses, filters and recompresses
+each batch with its codec (snappy from librdkafka is raw, from kafka-python xerial-framed; the
+cleaner writes xerial, as Kafka does), and the other client reads the cleaned batches."""
 
+import random
 import time
 from pathlib import Path
 
@@ -11,6 +15,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from kclients import stored_batches
 
 KEYS = 20
 ROUNDS = 50
@@ -24,9 +30,9 @@ def create_compacted(bs: str, topic: str, configs: dict[str, str]) -> None:
     fs[topic].result(30)
 
 
-def produce_confluent(bs: str, topic: str, records) -> list[int]:
+def produce_confluent(bs: str, topic: str, records, **config) -> list[int]:
     offsets: list[int] = []
-    p = Producer({"bootstrap.servers": bs, "linger.ms": 5})
+    p = Producer({"bootstrap.servers": bs, "linger.ms": 5, **config})
 
     def done(err, msg):
         assert err is None, err
@@ -41,8 +47,8 @@ def produce_confluent(bs: str, topic: str, records) -> list[int]:
     return offsets
 
 
-def produce_kafka_python(bs: str, topic: str, records) -> list[int]:
-    p = KafkaProducer(bootstrap_servers=bs, linger_ms=5)
+def produce_kafka_python(bs: str, topic: str, records, **config) -> list[int]:
+    p = KafkaProducer(bootstrap_servers=bs, linger_ms=5, **config)
     futures = []
     for i, (k, v) in enumerate(records):
         futures.append(p.send(topic, key=k.encode(), value=v))
@@ -104,19 +110,22 @@ def log_bytes(log_dir: Path, topic: str) -> int:
     return sum(f.stat().st_size for f in (log_dir / f"{topic}-0").glob("*.log"))
 
 
-@pytest.mark.parametrize("producer,consumer", [("confluent-kafka", "kafka-python"),
-                                               ("kafka-python", "confluent-kafka")])
-def test_compacted_topic_keeps_latest_values_at_their_offsets(broker_factory, unique, producer, consumer):
-    broker = broker_factory(CLEANER)
-    topic = f"{unique}-t"
+def produce_and_check_cleaning(broker, topic: str, producer: str, consumer: str, codec: str | None = None):
+    """Writes KEYS keys ROUNDS times, tombstones and fillers with `producer` (with `codec` as its
+    compression.type), waits for the cleaner, and checks what `consumer` reads back."""
     create_compacted(broker.bootstrap, topic, {
         "cleanup.policy": "compact", "segment.bytes": "4096", "min.cleanable.dirty.ratio": "0.01"})
     records = [(f"key-{k}", f"value-{r}-{k}-".encode() + b"x" * 50) for r in range(ROUNDS) for k in range(KEYS)]
     records += [(k, None) for k in sorted(TOMBSTONED)]
-    # Later writes roll segments, so that the tombstones land in a sealed, cleanable segment.
-    records += [(f"filler-{i}", b"y" * 50) for i in range(200)]
-    produce = produce_confluent if producer == "confluent-kafka" else produce_kafka_python
-    offsets = produce(broker.bootstrap, topic, records)
+    # Later writes roll segments, so that the tombstones land in a sealed, cleanable segment
+    # (random bytes, which no codec shrinks below a few segments).
+    records += [(f"filler-{i}", random.randbytes(100)) for i in range(200)]
+    if producer == "confluent-kafka":
+        offsets = produce_confluent(broker.bootstrap, topic, records,
+                                    **({"compression.type": codec} if codec else {}))
+    else:
+        offsets = produce_kafka_python(broker.bootstrap, topic, records,
+                                       **({"compression_type": codec} if codec else {}))
     assert sorted(offsets) == list(range(len(records)))
     # Both produce functions list offsets in the order of `records` (one partition).
     written = dict(zip(offsets, records))
@@ -145,7 +154,29 @@ def test_compacted_topic_keeps_latest_values_at_their_offsets(broker_factory, un
     for key in TOMBSTONED:
         assert written[latest[key]][1] is None
     assert len(got) < len(records) / 4
-    assert log_bytes(broker.log_dir, topic) < payload_bytes / 2
+    if codec is None:
+        assert log_bytes(broker.log_dir, topic) < payload_bytes / 2
+    else:
+        # Every cleaned batch of compressible values is still compressed with the producer's codec
+        # (a client may send the random fillers uncompressed).
+        codecs = {b.codec for b in stored_batches(broker.log_dir, topic) if b.base_offset < KEYS * ROUNDS}
+        assert codecs == {codec}, codecs
+        assert log_bytes(broker.log_dir, topic) < payload_bytes / 2
+
+
+@pytest.mark.parametrize("producer,consumer", [("confluent-kafka", "kafka-python"),
+                                               ("kafka-python", "confluent-kafka")])
+def test_compacted_topic_keeps_latest_values_at_their_offsets(broker_factory, unique, producer, consumer):
+    broker = broker_factory(CLEANER)
+    produce_and_check_cleaning(broker, f"{unique}-t", producer, consumer)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+@pytest.mark.parametrize("producer,consumer", [("confluent-kafka", "kafka-python"),
+                                               ("kafka-python", "confluent-kafka")])
+def test_compressed_compacted_topic_keeps_latest_values(broker_factory, unique, producer, consumer, codec):
+    broker = broker_factory(CLEANER)
+    produce_and_check_cleaning(broker, f"{unique}-t", producer, consumer, codec)
 
 
 def test_kafkajs_reads_a_compacted_topic_across_its_gaps(broker_factory, unique):

@@ -6,14 +6,120 @@
 
 use crate::harness::{Client, Rng, TestBroker};
 use crate::storage::{NONE, create_topic, fetch, produce_with};
-use sprat::storage::cleaner::records;
-use sprat::storage::record_batch::{BatchHeader, Batches, Record, build_batch};
+use byteorder::{BigEndian, ByteOrder};
+use sprat::storage::cleaner::{parse_records, records_section};
+use sprat::storage::record_batch::{
+    ATTRIBUTES_OFFSET, BatchHeader, BatchView, Batches, CRC_OFFSET, HEADER_SIZE, LENGTH_OFFSET,
+    LOG_OVERHEAD, MAGIC_OFFSET, Record, build_batch,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const TOPIC: &str = "compacted";
+
+/// How a test batch's records are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestCodec {
+    None,
+    Gzip,
+    /// snappy-java's stream: magic, version 1, compatible version 1, then length-prefixed blocks.
+    SnappyXerial,
+    /// One raw snappy block, as librdkafka may write.
+    SnappyRaw,
+    Lz4,
+    Zstd,
+}
+
+const TEST_CODECS: [TestCodec; 6] = [
+    TestCodec::None,
+    TestCodec::Gzip,
+    TestCodec::SnappyXerial,
+    TestCodec::SnappyRaw,
+    TestCodec::Lz4,
+    TestCodec::Zstd,
+];
+
+impl TestCodec {
+    /// The codec id in a batch's attributes.
+    fn id(self) -> i16 {
+        match self {
+            TestCodec::None => 0,
+            TestCodec::Gzip => 1,
+            TestCodec::SnappyXerial | TestCodec::SnappyRaw => 2,
+            TestCodec::Lz4 => 3,
+            TestCodec::Zstd => 4,
+        }
+    }
+
+    fn compress(self, records: &[u8]) -> Vec<u8> {
+        match self {
+            TestCodec::None => records.to_vec(),
+            TestCodec::Gzip => {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(records).unwrap();
+                e.finish().unwrap()
+            }
+            TestCodec::SnappyXerial => {
+                let mut out = vec![
+                    0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1,
+                ];
+                for chunk in records.chunks(32 * 1024) {
+                    let block = snap::raw::Encoder::new().compress_vec(chunk).unwrap();
+                    out.extend_from_slice(&(block.len() as i32).to_be_bytes());
+                    out.extend_from_slice(&block);
+                }
+                out
+            }
+            TestCodec::SnappyRaw => snap::raw::Encoder::new().compress_vec(records).unwrap(),
+            TestCodec::Lz4 => {
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                e.write_all(records).unwrap();
+                e.finish().unwrap()
+            }
+            TestCodec::Zstd => zstd::stream::encode_all(records, 3).unwrap(),
+        }
+    }
+}
+
+/// An uncompressed batch with its records section compressed with `codec`.
+fn compress_batch(batch: Vec<u8>, codec: TestCodec) -> Vec<u8> {
+    if codec == TestCodec::None {
+        return batch;
+    }
+    let mut out = batch[..HEADER_SIZE].to_vec();
+    out.extend_from_slice(&codec.compress(&batch[HEADER_SIZE..]));
+    let attributes = BigEndian::read_i16(&out[ATTRIBUTES_OFFSET..]) | codec.id();
+    BigEndian::write_i16(&mut out[ATTRIBUTES_OFFSET..], attributes);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    BigEndian::write_i32(&mut out[LENGTH_OFFSET..], length);
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+    BigEndian::write_u32(&mut out[CRC_OFFSET..], crc);
+    out
+}
+
+/// One record read back: offset, key, value (decompressed when the batch is).
+struct ReadRecord {
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+}
+
+fn read_records(batch: &BatchView<'_>) -> Vec<ReadRecord> {
+    let section = records_section(batch).expect("records decompress");
+    parse_records(batch, &section)
+        .expect("records parse")
+        .into_iter()
+        .map(|r| ReadRecord {
+            offset: r.offset,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
+        })
+        .collect()
+}
 
 /// Everything acknowledged: offset -> (key, value), and each key's latest offset.
 #[derive(Default)]
@@ -22,6 +128,8 @@ struct Model {
     latest: HashMap<Vec<u8>, i64>,
     /// Bytes of the batches produced.
     produced_bytes: u64,
+    /// Each produced batch's base offset and codec id.
+    codecs: HashMap<i64, i16>,
 }
 
 impl Model {
@@ -44,6 +152,7 @@ impl Model {
             })
             .collect();
         let now = now_ms();
+        let codec = TEST_CODECS[rng.range(0, TEST_CODECS.len() as i64) as usize];
         let batch = build_batch(
             &BatchHeader {
                 base_timestamp: now,
@@ -52,8 +161,10 @@ impl Model {
             },
             &records,
         );
+        let batch = compress_batch(batch, codec);
         let (error, base) = produce_with(client, TOPIC, 0, &batch, -1);
         assert_eq!(error, NONE, "produce");
+        self.codecs.insert(base, codec.id());
         self.produced_bytes += batch.len() as u64;
         for (i, (key, value)) in written.into_iter().enumerate() {
             let offset = base + i as i64;
@@ -90,7 +201,15 @@ impl Model {
             for batch in Batches::new(&bytes) {
                 let Ok(batch) = batch else { break };
                 batch.validate().expect("a valid CRC after cleaning");
-                for r in records(&batch).unwrap() {
+                if batch.records_count() > 0 {
+                    assert_eq!(
+                        Some(batch.compression_codec()),
+                        self.codecs.get(&batch.base_offset()).copied(),
+                        "the codec of the batch at {}",
+                        batch.base_offset()
+                    );
+                }
+                for r in read_records(&batch) {
                     if r.offset < offset {
                         continue;
                     }
@@ -98,8 +217,8 @@ impl Model {
                         .history
                         .get(&r.offset)
                         .unwrap_or_else(|| panic!("offset {} was never written", r.offset));
-                    assert_eq!(r.key, Some(&key[..]), "key at offset {}", r.offset);
-                    assert_eq!(r.value, value.as_deref(), "value at offset {}", r.offset);
+                    assert_eq!(r.key.as_ref(), Some(key), "key at offset {}", r.offset);
+                    assert_eq!(&r.value, value, "value at offset {}", r.offset);
                     if r.offset < first_dirty {
                         assert_eq!(
                             latest_below[key], r.offset,
@@ -133,12 +252,16 @@ fn now_ms() -> i64 {
 
 /// The first dirty offset of the test topic in `cleaner-offset-checkpoint`, 0 before any.
 fn first_dirty_offset(log_dir: &Path) -> i64 {
+    first_dirty_offset_of(log_dir, TOPIC)
+}
+
+fn first_dirty_offset_of(log_dir: &Path, topic: &str) -> i64 {
     let text = fs::read_to_string(log_dir.join("cleaner-offset-checkpoint")).unwrap_or_default();
     text.lines()
         .skip(2)
         .filter_map(|l| {
             let mut parts = l.split_whitespace();
-            (parts.next() == Some(TOPIC) && parts.next() == Some("0"))
+            (parts.next() == Some(topic) && parts.next() == Some("0"))
                 .then(|| parts.next()?.parse().ok())
                 .flatten()
         })
@@ -227,7 +350,7 @@ fn compacted_topic_keeps_the_latest_record_of_each_key_at_its_offset() {
     assert!(
         batches
             .iter()
-            .flat_map(|b| records(b).unwrap())
+            .flat_map(read_records)
             .all(|r| r.offset != removed)
     );
     broker.assert_no_panics();
@@ -262,10 +385,9 @@ fn tombstones_go_after_delete_retention_ms() {
             break;
         }
         for b in Batches::new(&bytes).filter_map(Result::ok) {
-            tombstones_below_first += records(&b)
-                .unwrap()
+            tombstones_below_first += read_records(&b)
                 .iter()
-                .filter(|r| r.is_tombstone && r.offset < first)
+                .filter(|r| r.value.is_none() && r.offset < first)
                 .count();
             offset = offset.max(b.last_offset() + 1);
         }
@@ -406,4 +528,369 @@ fn consumer_offsets_stays_small_under_many_commits_and_restores_the_latest() {
         .map(|(_, p, offset, _, _)| (p, offset))
         .collect();
     assert_eq!(committed, [(0, last), (1, 2 * last), (2, 3 * last)]);
+}
+
+/// A keyed uncompressed batch of `n` records with 60-byte values, for the corrupt-batch test.
+fn filler_batch(round: usize, n: usize) -> Vec<u8> {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            timestamp_delta: i as i64,
+            key: Some(format!("key-{}", i % 5).into_bytes()),
+            value: Some(format!("value-{round}-{i}-{}", "x".repeat(40)).into_bytes()),
+            headers: vec![],
+        })
+        .collect();
+    let now = now_ms();
+    build_batch(
+        &BatchHeader {
+            base_timestamp: now,
+            max_timestamp: now,
+            ..BatchHeader::default()
+        },
+        &records,
+    )
+}
+
+/// Every batch of a partition, fetched from offset 0: (base offset, batch bytes).
+fn all_batches(client: &mut Client, topic: &str) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let bytes = fetch(client, topic, offset, 1 << 20)
+            .records
+            .unwrap_or_default();
+        let batches: Vec<_> = Batches::new(&bytes).filter_map(Result::ok).collect();
+        if batches.is_empty() {
+            return out;
+        }
+        for b in batches {
+            if b.last_offset() >= offset {
+                out.push((b.base_offset(), b.bytes().to_vec()));
+                offset = b.last_offset() + 1;
+            }
+        }
+    }
+}
+
+/// The batches read are the batches produced at their offsets: the same bytes from the magic
+/// on (the broker sets the base offset and partition leader epoch in front of it).
+fn assert_same_batches(read: Vec<(i64, Vec<u8>)>, produced: &[(i64, Vec<u8>)]) {
+    assert_eq!(read.len(), produced.len(), "batches read");
+    for ((offset, bytes), (base, batch)) in read.iter().zip(produced) {
+        assert_eq!(offset, base);
+        assert!(
+            bytes[MAGIC_OFFSET..] == batch[MAGIC_OFFSET..],
+            "the batch at {base} changed"
+        );
+    }
+}
+
+fn cleaning_failures(broker: &TestBroker, topic: &str, seen: &mut Vec<String>) -> usize {
+    seen.extend(broker.drain_log());
+    let needle = format!("{topic}-0: cleaning failed");
+    seen.iter().filter(|l| l.contains(&needle)).count()
+}
+
+#[test]
+fn a_corrupt_compressed_batch_fails_cleaning_of_its_log_only_and_loses_nothing() {
+    const BROKEN: &str = "broken";
+    // Written with the cleaner off, so that no cleaning gets ahead of the corrupt batch.
+    let mut broker =
+        TestBroker::start_with("compaction-corrupt", |_| {}, &["log.cleaner.enable=false"]);
+    let mut client = broker.connect();
+    create_topic(&mut client, BROKEN, 1, TOPIC_CONFIGS);
+    create_topic(&mut client, TOPIC, 1, TOPIC_CONFIGS);
+    // A gzip batch whose records are not gzip, behind a valid CRC: the produce path stores it
+    // as sent, the cleaner cannot read it.
+    let mut corrupt = compress_batch(filler_batch(0, 3), TestCodec::Gzip);
+    for b in &mut corrupt[HEADER_SIZE + 10..] {
+        *b ^= 0x5a;
+    }
+    let crc = crc32c::crc32c(&corrupt[ATTRIBUTES_OFFSET..]);
+    BigEndian::write_u32(&mut corrupt[CRC_OFFSET..], crc);
+    let mut produced = Vec::new();
+    for round in 0..120 {
+        let batch = if round == 40 {
+            corrupt.clone()
+        } else {
+            filler_batch(round, 5)
+        };
+        let (error, base) = produce_with(&mut client, BROKEN, 0, &batch, -1);
+        assert_eq!(error, NONE);
+        produced.push((base, batch));
+    }
+    let mut rng = Rng::new("a_corrupt_compressed_batch_fails_cleaning_of_its_log_only");
+    let mut model = Model::default();
+    for _ in 0..200 {
+        model.produce(&mut client, &mut rng, 20);
+    }
+    drop(client);
+    assert!(broker.terminate());
+    broker.extra_properties = CLEANER.iter().map(|s| s.to_string()).collect();
+    broker.restart();
+    let mut client = broker.connect();
+    // The other compacted log is cleaned all the same.
+    let first_dirty = wait_for_cleaning_past(&broker, 0);
+    model.check(&mut client, first_dirty);
+    // The first attempt may come before the broker says it is listening (the harness reads
+    // those lines itself): roll a segment so that the log is tried again meanwhile.
+    let mut round = 120;
+    let mut roll = |client: &mut Client, produced: &mut Vec<(i64, Vec<u8>)>| {
+        for _ in 0..80 {
+            let batch = filler_batch(round, 5);
+            round += 1;
+            let (error, base) = produce_with(client, BROKEN, 0, &batch, -1);
+            assert_eq!(error, NONE);
+            produced.push((base, batch));
+        }
+    };
+    roll(&mut client, &mut produced);
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cleaning_failures(&broker, BROKEN, &mut log) == 0 {
+        assert!(Instant::now() < deadline, "no cleaning failure was logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let line = log
+        .iter()
+        .find(|l| l.contains("broken-0: cleaning failed"))
+        .unwrap();
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("gzip"), "{line}");
+    // Nothing was cleaned or lost: every batch is served as it was produced.
+    assert_eq!(first_dirty_offset_of(&broker.log_dir, BROKEN), 0);
+    assert_same_batches(all_batches(&mut client, BROKEN), &produced);
+    let dir = broker.log_dir.join(format!("{BROKEN}-0"));
+    let stray: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
+        .collect();
+    assert_eq!(stray, Vec::<String>::new());
+    // Skipped while its segments stay the same (the backoff is 20 ms: dozens of rounds)...
+    std::thread::sleep(Duration::from_millis(1000));
+    let failures = cleaning_failures(&broker, BROKEN, &mut log);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(cleaning_failures(&broker, BROKEN, &mut log), failures);
+    // ...and tried again once a segment rolls.
+    roll(&mut client, &mut produced);
+    while cleaning_failures(&broker, BROKEN, &mut log) == failures {
+        assert!(Instant::now() < deadline, "the log was never tried again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_same_batches(all_batches(&mut client, BROKEN), &produced);
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:?}");
+}
+
+#[test]
+fn the_log_cleaner_thread_runs_at_nice_10() {
+    let broker = TestBroker::start_with("compaction-nice", |_| {}, CLEANER);
+    let tasks = Path::new("/proc")
+        .join(broker.pid().to_string())
+        .join("task");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let nice = loop {
+        let found = fs::read_dir(&tasks)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find_map(|t| {
+                let comm = fs::read_to_string(t.path().join("comm")).ok()?;
+                (comm.trim() == "log-cleaner")
+                    .then(|| fs::read_to_string(t.path().join("stat")).ok())?
+            });
+        if let Some(stat) = found {
+            // Fields after the parenthesised name: state is field 3, nice field 19.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            break rest.split(' ').nth(16).unwrap().parse::<i32>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no log-cleaner thread");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The request threads keep the broker's own priority (0, unless the test runs niced: then
+    // the cleaner cannot go below it without privileges).
+    let main_stat = fs::read_to_string(tasks.join(broker.pid().to_string()).join("stat")).unwrap();
+    let main_nice: i32 = main_stat[main_stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(nice, main_nice.max(10));
+}
+
+/// A keyed batch of `keys` from an idempotent producer, compressed with `codec`.
+fn producer_batch(keys: &[&str], sequence: i32, codec: TestCodec) -> Vec<u8> {
+    let records: Vec<Record> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Record {
+            timestamp_delta: i as i64,
+            key: Some(k.as_bytes().to_vec()),
+            value: Some(format!("{k}-{sequence}-{}", "z".repeat(60)).into_bytes()),
+            headers: vec![],
+        })
+        .collect();
+    let now = now_ms();
+    compress_batch(
+        build_batch(
+            &BatchHeader {
+                base_timestamp: now,
+                max_timestamp: now + keys.len() as i64 - 1,
+                producer_id: 9,
+                producer_epoch: 0,
+                base_sequence: sequence,
+                ..BatchHeader::default()
+            },
+            &records,
+        ),
+        codec,
+    )
+}
+
+#[test]
+fn the_last_compressed_batch_of_a_producer_stays_when_emptied() {
+    const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    let mut broker =
+        TestBroker::start_with("compaction-producer", |_| {}, &["log.cleaner.enable=false"]);
+    let mut client = broker.connect();
+    create_topic(&mut client, TOPIC, 1, TOPIC_CONFIGS);
+    let first = producer_batch(&["a", "b", "c"], 0, TestCodec::Zstd);
+    let (error, first_base) = produce_with(&mut client, TOPIC, 0, &first, -1);
+    assert_eq!((error, first_base), (NONE, 0));
+    let last = producer_batch(&["a", "b"], 3, TestCodec::Lz4);
+    let (error, last_base) = produce_with(&mut client, TOPIC, 0, &last, -1);
+    assert_eq!((error, last_base), (NONE, 3));
+    // Later records of every key, from no producer, then enough to seal them all.
+    for round in 0..60 {
+        let records = filler_batch(round, 5);
+        assert_eq!(produce_with(&mut client, TOPIC, 0, &records, -1).0, NONE);
+    }
+    let latest_records: Vec<Record> = ["a", "b", "c"]
+        .iter()
+        .map(|k| Record {
+            key: Some(k.as_bytes().to_vec()),
+            value: Some(b"latest".to_vec()),
+            ..Record::default()
+        })
+        .collect();
+    let gzip = compress_batch(
+        build_batch(&BatchHeader::default(), &latest_records),
+        TestCodec::Gzip,
+    );
+    assert_eq!(produce_with(&mut client, TOPIC, 0, &gzip, -1).0, NONE);
+    for round in 61..120 {
+        let records = filler_batch(round, 5);
+        assert_eq!(produce_with(&mut client, TOPIC, 0, &records, -1).0, NONE);
+    }
+    drop(client);
+    assert!(broker.terminate());
+    broker.extra_properties = CLEANER.iter().map(|s| s.to_string()).collect();
+    broker.restart();
+    wait_for_cleaning_past(&broker, 400);
+    let mut client = broker.connect();
+    let batches = all_batches(&mut client, TOPIC);
+    // The producer's first batch went with its records; its last stays, empty and without codec,
+    // with its offsets and producer fields.
+    assert!(batches.iter().all(|(base, _)| *base != first_base));
+    let (_, kept) = batches
+        .iter()
+        .find(|(base, _)| *base == last_base)
+        .expect("the producer's last batch is gone");
+    let kept = Batches::new(kept).next().unwrap().unwrap();
+    kept.validate().unwrap();
+    assert_eq!(
+        (
+            kept.records_count(),
+            kept.compression_codec(),
+            kept.last_offset()
+        ),
+        (0, 0, 4)
+    );
+    assert_eq!(
+        (
+            kept.producer_id(),
+            kept.producer_epoch(),
+            kept.base_sequence()
+        ),
+        (9, 0, 3)
+    );
+    // The gzip batch's records are each key's latest: kept, still gzip.
+    let (_, latest) = batches
+        .iter()
+        .find(|(_, b)| Batches::new(b).next().unwrap().unwrap().compression_codec() == 1)
+        .expect("the gzip batch is gone");
+    let latest = Batches::new(latest).next().unwrap().unwrap();
+    assert_eq!(read_records(&latest).len(), 3);
+    // After a restart the producer's state is still there: its next sequence is 5.
+    drop(client);
+    broker.kill_and_restart();
+    let mut client = broker.connect();
+    let gap = producer_batch(&["d"], 6, TestCodec::None);
+    assert_eq!(
+        produce_with(&mut client, TOPIC, 0, &gap, -1).0,
+        OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+    let next = producer_batch(&["d"], 5, TestCodec::None);
+    assert_eq!(produce_with(&mut client, TOPIC, 0, &next, -1).0, NONE);
+}
+
+#[test]
+fn a_zstd_bomb_fails_cleaning_at_the_decompression_limit() {
+    const BOMB: &str = "bomb";
+    let mut broker =
+        TestBroker::start_with("compaction-bomb", |_| {}, &["log.cleaner.enable=false"]);
+    let mut client = broker.connect();
+    create_topic(&mut client, BOMB, 1, TOPIC_CONFIGS);
+    // A batch of 1 KiB whose records section inflates to 65 MiB of zeros, behind a valid CRC.
+    let zeros = vec![0u8; 65 << 20];
+    let mut bomb = filler_batch(0, 1)[..HEADER_SIZE].to_vec();
+    bomb.extend_from_slice(&zstd::stream::encode_all(&zeros[..], 3).unwrap());
+    drop(zeros);
+    assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+    BigEndian::write_i16(&mut bomb[ATTRIBUTES_OFFSET..], TestCodec::Zstd.id());
+    let length = (bomb.len() - LOG_OVERHEAD) as i32;
+    BigEndian::write_i32(&mut bomb[LENGTH_OFFSET..], length);
+    let crc = crc32c::crc32c(&bomb[ATTRIBUTES_OFFSET..]);
+    BigEndian::write_u32(&mut bomb[CRC_OFFSET..], crc);
+    let mut produced = Vec::new();
+    for round in 0..80 {
+        let batch = if round == 20 {
+            bomb.clone()
+        } else {
+            filler_batch(round, 5)
+        };
+        let (error, base) = produce_with(&mut client, BOMB, 0, &batch, -1);
+        assert_eq!(error, NONE);
+        produced.push((base, batch));
+    }
+    drop(client);
+    assert!(broker.terminate());
+    broker.extra_properties = CLEANER.iter().map(|s| s.to_string()).collect();
+    broker.restart();
+    let mut client = broker.connect();
+    // Roll a segment, so that a cleaning certainly starts after the log lines are read.
+    for round in 80..120 {
+        let batch = filler_batch(round, 5);
+        let (error, base) = produce_with(&mut client, BOMB, 0, &batch, -1);
+        assert_eq!(error, NONE);
+        produced.push((base, batch));
+    }
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cleaning_failures(&broker, BOMB, &mut log) == 0 {
+        assert!(Instant::now() < deadline, "no cleaning failure was logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let line = log
+        .iter()
+        .find(|l| l.contains("bomb-0: cleaning failed"))
+        .unwrap();
+    assert!(
+        line.contains("zstd records: decompress to more than 67108864 bytes"),
+        "{line}"
+    );
+    assert_eq!(first_dirty_offset_of(&broker.log_dir, BOMB), 0);
+    assert_same_batches(all_batches(&mut client, BOMB), &produced);
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{log:?}");
 }
