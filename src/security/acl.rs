@@ -1,0 +1,713 @@
+//! ACLs and the authorizer: Kafka's `StandardAuthorizer` and `StandardAuthorizerData` (how an
+//! action is matched against ACL bindings), with `AclAuthorizer`'s implied operations.
+//!
+//! ACL bindings live in the cluster metadata log as AccessControlEntryRecord /
+//! RemoveAccessControlEntryRecord and are applied to the [`crate::metadata::MetadataImage`];
+//! the `log-writer` then hands the new [`AclSet`] to the [`Authorizer`], which keeps it behind its
+//! own lock so that a handler may ask while it holds the metadata image's lock.
+//!
+//! An action (principal, host, operation, resource) is allowed when the principal is a super
+//! user; otherwise any matching DENY wins, then any matching ALLOW allows, and with no ACL at all
+//! on the resource `allow.everyone.if.no.acl.found` decides. An ACL matches a resource when it is
+//! LITERAL with the same name or `*`, or PREFIXED with a prefix of the name; its principal is the
+//! one asking or `User:*`, its host the client's address or `*`. ALLOW of Read, Write, Delete or
+//! Alter implies Describe; ALLOW of AlterConfigs implies DescribeConfigs; All is every operation.
+//! A DENY implies nothing but itself (and All).
+
+use crate::broker::BrokerContext;
+use crate::config::BrokerConfig;
+use crate::protocol::wire::Uuid;
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The class names that turn authorization on (`authorizer.class.name`).
+pub const AUTHORIZER_CLASS_NAMES: [&str; 2] = [
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+];
+
+/// The name of the one cluster resource.
+pub const CLUSTER_NAME: &str = "kafka-cluster";
+
+/// The wildcard resource name, principal and host.
+pub const WILDCARD: &str = "*";
+
+/// The wildcard principal.
+pub const WILDCARD_PRINCIPAL: &str = "User:*";
+
+macro_rules! code_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $code:expr, $text:expr;)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            /// The code on the wire and in metadata records.
+            pub fn code(self) -> i8 {
+                match self { $($name::$variant => $code),* }
+            }
+
+            /// The value of a code; `None` for codes Kafka calls UNKNOWN.
+            pub fn from_code(code: i8) -> Option<$name> {
+                match code { $($code => Some($name::$variant),)* _ => None }
+            }
+
+            /// Kafka's name, as `kafka-acls.sh` prints it.
+            pub fn name(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+    };
+}
+
+code_enum!(
+    /// Kafka's `ResourceType` (code 0 is UNKNOWN).
+    ResourceType {
+        Any = 1, "Any";
+        Topic = 2, "Topic";
+        Group = 3, "Group";
+        Cluster = 4, "Cluster";
+        TransactionalId = 5, "TransactionalId";
+        DelegationToken = 6, "DelegationToken";
+        User = 7, "User";
+    }
+);
+
+code_enum!(
+    /// Kafka's `PatternType` (code 0 is UNKNOWN). ANY and MATCH exist only in filters.
+    PatternType {
+        Any = 1, "Any";
+        Match = 2, "Match";
+        Literal = 3, "Literal";
+        Prefixed = 4, "Prefixed";
+    }
+);
+
+code_enum!(
+    /// Kafka's `AclOperation` (code 0 is UNKNOWN). ANY exists only in filters.
+    AclOperation {
+        Any = 1, "Any";
+        All = 2, "All";
+        Read = 3, "Read";
+        Write = 4, "Write";
+        Create = 5, "Create";
+        Delete = 6, "Delete";
+        Alter = 7, "Alter";
+        Describe = 8, "Describe";
+        ClusterAction = 9, "ClusterAction";
+        DescribeConfigs = 10, "DescribeConfigs";
+        AlterConfigs = 11, "AlterConfigs";
+        IdempotentWrite = 12, "IdempotentWrite";
+        CreateTokens = 13, "CreateTokens";
+        DescribeTokens = 14, "DescribeTokens";
+    }
+);
+
+code_enum!(
+    /// Kafka's `AclPermissionType` (code 0 is UNKNOWN). ANY exists only in filters.
+    AclPermission {
+        Any = 1, "Any";
+        Deny = 2, "Deny";
+        Allow = 3, "Allow";
+    }
+);
+
+/// One ACL binding: a resource pattern and an access control entry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AclBinding {
+    pub resource_type: ResourceType,
+    pub resource_name: String,
+    pub pattern_type: PatternType,
+    pub principal: String,
+    pub host: String,
+    pub operation: AclOperation,
+    pub permission: AclPermission,
+}
+
+impl AclBinding {
+    /// Whether this binding's resource pattern covers the resource `name` of `resource_type`.
+    fn covers(&self, resource_type: ResourceType, name: &str) -> bool {
+        self.resource_type == resource_type
+            && match self.pattern_type {
+                PatternType::Literal => {
+                    self.resource_name == name || self.resource_name == WILDCARD
+                }
+                PatternType::Prefixed => name.starts_with(&self.resource_name),
+                PatternType::Any | PatternType::Match => false,
+            }
+    }
+
+    /// Whether the entry applies to this principal and host.
+    fn applies_to(&self, principal: &str, host: &str) -> bool {
+        (self.principal == principal || self.principal == WILDCARD_PRINCIPAL)
+            && (self.host == host || self.host == WILDCARD)
+    }
+
+    /// Whether the entry's operation grants (ALLOW) or refuses (DENY) `operation`.
+    fn decides(&self, operation: AclOperation) -> bool {
+        if self.operation == AclOperation::All || self.operation == operation {
+            return true;
+        }
+        self.permission == AclPermission::Allow
+            && match operation {
+                AclOperation::Describe => matches!(
+                    self.operation,
+                    AclOperation::Read
+                        | AclOperation::Write
+                        | AclOperation::Delete
+                        | AclOperation::Alter
+                ),
+                AclOperation::DescribeConfigs => self.operation == AclOperation::AlterConfigs,
+                _ => false,
+            }
+    }
+}
+
+/// A filter over bindings (DescribeAcls, DeleteAcls): Kafka's `AclBindingFilter`. `None` fields
+/// match anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclBindingFilter {
+    pub resource_type: ResourceType,
+    pub resource_name: Option<String>,
+    pub pattern_type: PatternType,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: AclOperation,
+    pub permission: AclPermission,
+}
+
+impl AclBindingFilter {
+    /// Builds a filter from wire codes; `Err` names the first UNKNOWN element, which Kafka
+    /// refuses with INVALID_REQUEST.
+    pub fn from_codes(
+        resource_type: i8,
+        resource_name: Option<String>,
+        pattern_type: i8,
+        principal: Option<String>,
+        host: Option<String>,
+        operation: i8,
+        permission: i8,
+    ) -> Result<AclBindingFilter, String> {
+        let unknown = |what: &str, code: i8| format!("Unknown {what} {code} in the filter");
+        Ok(AclBindingFilter {
+            resource_type: ResourceType::from_code(resource_type)
+                .ok_or_else(|| unknown("resource type", resource_type))?,
+            resource_name,
+            pattern_type: PatternType::from_code(pattern_type)
+                .ok_or_else(|| unknown("pattern type", pattern_type))?,
+            principal,
+            host,
+            operation: AclOperation::from_code(operation)
+                .ok_or_else(|| unknown("operation", operation))?,
+            permission: AclPermission::from_code(permission)
+                .ok_or_else(|| unknown("permission type", permission))?,
+        })
+    }
+
+    /// Kafka's `ResourcePatternFilter.matches` and `AccessControlEntryFilter.matches`.
+    pub fn matches(&self, acl: &AclBinding) -> bool {
+        self.matches_pattern(acl)
+            && self.principal.as_ref().is_none_or(|p| *p == acl.principal)
+            && self.host.as_ref().is_none_or(|h| *h == acl.host)
+            && (self.operation == AclOperation::Any || self.operation == acl.operation)
+            && (self.permission == AclPermission::Any || self.permission == acl.permission)
+    }
+
+    fn matches_pattern(&self, acl: &AclBinding) -> bool {
+        if self.resource_type != ResourceType::Any && self.resource_type != acl.resource_type {
+            return false;
+        }
+        let same_pattern =
+            self.pattern_type == PatternType::Any || self.pattern_type == acl.pattern_type;
+        if !same_pattern && self.pattern_type != PatternType::Match {
+            return false;
+        }
+        let Some(name) = &self.resource_name else {
+            return true;
+        };
+        if same_pattern {
+            return *name == acl.resource_name;
+        }
+        // MATCH: the ACLs that would apply to the resource `name`.
+        match acl.pattern_type {
+            PatternType::Literal => *name == acl.resource_name || acl.resource_name == WILDCARD,
+            PatternType::Prefixed => name.starts_with(&acl.resource_name),
+            PatternType::Any | PatternType::Match => false,
+        }
+    }
+}
+
+/// Why a new binding is refused (Kafka's `AclControlManager.validateNewAcl` and the checks of
+/// `AclApis.handleCreateAcls`); the reason goes into an INVALID_REQUEST result.
+pub fn validate_new_acl(
+    resource_type: i8,
+    resource_name: &str,
+    pattern_type: i8,
+    principal: &str,
+    host: &str,
+    operation: i8,
+    permission: i8,
+) -> Result<AclBinding, String> {
+    let resource_type = match ResourceType::from_code(resource_type) {
+        Some(ResourceType::Any) | None => {
+            return Err(format!("Invalid resource type {resource_type}"));
+        }
+        Some(t) => t,
+    };
+    let pattern_type = match PatternType::from_code(pattern_type) {
+        Some(p @ (PatternType::Literal | PatternType::Prefixed)) => p,
+        _ => return Err(format!("Invalid patternType {pattern_type}")),
+    };
+    let operation = match AclOperation::from_code(operation) {
+        Some(AclOperation::Any) | None => return Err(format!("Invalid operation {operation}")),
+        Some(o) => o,
+    };
+    let permission = match AclPermission::from_code(permission) {
+        Some(p @ (AclPermission::Allow | AclPermission::Deny)) => p,
+        _ => return Err(format!("Invalid permissionType {permission}")),
+    };
+    if resource_name.is_empty() {
+        return Err("Invalid empty resource name specified.".into());
+    }
+    if resource_type == ResourceType::Cluster && resource_name != CLUSTER_NAME {
+        return Err(format!(
+            "The only valid name for the CLUSTER resource is {CLUSTER_NAME}"
+        ));
+    }
+    if !principal.contains(':') {
+        return Err(format!(
+            "Could not parse principal from `{principal}` (no colon is present separating the principal type from the principal name)"
+        ));
+    }
+    Ok(AclBinding {
+        resource_type,
+        resource_name: resource_name.to_string(),
+        pattern_type,
+        principal: principal.to_string(),
+        host: host.to_string(),
+        operation,
+        permission,
+    })
+}
+
+/// Every ACL binding, by the id its AccessControlEntryRecord gave it.
+pub type AclSet = BTreeMap<Uuid, AclBinding>;
+
+/// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizerConfig {
+    /// Whether `authorizer.class.name` names Kafka's authorizer; without it everything is
+    /// allowed.
+    pub enabled: bool,
+    pub super_users: BTreeSet<String>,
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+impl AuthorizerConfig {
+    /// Reads the authorizer keys; an authorizer class sprat does not have is an error, since
+    /// serving without the checks it promises would be worse than not starting.
+    pub fn from_config(config: &BrokerConfig) -> Result<AuthorizerConfig, String> {
+        let class = config.get("authorizer.class.name").unwrap_or("").trim();
+        let enabled = match class {
+            "" => false,
+            c if AUTHORIZER_CLASS_NAMES.contains(&c) => true,
+            c => {
+                return Err(format!(
+                    "authorizer.class.name {c} is not one sprat has; use {}",
+                    AUTHORIZER_CLASS_NAMES[0]
+                ));
+            }
+        };
+        let super_users = config
+            .get("super.users")
+            .unwrap_or("")
+            .split(';')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect();
+        let allow_everyone_if_no_acl_found =
+            match config.get("allow.everyone.if.no.acl.found").map(str::trim) {
+                None => false,
+                Some(v) if v.eq_ignore_ascii_case("true") => true,
+                Some(v) if v.eq_ignore_ascii_case("false") => false,
+                Some(v) => {
+                    return Err(format!(
+                        "allow.everyone.if.no.acl.found {v:?}: expected true or false"
+                    ));
+                }
+            };
+        Ok(AuthorizerConfig {
+            enabled,
+            super_users,
+            allow_everyone_if_no_acl_found,
+        })
+    }
+}
+
+/// The authorizer: its configuration and the ACLs last applied to the metadata image.
+/// Thread-safe; a check takes a read lock only long enough to copy an `Arc`.
+#[derive(Debug, Default)]
+pub struct Authorizer {
+    pub config: AuthorizerConfig,
+    acls: RwLock<Arc<AclSet>>,
+}
+
+impl Authorizer {
+    pub fn new(config: AuthorizerConfig, acls: Arc<AclSet>) -> Authorizer {
+        Authorizer {
+            config,
+            acls: RwLock::new(acls),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// Replaces the ACLs (the `log-writer` does, after applying ACL records).
+    pub fn set_acls(&self, acls: Arc<AclSet>) {
+        *self.acls.write() = acls;
+    }
+
+    pub fn acls(&self) -> Arc<AclSet> {
+        self.acls.read().clone()
+    }
+
+    /// Kafka's `StandardAuthorizerData.authorize` for one action.
+    pub fn authorize(
+        &self,
+        principal: &str,
+        host: &str,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        if !self.config.enabled || self.config.super_users.contains(principal) {
+            return true;
+        }
+        let acls = self.acls();
+        let mut found_resource_acls = false;
+        let mut allowed = false;
+        for acl in acls.values().filter(|a| a.covers(resource_type, name)) {
+            found_resource_acls = true;
+            if !acl.applies_to(principal, host) || !acl.decides(operation) {
+                continue;
+            }
+            match acl.permission {
+                AclPermission::Deny => return false,
+                AclPermission::Allow => allowed = true,
+                AclPermission::Any => {}
+            }
+        }
+        allowed || (!found_resource_acls && self.config.allow_everyone_if_no_acl_found)
+    }
+
+    /// Kafka's `Authorizer.authorizeByResourceType`: whether the principal may do `operation` on
+    /// at least one resource of the type, i.e. some ALLOW is not dominated by a DENY (used by
+    /// InitProducerId: Write on any topic).
+    pub fn authorize_by_resource_type(
+        &self,
+        principal: &str,
+        host: &str,
+        operation: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        // Kafka checks a made-up name first, so super users pass whatever the DENYs say.
+        if self.authorize(principal, host, operation, resource_type, "hardcode") {
+            return true;
+        }
+        let acls = self.acls();
+        let relevant = acls.values().filter(|a| {
+            a.resource_type == resource_type
+                && a.applies_to(principal, host)
+                && (a.operation == operation || a.operation == AclOperation::All)
+        });
+        let mut denied_literals = BTreeSet::new();
+        let mut denied_prefixes = Vec::new();
+        let mut allowed = Vec::new();
+        for acl in relevant {
+            match (acl.permission, acl.pattern_type) {
+                (AclPermission::Deny, PatternType::Literal) if acl.resource_name == WILDCARD => {
+                    return false;
+                }
+                (AclPermission::Deny, PatternType::Literal) => {
+                    denied_literals.insert(acl.resource_name.as_str());
+                }
+                (AclPermission::Deny, PatternType::Prefixed) => {
+                    denied_prefixes.push(acl.resource_name.as_str());
+                }
+                (AclPermission::Allow, PatternType::Literal) if acl.resource_name == WILDCARD => {
+                    return true;
+                }
+                (AclPermission::Allow, _) => allowed.push(acl),
+                _ => {}
+            }
+        }
+        allowed.iter().any(|acl| {
+            let name = acl.resource_name.as_str();
+            let literal_denied =
+                acl.pattern_type == PatternType::Literal && denied_literals.contains(name);
+            !literal_denied && !denied_prefixes.iter().any(|p| name.starts_with(p))
+        })
+    }
+}
+
+/// The client's address as ACL hosts name it (`127.0.0.1`, without the leading `/`).
+fn current_host() -> String {
+    let host = crate::server::connection::client_host();
+    match host.strip_prefix('/') {
+        Some(h) => h.to_string(),
+        None => host,
+    }
+}
+
+/// Whether the calling connection's principal may do `operation` on the resource: the one
+/// check every handler makes (true at once when no authorizer is configured).
+pub fn authorized(
+    ctx: &BrokerContext,
+    operation: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    let authorizer = &ctx.authorizer;
+    !authorizer.enabled()
+        || authorizer.authorize(
+            &crate::security::current_principal(),
+            &current_host(),
+            operation,
+            resource_type,
+            name,
+        )
+}
+
+/// [`authorized`] on the cluster resource.
+pub fn authorized_cluster(ctx: &BrokerContext, operation: AclOperation) -> bool {
+    authorized(ctx, operation, ResourceType::Cluster, CLUSTER_NAME)
+}
+
+/// Whether the principal may do `operation` on some resource of the type (see
+/// [`Authorizer::authorize_by_resource_type`]).
+pub fn authorized_any(
+    ctx: &BrokerContext,
+    operation: AclOperation,
+    resource_type: ResourceType,
+) -> bool {
+    let authorizer = &ctx.authorizer;
+    !authorizer.enabled()
+        || authorizer.authorize_by_resource_type(
+            &crate::security::current_principal(),
+            &current_host(),
+            operation,
+            resource_type,
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acl(
+        resource_type: ResourceType,
+        name: &str,
+        pattern: PatternType,
+        principal: &str,
+        operation: AclOperation,
+        permission: AclPermission,
+    ) -> AclBinding {
+        AclBinding {
+            resource_type,
+            resource_name: name.into(),
+            pattern_type: pattern,
+            principal: principal.into(),
+            host: WILDCARD.into(),
+            operation,
+            permission,
+        }
+    }
+
+    fn authorizer(acls: Vec<AclBinding>, super_users: &[&str], everyone: bool) -> Authorizer {
+        let set = acls
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| (Uuid([i as u8 + 1; 16]), a))
+            .collect();
+        let config = AuthorizerConfig {
+            enabled: true,
+            super_users: super_users.iter().map(|s| s.to_string()).collect(),
+            allow_everyone_if_no_acl_found: everyone,
+        };
+        Authorizer::new(config, Arc::new(set))
+    }
+
+    use AclOperation::*;
+    use AclPermission::*;
+    use PatternType::*;
+    use ResourceType::*;
+
+    #[test]
+    fn no_acl_denies_unless_everyone_is_allowed() {
+        let a = authorizer(vec![], &[], false);
+        assert!(!a.authorize("User:alice", "1.2.3.4", Read, Topic, "t"));
+        let a = authorizer(vec![], &[], true);
+        assert!(a.authorize("User:alice", "1.2.3.4", Read, Topic, "t"));
+        // An ACL on the resource for someone else takes the "no ACL" rule away.
+        let a = authorizer(
+            vec![acl(Topic, "t", Literal, "User:bob", Read, Allow)],
+            &[],
+            true,
+        );
+        assert!(!a.authorize("User:alice", "1.2.3.4", Read, Topic, "t"));
+        assert!(a.authorize("User:alice", "1.2.3.4", Read, Topic, "u"));
+    }
+
+    #[test]
+    fn literal_wildcard_and_prefixed_patterns_match() {
+        let a = authorizer(
+            vec![
+                acl(Topic, "orders", Literal, "User:alice", Write, Allow),
+                acl(Topic, "*", Literal, "User:bob", Read, Allow),
+                acl(Topic, "logs-", Prefixed, "User:*", Read, Allow),
+            ],
+            &[],
+            false,
+        );
+        assert!(a.authorize("User:alice", "h", Write, Topic, "orders"));
+        assert!(!a.authorize("User:alice", "h", Write, Topic, "orders2"));
+        assert!(a.authorize("User:bob", "h", Read, Topic, "anything"));
+        assert!(!a.authorize("User:bob", "h", Read, Group, "anything"));
+        assert!(a.authorize("User:carol", "h", Read, Topic, "logs-app"));
+        assert!(!a.authorize("User:carol", "h", Read, Topic, "log"));
+    }
+
+    #[test]
+    fn deny_wins_and_implies_only_itself() {
+        let a = authorizer(
+            vec![
+                acl(Topic, "pay", Prefixed, "User:alice", All, Allow),
+                acl(Topic, "payroll", Literal, "User:alice", Read, Deny),
+            ],
+            &[],
+            false,
+        );
+        assert!(a.authorize("User:alice", "h", Read, Topic, "payments"));
+        assert!(!a.authorize("User:alice", "h", Read, Topic, "payroll"));
+        // DENY Read does not deny Describe.
+        assert!(a.authorize("User:alice", "h", Describe, Topic, "payroll"));
+    }
+
+    #[test]
+    fn allowed_operations_imply_describe() {
+        for (op, implied) in [
+            (Read, Describe),
+            (Write, Describe),
+            (Delete, Describe),
+            (Alter, Describe),
+            (AlterConfigs, DescribeConfigs),
+        ] {
+            let a = authorizer(
+                vec![acl(Topic, "t", Literal, "User:u", op, Allow)],
+                &[],
+                false,
+            );
+            assert!(a.authorize("User:u", "h", implied, Topic, "t"), "{op:?}");
+            assert!(!a.authorize("User:u", "h", Create, Topic, "t"), "{op:?}");
+        }
+        let a = authorizer(
+            vec![acl(Topic, "t", Literal, "User:u", Describe, Allow)],
+            &[],
+            false,
+        );
+        assert!(!a.authorize("User:u", "h", Read, Topic, "t"));
+    }
+
+    #[test]
+    fn hosts_and_super_users() {
+        let mut only_here = acl(Topic, "t", Literal, "User:u", Read, Allow);
+        only_here.host = "10.0.0.1".into();
+        let a = authorizer(vec![only_here], &["User:admin"], false);
+        assert!(a.authorize("User:u", "10.0.0.1", Read, Topic, "t"));
+        assert!(!a.authorize("User:u", "10.0.0.2", Read, Topic, "t"));
+        assert!(a.authorize("User:admin", "10.0.0.2", Alter, Cluster, CLUSTER_NAME));
+    }
+
+    #[test]
+    fn by_resource_type_needs_an_undominated_allow() {
+        let a = authorizer(
+            vec![
+                acl(Topic, "a-", Prefixed, "User:u", Write, Allow),
+                acl(Topic, "a", Prefixed, "User:u", Write, Deny),
+            ],
+            &[],
+            false,
+        );
+        assert!(!a.authorize_by_resource_type("User:u", "h", Write, Topic));
+        let a = authorizer(
+            vec![
+                acl(Topic, "a-1", Literal, "User:u", Write, Allow),
+                acl(Topic, "b", Prefixed, "User:u", Write, Deny),
+            ],
+            &[],
+            false,
+        );
+        assert!(a.authorize_by_resource_type("User:u", "h", Write, Topic));
+        assert!(!a.authorize_by_resource_type("User:v", "h", Write, Topic));
+        let a = authorizer(vec![], &["User:admin"], false);
+        assert!(a.authorize_by_resource_type("User:admin", "h", Write, Topic));
+    }
+
+    #[test]
+    fn filters_match_as_kafkas_do() {
+        let literal = acl(Topic, "orders", Literal, "User:a", Read, Allow);
+        let wildcard = acl(Topic, "*", Literal, "User:a", Read, Allow);
+        let prefixed = acl(Topic, "ord", Prefixed, "User:a", Read, Allow);
+        let filter = |pattern: PatternType, name: Option<&str>| AclBindingFilter {
+            resource_type: ResourceType::Any,
+            resource_name: name.map(str::to_string),
+            pattern_type: pattern,
+            principal: None,
+            host: None,
+            operation: AclOperation::Any,
+            permission: AclPermission::Any,
+        };
+        let hits = |f: &AclBindingFilter| {
+            [&literal, &wildcard, &prefixed]
+                .iter()
+                .filter(|a| f.matches(a))
+                .count()
+        };
+        assert_eq!(hits(&filter(PatternType::Any, None)), 3);
+        assert_eq!(hits(&filter(Literal, Some("orders"))), 1);
+        assert_eq!(hits(&filter(PatternType::Any, Some("ord"))), 1);
+        assert_eq!(hits(&filter(Match, Some("orders"))), 3);
+        assert_eq!(hits(&filter(Prefixed, None)), 1);
+        let mut by_principal = filter(PatternType::Any, None);
+        by_principal.principal = Some("User:b".into());
+        assert_eq!(hits(&by_principal), 0);
+    }
+
+    #[test]
+    fn new_acls_are_validated() {
+        let ok = |t, n: &str, p, pr: &str, o, perm| validate_new_acl(t, n, p, pr, "*", o, perm);
+        assert!(ok(2, "t", 3, "User:a", 3, 3).is_ok());
+        assert!(ok(4, "kafka-cluster", 4, "User:a", 7, 2).is_ok());
+        for (t, n, p, pr, o, perm) in [
+            (0, "t", 3, "User:a", 3, 3),
+            (1, "t", 3, "User:a", 3, 3),
+            (2, "t", 1, "User:a", 3, 3),
+            (2, "t", 2, "User:a", 3, 3),
+            (2, "t", 3, "User:a", 1, 3),
+            (2, "t", 3, "User:a", 3, 1),
+            (2, "", 3, "User:a", 3, 3),
+            (2, "t", 3, "alice", 3, 3),
+            (4, "other", 3, "User:a", 3, 3),
+            (2, "t", 9, "User:a", 99, 3),
+        ] {
+            assert!(
+                ok(t, n, p, pr, o, perm).is_err(),
+                "{t} {n} {p} {pr} {o} {perm}"
+            );
+        }
+    }
+}
