@@ -16,6 +16,7 @@
 
 use crate::broker::BrokerContext;
 use crate::config::BrokerConfig;
+use crate::protocol::error_code::ErrorCode;
 use crate::protocol::wire::Uuid;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, BTreeSet};
@@ -502,6 +503,125 @@ pub fn authorized_any(
             operation,
             resource_type,
         )
+}
+
+/// GROUP_AUTHORIZATION_FAILED when `operation` on the group is not allowed.
+pub fn group_refusal(
+    ctx: &BrokerContext,
+    operation: AclOperation,
+    group: &str,
+) -> Option<ErrorCode> {
+    let allowed = authorized(ctx, operation, ResourceType::Group, group);
+    (!allowed).then_some(ErrorCode::GroupAuthorizationFailed)
+}
+
+/// The error a config resource (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs) gets
+/// when `operation` is not allowed on it: a topic is checked as itself, broker and broker-logger
+/// resources as the cluster, a group as itself. `None` when allowed, or for a resource type the
+/// handler refuses on its own.
+pub fn config_refusal(
+    ctx: &BrokerContext,
+    operation: AclOperation,
+    config_resource_type: i8,
+    name: &str,
+) -> Option<(ErrorCode, String)> {
+    let (resource_type, name, error) = match config_resource_type {
+        2 => (
+            ResourceType::Topic,
+            name,
+            ErrorCode::TopicAuthorizationFailed,
+        ),
+        4 | 8 | 16 => (
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            ErrorCode::ClusterAuthorizationFailed,
+        ),
+        32 => (
+            ResourceType::Group,
+            name,
+            ErrorCode::GroupAuthorizationFailed,
+        ),
+        _ => return None,
+    };
+    if authorized(ctx, operation, resource_type, name) {
+        return None;
+    }
+    Some((
+        error,
+        format!("{} authorization failed.", resource_type.name()),
+    ))
+}
+
+/// The operations Kafka reports in a topic's authorized-operations bitfield.
+const TOPIC_OPERATIONS: [AclOperation; 8] = [
+    AclOperation::Read,
+    AclOperation::Write,
+    AclOperation::Create,
+    AclOperation::Describe,
+    AclOperation::Delete,
+    AclOperation::Alter,
+    AclOperation::DescribeConfigs,
+    AclOperation::AlterConfigs,
+];
+
+/// The operations Kafka reports for the cluster.
+const CLUSTER_OPERATIONS: [AclOperation; 7] = [
+    AclOperation::Create,
+    AclOperation::ClusterAction,
+    AclOperation::DescribeConfigs,
+    AclOperation::AlterConfigs,
+    AclOperation::IdempotentWrite,
+    AclOperation::Alter,
+    AclOperation::Describe,
+];
+
+/// The operations Kafka reports for a group.
+const GROUP_OPERATIONS: [AclOperation; 3] = [
+    AclOperation::Read,
+    AclOperation::Describe,
+    AclOperation::Delete,
+];
+
+/// An authorized-operations bitfield (bit `code` set for each operation allowed); without an
+/// authorizer, `without_authorizer` (what sprat answered before ACLs existed).
+fn operations(
+    ctx: &BrokerContext,
+    resource_type: ResourceType,
+    name: &str,
+    candidates: &[AclOperation],
+    without_authorizer: i32,
+) -> i32 {
+    if !ctx.authorizer.enabled() {
+        return without_authorizer;
+    }
+    candidates
+        .iter()
+        .filter(|op| authorized(ctx, **op, resource_type, name))
+        .fold(0, |bits, op| bits | (1 << op.code()))
+}
+
+/// A topic's authorized-operations bitfield (Metadata, DescribeTopicPartitions).
+pub fn topic_operations(ctx: &BrokerContext, name: &str, without_authorizer: i32) -> i32 {
+    let ops = &TOPIC_OPERATIONS;
+    operations(ctx, ResourceType::Topic, name, ops, without_authorizer)
+}
+
+/// The cluster's authorized-operations bitfield (Metadata, DescribeCluster).
+pub fn cluster_operations(ctx: &BrokerContext, without_authorizer: i32) -> i32 {
+    let ops = &CLUSTER_OPERATIONS;
+    operations(
+        ctx,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+        ops,
+        without_authorizer,
+    )
+}
+
+/// A group's authorized-operations bitfield (DescribeGroups, ConsumerGroupDescribe).
+pub fn group_operations(ctx: &BrokerContext, group: &str, without_authorizer: i32) -> i32 {
+    let ops = &GROUP_OPERATIONS;
+    operations(ctx, ResourceType::Group, group, ops, without_authorizer)
 }
 
 #[cfg(test)]
