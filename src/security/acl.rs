@@ -19,7 +19,7 @@ use crate::config::BrokerConfig;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::wire::Uuid;
 use parking_lot::RwLock;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// The class names that turn authorization on (`authorizer.class.name`).
@@ -127,7 +127,9 @@ pub struct AclBinding {
 }
 
 impl AclBinding {
-    /// Whether this binding's resource pattern covers the resource `name` of `resource_type`.
+    /// Whether this binding's resource pattern covers the resource `name` of `resource_type`
+    /// (what [`AclIndex::covering`] finds, by a scan).
+    #[cfg(test)]
     fn covers(&self, resource_type: ResourceType, name: &str) -> bool {
         self.resource_type == resource_type
             && match self.pattern_type {
@@ -347,19 +349,73 @@ impl AuthorizerConfig {
     }
 }
 
+/// The bindings indexed by resource as `StandardAuthorizerData` finds them: literal names
+/// (`*` included) and prefixes, each by resource type, so that a check looks at the bindings of
+/// its resource only, whatever the number of ACLs.
+#[derive(Debug, Default)]
+struct AclIndex {
+    literal: HashMap<ResourceType, HashMap<String, Vec<AclBinding>>>,
+    prefixed: HashMap<ResourceType, HashMap<String, Vec<AclBinding>>>,
+}
+
+impl AclIndex {
+    fn new(acls: &AclSet) -> AclIndex {
+        let mut index = AclIndex::default();
+        for acl in acls.values() {
+            let by_name = match acl.pattern_type {
+                PatternType::Literal => &mut index.literal,
+                PatternType::Prefixed => &mut index.prefixed,
+                PatternType::Any | PatternType::Match => continue,
+            };
+            by_name
+                .entry(acl.resource_type)
+                .or_default()
+                .entry(acl.resource_name.clone())
+                .or_default()
+                .push(acl.clone());
+        }
+        index
+    }
+
+    /// Every binding whose pattern covers the resource.
+    fn covering<'a>(
+        &'a self,
+        resource_type: ResourceType,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a AclBinding> + 'a {
+        let literals = self.literal.get(&resource_type);
+        let literal = |n: &str| literals.and_then(|by_name| by_name.get(n));
+        let exact = literal(name).into_iter().flatten();
+        let wildcard = (name != WILDCARD)
+            .then(|| literal(WILDCARD))
+            .flatten()
+            .into_iter()
+            .flatten();
+        let prefixes = self.prefixed.get(&resource_type);
+        let prefixed = prefixes.into_iter().flat_map(move |by_prefix| {
+            (1..=name.len())
+                .filter(|&end| name.is_char_boundary(end))
+                .filter_map(move |end| by_prefix.get(&name[..end]))
+                .flatten()
+        });
+        exact.chain(wildcard).chain(prefixed)
+    }
+}
+
 /// The authorizer: its configuration and the ACLs last applied to the metadata image.
 /// Thread-safe; a check takes a read lock only long enough to copy an `Arc`.
 #[derive(Debug, Default)]
 pub struct Authorizer {
     pub config: AuthorizerConfig,
-    acls: RwLock<Arc<AclSet>>,
+    acls: RwLock<(Arc<AclSet>, Arc<AclIndex>)>,
 }
 
 impl Authorizer {
     pub fn new(config: AuthorizerConfig, acls: Arc<AclSet>) -> Authorizer {
+        let index = Arc::new(AclIndex::new(&acls));
         Authorizer {
             config,
-            acls: RwLock::new(acls),
+            acls: RwLock::new((acls, index)),
         }
     }
 
@@ -367,13 +423,22 @@ impl Authorizer {
         self.config.enabled
     }
 
-    /// Replaces the ACLs (the `log-writer` does, after applying ACL records).
+    /// Replaces the ACLs (the `log-writer` does, after applying ACL records); the index is
+    /// rebuilt only when they changed.
     pub fn set_acls(&self, acls: Arc<AclSet>) {
-        *self.acls.write() = acls;
+        if Arc::ptr_eq(&self.acls.read().0, &acls) {
+            return;
+        }
+        let index = Arc::new(AclIndex::new(&acls));
+        *self.acls.write() = (acls, index);
     }
 
     pub fn acls(&self) -> Arc<AclSet> {
-        self.acls.read().clone()
+        self.acls.read().0.clone()
+    }
+
+    fn index(&self) -> Arc<AclIndex> {
+        self.acls.read().1.clone()
     }
 
     /// Kafka's `StandardAuthorizerData.authorize` for one action.
@@ -388,10 +453,10 @@ impl Authorizer {
         if !self.config.enabled || self.config.super_users.contains(principal) {
             return true;
         }
-        let acls = self.acls();
+        let index = self.index();
         let mut found_resource_acls = false;
         let mut allowed = false;
-        for acl in acls.values().filter(|a| a.covers(resource_type, name)) {
+        for acl in index.covering(resource_type, name) {
             found_resource_acls = true;
             if !acl.applies_to(principal, host) || !acl.decides(operation) {
                 continue;
@@ -775,6 +840,31 @@ mod tests {
         assert!(!a.authorize_by_resource_type("User:v", "h", Write, Topic));
         let a = authorizer(vec![], &["User:admin"], false);
         assert!(a.authorize_by_resource_type("User:admin", "h", Write, Topic));
+    }
+
+    #[test]
+    fn the_index_finds_what_a_scan_finds() {
+        let mut acls = AclSet::new();
+        let names = ["a", "ab", "abc", "b", "*", "é", "éa", "x-1", "x-"];
+        let mut id = 0u8;
+        for t in [Topic, Group] {
+            for p in [Literal, Prefixed] {
+                for n in names {
+                    id += 1;
+                    acls.insert(Uuid([id; 16]), acl(t, n, p, "User:u", Read, Allow));
+                }
+            }
+        }
+        let index = AclIndex::new(&acls);
+        for t in [Topic, Group, Cluster] {
+            for n in ["", "a", "abcd", "b", "*", "é", "éab", "x-12", "zzz"] {
+                let mut found: Vec<_> = index.covering(t, n).collect();
+                let mut scanned: Vec<_> = acls.values().filter(|a| a.covers(t, n)).collect();
+                found.sort();
+                scanned.sort();
+                assert_eq!(found, scanned, "{t:?} {n:?}");
+            }
+        }
     }
 
     #[test]
