@@ -4,14 +4,16 @@
 //! in `__cluster_metadata`, ACLs kept across a clean restart and a kill -9, and the checks the
 //! other APIs make for a SASL PLAIN user.
 
-use crate::harness::{Client, TestBroker, decode_response, request_frame};
+use crate::harness::{
+    Client, TestBroker, decode_response, plain_batch, produce_batch, request_frame,
+};
 use sprat::metadata::MetadataRecord;
 use sprat::protocol::messages::create_acls as ca;
 use sprat::protocol::messages::delete_acls as da;
 use sprat::protocol::messages::describe_acls as dsa;
 use sprat::protocol::messages::{
-    create_topics as ct, init_producer_id as ipi, metadata as md, sasl_authenticate as sa,
-    sasl_handshake as sh,
+    create_topics as ct, fetch, find_coordinator as fc, init_producer_id as ipi, join_group as jg,
+    metadata as md, sasl_authenticate as sa, sasl_handshake as sh,
 };
 use sprat::storage::record_batch::{Batches, decode_records};
 use std::fs;
@@ -28,6 +30,8 @@ const CLUSTER: i8 = 4;
 const LITERAL: i8 = 3;
 const PREFIXED: i8 = 4;
 const ANY: i8 = 1;
+const ALL: i8 = 2;
+const CREATE: i8 = 5;
 const MATCH: i8 = 2;
 const READ: i8 = 3;
 const WRITE: i8 = 4;
@@ -542,5 +546,122 @@ fn apis_check_acls_for_a_sasl_user() {
     assert_eq!(init(&mut alice), 0);
     // The super user sees everything.
     assert_eq!(metadata(&mut admin, None).topics.len(), 3);
+    broker.assert_no_panics();
+}
+
+/// One Fetch v12 of partition 0 of each topic, waiting up to 5 s for 1 byte; the partitions'
+/// error codes.
+fn fetch_errors(client: &mut Client, topics: &[&str]) -> Vec<i16> {
+    let mut request = crate::storage::fetch_request(topics[0], 0, 1 << 20);
+    request.max_wait_ms = 5000;
+    request.min_bytes = 1;
+    let template = request.topics[0].clone();
+    request.topics = topics
+        .iter()
+        .map(|t| fetch::FetchTopic {
+            topic: t.to_string(),
+            ..template.clone()
+        })
+        .collect();
+    let response = client.call(
+        fetch::API_KEY,
+        12,
+        |e| request.encode(e, 12),
+        fetch::FetchResponse::decode,
+    );
+    response
+        .responses
+        .iter()
+        .map(|t| t.partitions[0].error_code)
+        .collect()
+}
+
+#[test]
+fn produce_fetch_groups_and_create_topics_are_checked() {
+    let (broker, addr) = secured_broker("acls_data");
+    let mut admin = login(addr, "admin");
+    for topic in ["orders.eu", "orders.audit", "other"] {
+        assert_eq!(create_topic(&mut admin, topic), 0);
+    }
+    let codes = create_acls(
+        &mut admin,
+        3,
+        vec![
+            creation(TOPIC, "orders.", PREFIXED, "User:alice", ALL, ALLOW),
+            creation(TOPIC, "orders.audit", LITERAL, "User:alice", WRITE, DENY),
+            creation(TOPIC, "alice-", PREFIXED, "User:alice", CREATE, ALLOW),
+        ],
+    );
+    assert_eq!(codes, [0, 0, 0]);
+    let mut alice = login(addr, "alice");
+    let batch = plain_batch(0, &[b"v"]);
+    assert_eq!(produce_batch(&mut alice, 9, "orders.eu", 0, &batch).0, 0);
+    assert_eq!(
+        produce_batch(&mut alice, 9, "orders.audit", 0, &batch).0,
+        29
+    );
+    assert_eq!(produce_batch(&mut alice, 9, "other", 0, &batch).0, 29);
+    assert_eq!(
+        produce_batch(&mut alice, 9, "no-such-topic", 0, &batch).0,
+        29
+    );
+    // A refused partition is TOPIC_AUTHORIZATION_FAILED next to a readable one.
+    assert_eq!(fetch_errors(&mut alice, &["other"]), [29]);
+    assert_eq!(fetch_errors(&mut alice, &["other", "orders.eu"]), [29, 0]);
+    // Create on a prefix: the topic is made, its configuration is not shown.
+    let request = ct::CreateTopicsRequest {
+        topics: vec![ct::CreatableTopic {
+            name: "alice-1".into(),
+            num_partitions: 1,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let response = alice.call(
+        ct::API_KEY,
+        7,
+        |e| request.encode(e, 7),
+        ct::CreateTopicsResponse::decode,
+    );
+    let created = &response.topics[0];
+    assert_eq!(
+        (created.error_code, created.topic_config_error_code),
+        (0, 29)
+    );
+    assert_eq!(created.configs.as_deref(), Some(&[][..]));
+    // Groups: no ACL on the group, so joining and committing are GROUP_AUTHORIZATION_FAILED.
+    let request = jg::JoinGroupRequest {
+        group_id: "g1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![jg::JoinGroupRequestProtocol {
+            name: "range".into(),
+            metadata: Vec::new(),
+        }],
+        ..Default::default()
+    };
+    let response = alice.call(
+        jg::API_KEY,
+        9,
+        |e| request.encode(e, 9),
+        jg::JoinGroupResponse::decode,
+    );
+    assert_eq!((response.error_code, response.generation_id), (30, -1));
+    let request = fc::FindCoordinatorRequest {
+        key_type: 0,
+        coordinator_keys: vec!["g1".into()],
+        ..Default::default()
+    };
+    let response = alice.call(
+        fc::API_KEY,
+        4,
+        |e| request.encode(e, 4),
+        fc::FindCoordinatorResponse::decode,
+    );
+    assert_eq!(response.coordinators[0].error_code, 30);
+    assert_eq!(response.coordinators[0].node_id, -1);
     broker.assert_no_panics();
 }

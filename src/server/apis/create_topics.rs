@@ -167,6 +167,23 @@ fn created(
     new: &NewTopic,
     topic_id: Uuid,
 ) -> CreatableTopicResult {
+    // The configuration is shown only to a principal that may describe it.
+    if !authorized(
+        ctx,
+        AclOperation::DescribeConfigs,
+        ResourceType::Topic,
+        &topic.name,
+    ) {
+        return CreatableTopicResult {
+            name: topic.name.clone(),
+            topic_id,
+            num_partitions: new.num_partitions,
+            replication_factor: 1,
+            topic_config_error_code: ErrorCode::TopicAuthorizationFailed.code(),
+            configs: Some(Vec::new()),
+            ..CreatableTopicResult::default()
+        };
+    }
     CreatableTopicResult {
         name: topic.name.clone(),
         topic_id,

@@ -200,6 +200,7 @@ fn read_all(
     let mut total = 0usize;
     let mut per_topic = Vec::new();
     let mut errors = false;
+    let mut all_denied = true;
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let metadata = if version >= 13 {
@@ -244,7 +245,10 @@ fn read_all(
                     data
                 }
             };
-            errors |= data.error_code != ErrorCode::None.code();
+            // As in Kafka, refused partitions are added to the answer without cutting the wait
+            // for the others short.
+            errors |= !denied && data.error_code != ErrorCode::None.code();
+            all_denied &= denied;
             partitions.push(data);
         }
         if let Some(t) = metadata.as_ref().filter(|_| topic_bytes > 0) {
@@ -260,6 +264,8 @@ fn read_all(
         responses,
         ..FetchResponse::default()
     };
+    // With nothing left to read, there is nothing to wait for.
+    errors |= all_denied && request.topics.iter().any(|t| !t.partitions.is_empty());
     (response, total, errors, per_topic)
 }
 
