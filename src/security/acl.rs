@@ -842,6 +842,32 @@ mod tests {
         assert!(a.authorize_by_resource_type("User:admin", "h", Write, Topic));
     }
 
+    fn config(props: &[(&str, &str)]) -> Result<AuthorizerConfig, String> {
+        let props: Vec<(String, String)> = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AuthorizerConfig::from_config(&BrokerConfig::from_properties(&props).unwrap())
+    }
+
+    #[test]
+    fn authorizer_keys_are_read_as_kafka_reads_them() {
+        assert!(!config(&[]).unwrap().enabled);
+        for class in AUTHORIZER_CLASS_NAMES {
+            let c = config(&[
+                ("authorizer.class.name", class),
+                ("super.users", " User:admin ; User:ops;"),
+                ("allow.everyone.if.no.acl.found", "TRUE"),
+            ])
+            .unwrap();
+            assert!(c.enabled && c.allow_everyone_if_no_acl_found);
+            let users: Vec<_> = c.super_users.iter().map(String::as_str).collect();
+            assert_eq!(users, ["User:admin", "User:ops"]);
+        }
+        assert!(config(&[("authorizer.class.name", "com.example.Mine")]).is_err());
+        assert!(config(&[("allow.everyone.if.no.acl.found", "yes")]).is_err());
+    }
+
     #[test]
     fn the_index_finds_what_a_scan_finds() {
         let mut acls = AclSet::new();

@@ -665,3 +665,66 @@ fn produce_fetch_groups_and_create_topics_are_checked() {
     assert_eq!(response.coordinators[0].node_id, -1);
     broker.assert_no_panics();
 }
+
+#[test]
+fn authorized_operations_follow_the_acls() {
+    let (_broker, addr) = secured_broker("acls_operations");
+    let mut admin = login(addr, "admin");
+    assert_eq!(create_topic(&mut admin, "t"), 0);
+    let codes = create_acls(
+        &mut admin,
+        3,
+        vec![
+            creation(TOPIC, "t", LITERAL, "User:alice", READ, ALLOW),
+            creation(
+                CLUSTER,
+                "kafka-cluster",
+                LITERAL,
+                "User:alice",
+                DESCRIBE,
+                ALLOW,
+            ),
+        ],
+    );
+    assert_eq!(codes, [0, 0]);
+    let ask = |client: &mut Client| {
+        let request = md::MetadataRequest {
+            topics: Some(vec![md::MetadataRequestTopic {
+                name: Some("t".into()),
+                ..Default::default()
+            }]),
+            include_topic_authorized_operations: true,
+            ..Default::default()
+        };
+        let response = client.call(
+            md::API_KEY,
+            10,
+            |e| request.encode(e, 10),
+            md::MetadataResponse::decode,
+        );
+        let request = sprat::protocol::messages::describe_cluster::DescribeClusterRequest {
+            include_cluster_authorized_operations: true,
+            ..Default::default()
+        };
+        let cluster = client.call(
+            sprat::protocol::messages::describe_cluster::API_KEY,
+            1,
+            |e| request.encode(e, 1),
+            sprat::protocol::messages::describe_cluster::DescribeClusterResponse::decode,
+        );
+        (
+            response.topics[0].topic_authorized_operations,
+            cluster.cluster_authorized_operations,
+        )
+    };
+    let mut alice = login(addr, "alice");
+    // Read, and the Describe it implies; Describe on the cluster.
+    assert_eq!(
+        ask(&mut alice),
+        ((1 << READ) | (1 << DESCRIBE), 1 << DESCRIBE)
+    );
+    // A super user: every topic operation (Read, Write, Create, Delete, Alter, Describe,
+    // DescribeConfigs, AlterConfigs) and every cluster one (Create, Alter, Describe,
+    // ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite).
+    assert_eq!(ask(&mut admin), (0x0df8, 0x1fa0));
+}
