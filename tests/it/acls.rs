@@ -728,3 +728,19 @@ fn authorized_operations_follow_the_acls() {
     // ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite).
     assert_eq!(ask(&mut admin), (0x0df8, 0x1fa0));
 }
+
+#[test]
+fn create_acls_over_the_batch_limit_is_policy_violation() {
+    let (_broker, addr) = secured_broker("acls_limit");
+    let mut admin = login(addr, "admin");
+    let many: Vec<_> = (0..10_001)
+        .map(|i| creation(TOPIC, &format!("t{i}"), LITERAL, "User:a", READ, ALLOW))
+        .collect();
+    let codes = create_acls(&mut admin, 3, many);
+    assert_eq!(codes.len(), 10_001);
+    assert!(
+        codes.iter().all(|&c| c == 44),
+        "POLICY_VIOLATION for every entry"
+    );
+    assert!(flatten(&describe_acls(&mut admin, 3, &any_filter())).is_empty());
+}

@@ -4,10 +4,12 @@
 //!
 //! Without an authorizer every answer is SECURITY_DISABLED, as in Kafka. Creating and deleting
 //! need Alter on the cluster, describing needs Describe on it. Versions 0 carry no pattern type,
-//! so their bindings and filters are LITERAL (the field's default).
+//! so their bindings and filters are LITERAL (the field's default). A CreateAcls of more than
+//! [`MAX_RECORDS_PER_USER_OP`] bindings is refused as a whole with POLICY_VIOLATION.
 
 use super::{HandlerResult, respond};
 use crate::broker::{BrokerContext, random_uuid};
+use crate::controller::{EXCESSIVE_BATCH_MESSAGE, MAX_RECORDS_PER_USER_OP};
 use crate::metadata::MetadataRecord;
 use crate::metadata::records::access_control_entry_record::AccessControlEntryRecord;
 use crate::metadata::records::remove_access_control_entry_record::RemoveAccessControlEntryRecord;
@@ -118,7 +120,12 @@ pub fn handle_create(
         .iter()
         .map(|_| create::AclCreationResult::default())
         .collect();
-    if let Some((code, message)) = refusal(ctx, AclOperation::Alter) {
+    let refused = refusal(ctx, AclOperation::Alter).or_else(|| {
+        // As for topics, one request writes at most this many metadata records.
+        (request.creations.len() > MAX_RECORDS_PER_USER_OP)
+            .then_some((ErrorCode::PolicyViolation, EXCESSIVE_BATCH_MESSAGE))
+    });
+    if let Some((code, message)) = refused {
         for result in &mut results {
             result.error_code = code.code();
             result.error_message = Some(message.into());
