@@ -580,6 +580,33 @@ pub fn group_refusal(
     (!allowed).then_some(ErrorCode::GroupAuthorizationFailed)
 }
 
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED when `operation` on the transactional id is not
+/// allowed. What Kafka 3.9's transaction APIs check, in order:
+/// - AddPartitionsToTxn v0-3: Write on the id (53 for every partition), then Write on each
+///   topic (29 for its partitions, OPERATION_NOT_ATTEMPTED for the others); v4+ batches from
+///   brokers: ClusterAction on the cluster (31 at the top level).
+/// - AddOffsetsToTxn: Write on the id (53), then Read on the group (30).
+/// - EndTxn: Write on the id (53).
+/// - TxnOffsetCommit: Write on the id (53), then Read on the group (30), then Read on each topic
+///   (29 for its partitions).
+/// - DescribeTransactions: Describe on each id (53 in its state); partitions of topics the
+///   principal may not Describe are left out.
+/// - ListTransactions: only the ids the principal may Describe are listed.
+/// - DescribeProducers: Read on each topic (29 for its partitions).
+pub fn transactional_id_refusal(
+    ctx: &BrokerContext,
+    operation: AclOperation,
+    transactional_id: &str,
+) -> Option<ErrorCode> {
+    let allowed = authorized(
+        ctx,
+        operation,
+        ResourceType::TransactionalId,
+        transactional_id,
+    );
+    (!allowed).then_some(ErrorCode::TransactionalIdAuthorizationFailed)
+}
+
 /// The error a config resource (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs) gets
 /// when `operation` is not allowed on it: a topic is checked as itself, broker and broker-logger
 /// resources as the cluster, a group as itself. `None` when allowed, or for a resource type the
