@@ -698,8 +698,12 @@ pub fn topic_operations(ctx: &BrokerContext, name: &str, without_authorizer: i32
     operations(ctx, ResourceType::Topic, name, ops, without_authorizer)
 }
 
-/// The cluster's authorized-operations bitfield (Metadata, DescribeCluster).
+/// The cluster's authorized-operations bitfield (Metadata, DescribeCluster): 0 for a principal
+/// that may not describe the cluster, as in Kafka.
 pub fn cluster_operations(ctx: &BrokerContext, without_authorizer: i32) -> i32 {
+    if ctx.authorizer.enabled() && !authorized_cluster(ctx, AclOperation::Describe) {
+        return 0;
+    }
     let ops = &CLUSTER_OPERATIONS;
     operations(
         ctx,

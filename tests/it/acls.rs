@@ -681,7 +681,7 @@ fn authorized_operations_follow_the_acls() {
                 "kafka-cluster",
                 LITERAL,
                 "User:alice",
-                DESCRIBE,
+                CREATE,
                 ALLOW,
             ),
         ],
@@ -718,11 +718,20 @@ fn authorized_operations_follow_the_acls() {
         )
     };
     let mut alice = login(addr, "alice");
-    // Read, and the Describe it implies; Describe on the cluster.
-    assert_eq!(
-        ask(&mut alice),
-        ((1 << READ) | (1 << DESCRIBE), 1 << DESCRIBE)
+    // Read, and the Describe it implies; Create on the cluster is not shown without Describe.
+    let topic_ops = (1 << READ) | (1 << DESCRIBE);
+    assert_eq!(ask(&mut alice), (topic_ops, 0));
+    let allow = creation(
+        CLUSTER,
+        "kafka-cluster",
+        LITERAL,
+        "User:alice",
+        DESCRIBE,
+        ALLOW,
     );
+    assert_eq!(create_acls(&mut admin, 3, vec![allow]), [0]);
+    let cluster_ops = (1 << CREATE) | (1 << DESCRIBE);
+    assert_eq!(ask(&mut alice), (topic_ops, cluster_ops));
     // A super user: every topic operation (Read, Write, Create, Delete, Alter, Describe,
     // DescribeConfigs, AlterConfigs) and every cluster one (Create, Alter, Describe,
     // ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite).
