@@ -68,6 +68,9 @@ pub struct BrokerContext {
     /// Fetch responses send record bytes from the segment files with `sendfile`
     /// (`sprat.fetch.zero.copy`, on unless set to false).
     pub zero_copy_fetch: bool,
+    /// ACL checks (see [`crate::security::acl`]); allows everything unless
+    /// `authorizer.class.name` is set.
+    pub authorizer: crate::security::acl::Authorizer,
 }
 
 impl BrokerContext {
@@ -150,6 +153,10 @@ impl Broker {
             checkpoints.load_options(&metadata_tp),
         )?;
         let image = replay(&metadata_log.partition)?;
+        let authorizer_config = crate::security::acl::AuthorizerConfig::from_config(&config)
+            .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
+        let authorizer =
+            crate::security::acl::Authorizer::new(authorizer_config, image.acls.clone());
         let live = crate::dynamic_config::live_config(&config, &image).unwrap_or_else(|e| {
             // Every dynamic change was validated before it was stored, so this takes a
             // metadata log written by something else.
@@ -206,6 +213,7 @@ impl Broker {
             metrics: crate::metrics::Metrics::default(),
             quotas: crate::quota::QuotaManager::default(),
             zero_copy_fetch,
+            authorizer,
         });
         context.group_coordinator.start_expiration_thread()?;
         let writer = LogWriter::new(context.clone(), logs);

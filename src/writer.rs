@@ -349,6 +349,7 @@ impl LogWriter {
                         for r in &records {
                             image.apply(r);
                         }
+                        self.ctx.authorizer.set_acls(image.acls.clone());
                     });
                     let _ = reply.send(result);
                 }

@@ -72,6 +72,8 @@ pub enum MetadataRecord {
     ClientQuota(client_quota_record::ClientQuotaRecord),
     UserScramCredential(user_scram_credential_record::UserScramCredentialRecord),
     RemoveUserScramCredential(remove_user_scram_credential_record::RemoveUserScramCredentialRecord),
+    AccessControlEntry(access_control_entry_record::AccessControlEntryRecord),
+    RemoveAccessControlEntry(remove_access_control_entry_record::RemoveAccessControlEntryRecord),
     /// A record type sprat does not need (broker registrations, ACLs, ...), kept by type only.
     Other {
         record_type: u16,
@@ -129,6 +131,16 @@ impl MetadataRecord {
                     )?,
                 )
             }
+            access_control_entry_record::RECORD_TYPE => MetadataRecord::AccessControlEntry(
+                access_control_entry_record::AccessControlEntryRecord::decode(&mut d, version)?,
+            ),
+            remove_access_control_entry_record::RECORD_TYPE => {
+                MetadataRecord::RemoveAccessControlEntry(
+                    remove_access_control_entry_record::RemoveAccessControlEntryRecord::decode(
+                        &mut d, version,
+                    )?,
+                )
+            }
             other => MetadataRecord::Other {
                 record_type: other,
                 version,
@@ -155,6 +167,10 @@ impl MetadataRecord {
             MetadataRecord::RemoveUserScramCredential(_) => {
                 (remove_user_scram_credential_record::RECORD_TYPE, 0)
             }
+            MetadataRecord::AccessControlEntry(_) => (access_control_entry_record::RECORD_TYPE, 0),
+            MetadataRecord::RemoveAccessControlEntry(_) => {
+                (remove_access_control_entry_record::RECORD_TYPE, 0)
+            }
             MetadataRecord::Other {
                 record_type,
                 version,
@@ -174,6 +190,8 @@ impl MetadataRecord {
             MetadataRecord::ClientQuota(r) => r.encode(&mut e, version),
             MetadataRecord::UserScramCredential(r) => r.encode(&mut e, version),
             MetadataRecord::RemoveUserScramCredential(r) => r.encode(&mut e, version),
+            MetadataRecord::AccessControlEntry(r) => r.encode(&mut e, version),
+            MetadataRecord::RemoveAccessControlEntry(r) => r.encode(&mut e, version),
             MetadataRecord::Other { .. } => {}
         }
         e.into_inner()
@@ -199,6 +217,9 @@ pub struct MetadataImage {
     /// SCRAM credentials by (user name, mechanism type): salted hashes, never passwords
     /// (UserScramCredentialRecord).
     pub scram_credentials: BTreeMap<(String, i8), ScramCredential>,
+    /// ACL bindings by id (AccessControlEntryRecord), shared with the authorizer: a record
+    /// changes them by copy-on-write.
+    pub acls: Arc<crate::security::acl::AclSet>,
 }
 
 /// One user's SCRAM credential for one mechanism, as RFC 5802 has the server keep it.
@@ -324,6 +345,15 @@ impl MetadataImage {
                 self.scram_credentials
                     .remove(&(r.name.clone(), r.mechanism));
             }
+            MetadataRecord::AccessControlEntry(r) => match acl_binding(r) {
+                Some(binding) => {
+                    Arc::make_mut(&mut self.acls).insert(r.id, binding);
+                }
+                None => ::log::warn!("ignoring an AccessControlEntryRecord with unknown codes"),
+            },
+            MetadataRecord::RemoveAccessControlEntry(r) => {
+                Arc::make_mut(&mut self.acls).remove(&r.id);
+            }
             MetadataRecord::Config(_) | MetadataRecord::Other { .. } => {}
         }
     }
@@ -390,6 +420,22 @@ impl MetadataImage {
         }
         merged
     }
+}
+
+/// The binding an AccessControlEntryRecord stores; `None` if a code is unknown to sprat.
+fn acl_binding(
+    r: &access_control_entry_record::AccessControlEntryRecord,
+) -> Option<crate::security::acl::AclBinding> {
+    use crate::security::acl::*;
+    Some(AclBinding {
+        resource_type: ResourceType::from_code(r.resource_type)?,
+        resource_name: r.resource_name.clone(),
+        pattern_type: PatternType::from_code(r.pattern_type)?,
+        principal: r.principal.clone(),
+        host: r.host.clone(),
+        operation: AclOperation::from_code(r.operation)?,
+        permission: AclPermission::from_code(r.permission_type)?,
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! SASL_SSL is refused at start-up with an error naming it, rather than served without the
 //! protection its name promises.
 
+pub mod acl;
 pub mod jaas;
 pub mod sasl;
 pub mod scram;

@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real `sprat` binary on an ephemeral port in its own temporary
 //! log directory and speaks the Kafka protocol to it.
 
+mod acls;
 mod admin;
 mod alter;
 mod codecrafters;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::field_reassign_with_default, clippy::derivable_impls)]
 
+pub mod access_control_entry_record;
 pub mod client_quota_record;
 pub mod config_record;
 pub mod feature_level_record;
@@ -12,6 +13,7 @@ pub mod partition_change_record;
 pub mod partition_record;
 pub mod producer_ids_record;
 pub mod register_broker_record;
+pub mod remove_access_control_entry_record;
 pub mod remove_topic_record;
 pub mod remove_user_scram_credential_record;
 pub mod topic_record;
@@ -34,6 +36,8 @@ macro_rules! for_each_record {
             client_quota_record: ClientQuotaRecord;
             user_scram_credential_record: UserScramCredentialRecord;
             remove_user_scram_credential_record: RemoveUserScramCredentialRecord;
+            access_control_entry_record: AccessControlEntryRecord;
+            remove_access_control_entry_record: RemoveAccessControlEntryRecord;
         }
     };
 }

@@ -14,11 +14,14 @@ pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod consumer_protocol_assignment;
 pub mod consumer_protocol_subscription;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -97,6 +100,9 @@ macro_rules! for_each_api {
             sasl_authenticate: SaslAuthenticateRequest, SaslAuthenticateResponse;
             describe_user_scram_credentials: DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
             alter_user_scram_credentials: AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
+            describe_acls: DescribeAclsRequest, DescribeAclsResponse;
+            create_acls: CreateAclsRequest, CreateAclsResponse;
+            delete_acls: DeleteAclsRequest, DeleteAclsResponse;
         }
     };
 }

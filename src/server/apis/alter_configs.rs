@@ -15,6 +15,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::{alter_configs as ac, incremental_alter_configs as iac};
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, config_refusal};
 use crate::writer::WriterCommand;
 use std::collections::{HashMap, HashSet};
 
@@ -148,6 +149,10 @@ fn alter(
             if reported.insert(k.clone()) {
                 duplicates.push(k);
             }
+            continue;
+        }
+        if let Some(refusal) = config_refusal(ctx, AclOperation::AlterConfigs, k.0, &k.1) {
+            answers.push((k.0, k.1, Err(refusal)));
             continue;
         }
         match r {

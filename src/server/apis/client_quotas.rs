@@ -11,6 +11,7 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::{alter_client_quotas as acq, describe_client_quotas as dcq};
 use crate::protocol::wire::Decoder;
 use crate::quota;
+use crate::security::acl::{AclOperation, authorized_cluster};
 use crate::writer::WriterCommand;
 
 /// DescribeClientQuotas match types.
@@ -26,7 +27,13 @@ pub fn handle_describe(
     let version = header.api_version;
     let request = dcq::DescribeClientQuotasRequest::decode(d, version)?;
     let mut response = dcq::DescribeClientQuotasResponse::default();
+    let denied = !authorized_cluster(ctx, AclOperation::DescribeConfigs);
     match check_filter(&request.components) {
+        _ if denied => {
+            response.error_code = ErrorCode::ClusterAuthorizationFailed.code();
+            response.error_message = Some("Cluster authorization failed.".into());
+            response.entries = None;
+        }
         Err(message) => {
             response.error_code = ErrorCode::InvalidRequest.code();
             response.error_message = Some(message);
@@ -114,6 +121,7 @@ pub fn handle_alter(
     let mut responses = Vec::with_capacity(request.entries.len());
     let mut records = Vec::new();
     let mut planned: Vec<usize> = Vec::new();
+    let denied = !authorized_cluster(ctx, AclOperation::AlterConfigs);
     for entry in &request.entries {
         let mut entity: QuotaEntity = entry
             .entity
@@ -122,6 +130,14 @@ pub fn handle_alter(
             .collect();
         entity.sort();
         let checked = check_entry(&entity, &entry.ops);
+        if denied {
+            responses.push(acq::EntryDataResponse {
+                error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+                error_message: Some("Cluster authorization failed.".into()),
+                entity: entry.entity.clone(),
+            });
+            continue;
+        }
         if checked.is_ok() {
             planned.push(responses.len());
             records.extend(entry.ops.iter().map(|op| {

@@ -9,6 +9,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::consumer_group_describe::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, group_operations, group_refusal};
 
 /// Kafka's group authorized-operations bitfield without an authorizer: READ, DESCRIBE, DELETE.
 const GROUP_AUTHORIZED_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
@@ -22,6 +23,15 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         .group_ids
         .iter()
         .map(|id| {
+            if let Some(error) = group_refusal(ctx, AclOperation::Describe, id) {
+                return DescribedGroup {
+                    group_id: id.clone(),
+                    error_code: error.code(),
+                    error_message: Some("Group authorization failed.".into()),
+                    authorized_operations: i32::MIN,
+                    ..DescribedGroup::default()
+                };
+            }
             let described = ctx
                 .group_coordinator
                 .with_consumer_group(id, |g| DescribedGroup {
@@ -50,7 +60,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                         })
                         .collect(),
                     authorized_operations: if request.include_authorized_operations {
-                        GROUP_AUTHORIZED_OPERATIONS
+                        group_operations(ctx, id, GROUP_AUTHORIZED_OPERATIONS)
                     } else {
                         i32::MIN
                     },

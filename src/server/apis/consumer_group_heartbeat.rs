@@ -8,10 +8,12 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::consumer_group_heartbeat::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized, group_refusal};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = ConsumerGroupHeartbeatRequest::decode(d, version)?;
+    let denied = heartbeat_refusal(ctx, &request);
     let owned = request.topic_partitions.map(|tps| {
         let mut out = Partitions::new();
         for tp in tps {
@@ -48,6 +50,10 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         consumer::validate(&heartbeat)
     };
     let result = match checked {
+        _ if denied.is_some() => consumer::HeartbeatResult {
+            error: denied,
+            ..Default::default()
+        },
         Err(message) => consumer::HeartbeatResult {
             error: Some((ErrorCode::InvalidRequest, message)),
             ..Default::default()
@@ -79,4 +85,23 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         ..Default::default()
     };
     Ok(respond(header, |e| response.encode(e, version)))
+}
+
+/// Kafka's checks: Read on the group, then Describe on every subscribed topic.
+fn heartbeat_refusal(
+    ctx: &BrokerContext,
+    request: &ConsumerGroupHeartbeatRequest,
+) -> Option<(ErrorCode, String)> {
+    if let Some(error) = group_refusal(ctx, AclOperation::Read, &request.group_id) {
+        return Some((error, "Group authorization failed.".into()));
+    }
+    let topics = request.subscribed_topic_names.iter().flatten();
+    let denied: Vec<&str> = topics
+        .filter(|t| !authorized(ctx, AclOperation::Describe, ResourceType::Topic, t))
+        .map(String::as_str)
+        .collect();
+    (!denied.is_empty()).then(|| {
+        let message = format!("Topic authorization failed for topics {denied:?}");
+        (ErrorCode::TopicAuthorizationFailed, message)
+    })
 }

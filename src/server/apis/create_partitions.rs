@@ -14,6 +14,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::create_partitions::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized};
 use crate::writer::WriterCommand;
 use std::collections::{HashMap, HashSet};
 
@@ -101,6 +102,10 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
 
 /// Checks one entry against the topic as it is now; `Ok` is the number of partitions to add.
 fn validate(ctx: &BrokerContext, topic: &CreatePartitionsTopic) -> Result<i32, TopicError> {
+    if !authorized(ctx, AclOperation::Alter, ResourceType::Topic, &topic.name) {
+        let message = "Topic authorization failed.".to_string();
+        return Err((ErrorCode::TopicAuthorizationFailed, message));
+    }
     let Some(existing) = ctx.topic(&topic.name) else {
         return Err((
             ErrorCode::UnknownTopicOrPartition,

@@ -17,6 +17,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::create_topics::*;
 use crate::protocol::wire::{Decoder, Uuid};
+use crate::security::acl::{AclOperation, ResourceType, authorized, authorized_cluster};
 use crate::writer::WriterCommand;
 use std::collections::{HashMap, HashSet};
 
@@ -38,7 +39,12 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     let existing = existing_collision_names(ctx);
     for topic in &topics {
         let exists = ctx.topic(&topic.name).is_some();
-        let validated = if exists {
+        let validated = if !may_create(ctx, &topic.name) {
+            Err((
+                ErrorCode::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
+            ))
+        } else if exists {
             Err(topic_exists(&topic.name))
         } else {
             validate(ctx, topic).and_then(|new| match existing.get(&collision_name(&new.name)) {
@@ -128,6 +134,12 @@ fn refuse_all(request: &CreateTopicsRequest, code: ErrorCode) -> CreateTopicsRes
     }
 }
 
+/// Kafka's rule: Create on the cluster, or on the topic.
+fn may_create(ctx: &BrokerContext, name: &str) -> bool {
+    authorized_cluster(ctx, AclOperation::Create)
+        || authorized(ctx, AclOperation::Create, ResourceType::Topic, name)
+}
+
 fn validate(ctx: &BrokerContext, topic: &CreatableTopic) -> Result<NewTopic, TopicError> {
     let assignments: Vec<(i32, Vec<i32>)> = topic
         .assignments
@@ -155,6 +167,23 @@ fn created(
     new: &NewTopic,
     topic_id: Uuid,
 ) -> CreatableTopicResult {
+    // The configuration is shown only to a principal that may describe it.
+    if !authorized(
+        ctx,
+        AclOperation::DescribeConfigs,
+        ResourceType::Topic,
+        &topic.name,
+    ) {
+        return CreatableTopicResult {
+            name: topic.name.clone(),
+            topic_id,
+            num_partitions: new.num_partitions,
+            replication_factor: 1,
+            topic_config_error_code: ErrorCode::TopicAuthorizationFailed.code(),
+            configs: Some(Vec::new()),
+            ..CreatableTopicResult::default()
+        };
+    }
     CreatableTopicResult {
         name: topic.name.clone(),
         topic_id,

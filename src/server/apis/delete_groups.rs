@@ -4,15 +4,35 @@
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
+use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::delete_groups::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, group_refusal};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = DeleteGroupsRequest::decode(d, version)?;
-    let errors = ctx
+    // Groups the principal may not delete are answered here; the others go to the coordinator.
+    let (allowed, denied): (Vec<String>, Vec<String>) = request
+        .groups_names
+        .iter()
+        .cloned()
+        .partition(|g| group_refusal(ctx, AclOperation::Delete, g).is_none());
+    let mut deleted = ctx
         .group_coordinator
-        .delete_groups(ctx, &request.groups_names);
+        .delete_groups(ctx, &allowed)
+        .into_iter();
+    let errors: Vec<ErrorCode> = request
+        .groups_names
+        .iter()
+        .map(|g| {
+            if denied.contains(g) {
+                ErrorCode::GroupAuthorizationFailed
+            } else {
+                deleted.next().unwrap_or(ErrorCode::UnknownServerError)
+            }
+        })
+        .collect();
     let response = DeleteGroupsResponse {
         results: request
             .groups_names

@@ -10,6 +10,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::delete_records::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized};
 use crate::storage::log::TopicPartition;
 use crate::writer::WriterCommand;
 
@@ -21,12 +22,15 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     let mut wanted: Vec<(usize, usize, TopicPartition, i64)> = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
         let known = ctx.topic(&topic.name);
+        let allowed = authorized(ctx, AclOperation::Delete, ResourceType::Topic, &topic.name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (p, partition) in topic.partitions.iter().enumerate() {
             let exists = known
                 .as_ref()
                 .is_some_and(|k| k.partitions.contains_key(&partition.partition_index));
-            let error = if exists {
+            let error = if !allowed {
+                ErrorCode::TopicAuthorizationFailed
+            } else if exists {
                 let tp = TopicPartition::new(topic.name.clone(), partition.partition_index);
                 wanted.push((t, p, tp, partition.offset));
                 ErrorCode::None

@@ -11,6 +11,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::delete_topics::*;
 use crate::protocol::wire::{Decoder, Uuid};
+use crate::security::acl::{AclOperation, ResourceType, authorized};
 use crate::writer::WriterCommand;
 use std::collections::{HashMap, HashSet};
 
@@ -72,7 +73,12 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
             topic_id: id,
             ..DeletableTopicResult::default()
         };
+        // Delete on the topic, checked before existence for a name (an id names nothing).
+        let target = found.as_ref().map(|t| &t.name).or(result.name.as_ref());
+        let denied =
+            target.is_some_and(|n| !authorized(ctx, AclOperation::Delete, ResourceType::Topic, n));
         match found {
+            _ if denied => result.error_code = ErrorCode::TopicAuthorizationFailed.code(),
             Some(t) => {
                 result.name = Some(t.name.clone());
                 result.topic_id = t.topic_id;

@@ -21,7 +21,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         cluster_id: ctx.cluster_id.clone(),
         controller_id: ctx.config.node_id,
         cluster_authorized_operations: if request.include_cluster_authorized_operations {
-            CLUSTER_AUTHORIZED_OPERATIONS
+            crate::security::acl::cluster_operations(ctx, CLUSTER_AUTHORIZED_OPERATIONS)
         } else {
             i32::MIN
         },

@@ -14,6 +14,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::describe_configs::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, config_refusal};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -171,6 +172,12 @@ fn describe(
         resource_name: resource.resource_name.clone(),
         ..DescribeConfigsResult::default()
     };
+    let (op, rtype) = (AclOperation::DescribeConfigs, resource.resource_type);
+    if let Some((code, message)) = config_refusal(ctx, op, rtype, &resource.resource_name) {
+        result.error_code = code.code();
+        result.error_message = Some(message);
+        return result;
+    }
     let keys: Option<HashSet<&str>> = resource
         .configuration_keys
         .as_ref()

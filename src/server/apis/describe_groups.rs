@@ -8,6 +8,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::describe_groups::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, group_operations, group_refusal};
 use std::collections::HashSet;
 
 /// Kafka's authorized-operations bitfield for a group when no authorizer is configured: READ,
@@ -25,6 +26,13 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         .iter()
         .filter(|group_id| seen.insert(group_id.as_str()))
         .map(|group_id| {
+            if let Some(error) = group_refusal(ctx, AclOperation::Describe, group_id) {
+                return DescribedGroup {
+                    error_code: error.code(),
+                    group_id: group_id.clone(),
+                    ..DescribedGroup::default()
+                };
+            }
             let summary = ctx.group_coordinator.describe_group(group_id);
             DescribedGroup {
                 error_code: ErrorCode::None.code(),
@@ -45,7 +53,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                     })
                     .collect(),
                 authorized_operations: if request.include_authorized_operations {
-                    GROUP_AUTHORIZED_OPERATIONS
+                    group_operations(ctx, group_id, GROUP_AUTHORIZED_OPERATIONS)
                 } else {
                     i32::MIN
                 },

@@ -7,12 +7,20 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::describe_log_dirs::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, authorized_cluster};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = DescribeLogDirsRequest::decode(d, version)?;
+    if !authorized_cluster(ctx, AclOperation::Describe) {
+        let response = DescribeLogDirsResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            ..DescribeLogDirsResponse::default()
+        };
+        return Ok(respond(header, |e| response.encode(e, version)));
+    }
     // Null asks for every partition; otherwise only those named (and present) are listed.
     let wanted: Option<HashSet<(&str, i32)>> = request.topics.as_ref().map(|topics| {
         topics

@@ -8,6 +8,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::describe_topic_partitions::*;
 use crate::protocol::wire::{Decoder, Uuid};
+use crate::security::acl::{AclOperation, ResourceType, authorized, topic_operations};
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions one response lists.
 const MAX_REQUEST_PARTITION_SIZE_LIMIT: i32 = 2000;
@@ -19,10 +20,19 @@ pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = 0x0df8;
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = DescribeTopicPartitionsRequest::decode(d, version)?;
-    let response = {
+    let describable =
+        |name: &str| authorized(ctx, AclOperation::Describe, ResourceType::Topic, name);
+    let mut response = {
         let image = ctx.metadata.read();
-        describe(&image, &request)
+        describe(&image, &request, &describable)
     };
+    for topic in &mut response.topics {
+        if topic.error_code == ErrorCode::None.code() {
+            let name = topic.name.as_deref().unwrap_or_default();
+            let bits = topic_operations(ctx, name, TOPIC_AUTHORIZED_OPERATIONS);
+            topic.topic_authorized_operations = bits;
+        }
+    }
     Ok(respond(header, |e| response.encode(e, version)))
 }
 
@@ -31,9 +41,12 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
 pub fn describe(
     image: &MetadataImage,
     request: &DescribeTopicPartitionsRequest,
+    describable: &dyn Fn(&str) -> bool,
 ) -> DescribeTopicPartitionsResponse {
     let mut names: Vec<String> = if request.topics.is_empty() {
-        image.topics().map(|t| t.name.clone()).collect()
+        // Topics the principal may not describe are left out, as Kafka does.
+        let names = image.topics().map(|t| t.name.clone());
+        names.filter(|n| describable(n)).collect()
     } else {
         request.topics.iter().map(|t| t.name.clone()).collect()
     };
@@ -54,6 +67,12 @@ pub fn describe(
                 partition_index: 0,
             });
             break;
+        }
+        if !describable(&name) {
+            let mut entry = unknown_topic(name);
+            entry.error_code = ErrorCode::TopicAuthorizationFailed.code();
+            response.topics.push(entry);
+            continue;
         }
         let Some(topic) = image.topic(&name) else {
             if !request.topics.is_empty() {

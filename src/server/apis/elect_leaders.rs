@@ -9,6 +9,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::elect_leaders::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, authorized_cluster};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
@@ -18,12 +19,23 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         response.error_code = ErrorCode::InvalidRequest.code();
         return Ok(respond(header, |e| response.encode(e, version)));
     }
+    let denied = !authorized_cluster(ctx, AclOperation::Alter);
+    if denied {
+        response.error_code = ErrorCode::ClusterAuthorizationFailed.code();
+    }
     for topic in request.topic_partitions.iter().flatten() {
         let metadata = ctx.topic(&topic.topic);
         let partition_result = topic
             .partitions
             .iter()
             .map(|&partition_id| {
+                if denied {
+                    return PartitionResult {
+                        partition_id,
+                        error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+                        error_message: Some("Cluster authorization failed.".into()),
+                    };
+                }
                 let exists = metadata
                     .as_ref()
                     .is_some_and(|t| t.partitions.contains_key(&partition_id));

@@ -21,6 +21,7 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::fetch::*;
 use crate::protocol::wire::Decoder;
 use crate::quota;
+use crate::security::acl::{AclOperation, ResourceType, authorized, authorized_cluster};
 use crate::server::zero_copy::{self, Splice};
 use crate::storage::log::{ReadError, TopicPartition};
 use log::{debug, error};
@@ -124,6 +125,15 @@ fn fetch_max_bytes(ctx: &BrokerContext) -> i32 {
         .unwrap_or(DEFAULT_FETCH_MAX_BYTES)
 }
 
+/// A consumer needs Read on the topic; a follower (replica id 0 or more) ClusterAction.
+fn fetch_authorized(ctx: &BrokerContext, replica_id: i32, topic: &str) -> bool {
+    if replica_id >= 0 {
+        authorized_cluster(ctx, AclOperation::ClusterAction)
+    } else {
+        authorized(ctx, AclOperation::Read, ResourceType::Topic, topic)
+    }
+}
+
 /// Whether any requested partition exists, so that Kafka would go on to read the logs.
 fn reads_any_partition(ctx: &BrokerContext, request: &FetchRequest, version: i16) -> bool {
     request.topics.iter().any(|topic| {
@@ -190,6 +200,7 @@ fn read_all(
     let mut total = 0usize;
     let mut per_topic = Vec::new();
     let mut errors = false;
+    let mut all_denied = true;
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let metadata = if version >= 13 {
@@ -202,10 +213,15 @@ fn read_all(
         } else {
             ErrorCode::UnknownTopicOrPartition
         };
+        let name = metadata.as_ref().map_or(&topic.topic, |t| &t.name);
+        // Kafka checks Read before existence, except for an id it cannot name.
+        let denied = (version < 13 || metadata.is_some())
+            && !fetch_authorized(ctx, request.replica_id, name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         let mut topic_bytes = 0;
         for p in &topic.partitions {
             let data = match &metadata {
+                _ if denied => error_partition(p.partition, ErrorCode::TopicAuthorizationFailed),
                 None => error_partition(p.partition, unknown_topic),
                 Some(t) => {
                     let tp = TopicPartition::new(t.name.clone(), p.partition);
@@ -229,7 +245,10 @@ fn read_all(
                     data
                 }
             };
-            errors |= data.error_code != ErrorCode::None.code();
+            // As in Kafka, refused partitions are added to the answer without cutting the wait
+            // for the others short.
+            errors |= !denied && data.error_code != ErrorCode::None.code();
+            all_denied &= denied;
             partitions.push(data);
         }
         if let Some(t) = metadata.as_ref().filter(|_| topic_bytes > 0) {
@@ -245,6 +264,8 @@ fn read_all(
         responses,
         ..FetchResponse::default()
     };
+    // With nothing left to read, there is nothing to wait for.
+    errors |= all_denied && request.topics.iter().any(|t| !t.partitions.is_empty());
     (response, total, errors, per_topic)
 }
 

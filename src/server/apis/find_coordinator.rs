@@ -7,6 +7,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::find_coordinator::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized};
 
 /// Kafka's `CoordinatorType.GROUP`.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -33,18 +34,30 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
             coordinators: request
                 .coordinator_keys
                 .iter()
-                .map(|key| Coordinator {
-                    key: key.clone(),
-                    node_id: if found { node_id } else { -1 },
-                    host: if found { host.clone() } else { String::new() },
-                    port: if found { i32::from(port) } else { -1 },
-                    error_code: error.code(),
-                    error_message: Some(message.clone()),
+                .map(|key| {
+                    let denied = found
+                        .then(|| key_refusal(ctx, request.key_type, key))
+                        .flatten();
+                    let found = found && denied.is_none();
+                    let (error, message) = denied.unwrap_or((error, message.clone()));
+                    Coordinator {
+                        key: key.clone(),
+                        node_id: if found { node_id } else { -1 },
+                        host: if found { host.clone() } else { String::new() },
+                        port: if found { i32::from(port) } else { -1 },
+                        error_code: error.code(),
+                        error_message: Some(message),
+                    }
                 })
                 .collect(),
             ..FindCoordinatorResponse::default()
         }
     } else {
+        let denied = found
+            .then(|| key_refusal(ctx, request.key_type, &request.key))
+            .flatten();
+        let found = found && denied.is_none();
+        let (error, message) = denied.unwrap_or((error, message));
         FindCoordinatorResponse {
             error_code: error.code(),
             error_message: Some(message),
@@ -55,4 +68,21 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         }
     };
     Ok(respond(header, |e| response.encode(e, version)))
+}
+
+/// Describe on the group or transactional id the client looks for.
+fn key_refusal(ctx: &BrokerContext, key_type: i8, key: &str) -> Option<(ErrorCode, String)> {
+    let (resource_type, error) = if key_type == KEY_TYPE_TRANSACTION {
+        let error = ErrorCode::TransactionalIdAuthorizationFailed;
+        (ResourceType::TransactionalId, error)
+    } else {
+        (ResourceType::Group, ErrorCode::GroupAuthorizationFailed)
+    };
+    let allowed = authorized(ctx, AclOperation::Describe, resource_type, key);
+    (!allowed).then(|| {
+        (
+            error,
+            format!("{} authorization failed.", resource_type.name()),
+        )
+    })
 }

@@ -6,10 +6,18 @@ use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
 use crate::protocol::messages::heartbeat::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, group_refusal};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = HeartbeatRequest::decode(d, version)?;
+    if let Some(error) = group_refusal(ctx, AclOperation::Read, &request.group_id) {
+        let response = HeartbeatResponse {
+            error_code: error.code(),
+            ..HeartbeatResponse::default()
+        };
+        return Ok(respond(header, |e| response.encode(e, version)));
+    }
     let error = ctx.group_coordinator.heartbeat(
         &request.group_id,
         &request.member_id,

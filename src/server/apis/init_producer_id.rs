@@ -12,6 +12,9 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::init_producer_id::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{
+    AclOperation, ResourceType, authorized, authorized_any, authorized_cluster,
+};
 use crate::writer::WriterCommand;
 
 /// Kafka's default `transaction.max.timeout.ms`.
@@ -33,6 +36,16 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     // Kafka's `KafkaApis.handleInitProducerIdRequest`, then `TransactionCoordinator`.
     let half_given = (request.producer_id == -1) != (request.producer_epoch == -1);
     let refusal = match request.transactional_id.as_deref() {
+        // Kafka authorizes first: Write on the transactional id, or for an idempotent producer
+        // IdempotentWrite on the cluster or Write on some topic.
+        Some(id) if !authorized(ctx, AclOperation::Write, ResourceType::TransactionalId, id) => {
+            Some(ErrorCode::TransactionalIdAuthorizationFailed)
+        }
+        None if !authorized_cluster(ctx, AclOperation::IdempotentWrite)
+            && !authorized_any(ctx, AclOperation::Write, ResourceType::Topic) =>
+        {
+            Some(ErrorCode::ClusterAuthorizationFailed)
+        }
         _ if half_given => Some(ErrorCode::InvalidRequest),
         None => None,
         Some("") => Some(ErrorCode::InvalidRequest),

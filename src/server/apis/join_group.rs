@@ -11,11 +11,20 @@ use crate::group::JoinRequest;
 use crate::protocol::RequestHeader;
 use crate::protocol::messages::join_group::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, group_refusal};
 use log::debug;
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = JoinGroupRequest::decode(d, version)?;
+    if let Some(error) = group_refusal(ctx, AclOperation::Read, &request.group_id) {
+        let response = JoinGroupResponse {
+            error_code: error.code(),
+            generation_id: -1,
+            ..JoinGroupResponse::default()
+        };
+        return Ok(respond(header, |e| response.encode(e, version)));
+    }
     if let Some(reason) = &request.reason {
         debug!(
             "member {:?} joins group {}: {reason}",

@@ -9,11 +9,19 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::leave_group::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, group_refusal};
 use log::debug;
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = LeaveGroupRequest::decode(d, version)?;
+    if let Some(error) = group_refusal(ctx, AclOperation::Read, &request.group_id) {
+        let response = LeaveGroupResponse {
+            error_code: error.code(),
+            ..LeaveGroupResponse::default()
+        };
+        return Ok(respond(header, |e| response.encode(e, version)));
+    }
     let leaving: Vec<LeavingMember> = if version >= 3 {
         request
             .members

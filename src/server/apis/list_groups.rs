@@ -8,6 +8,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::list_groups::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized, authorized_cluster};
 
 /// The type of groups that use the classic (JoinGroup/SyncGroup) protocol.
 const CLASSIC_GROUP_TYPE: &str = "classic";
@@ -62,6 +63,17 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                     group_type: CONSUMER_GROUP_TYPE.to_string(),
                 }),
         );
+    }
+    // Describe on the cluster lists every group; otherwise only the groups one may describe.
+    if !authorized_cluster(ctx, AclOperation::Describe) {
+        groups.retain(|g| {
+            authorized(
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Group,
+                &g.group_id,
+            )
+        });
     }
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     let response = ListGroupsResponse {

@@ -13,6 +13,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::list_offsets::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized};
 use crate::storage::log::{Partition, TopicPartition};
 use log::error;
 use std::collections::HashMap;
@@ -63,6 +64,14 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                 .partitions
                 .iter()
                 .map(|p| {
+                    if !authorized(
+                        ctx,
+                        AclOperation::Describe,
+                        ResourceType::Topic,
+                        &topic.name,
+                    ) {
+                        return refused(p.partition_index, ErrorCode::TopicAuthorizationFailed);
+                    }
                     if let Some(code) = request_error {
                         return refused(p.partition_index, code);
                     }

@@ -18,6 +18,10 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::metadata::*;
 use crate::protocol::wire::{Decoder, Uuid};
+use crate::security::acl::{
+    AclOperation, ResourceType, authorized, authorized_cluster, cluster_operations,
+    topic_operations,
+};
 use crate::writer::WriterCommand;
 use log::info;
 use std::collections::HashSet;
@@ -53,7 +57,8 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         .into_iter()
         .map(|mut t| {
             t.topic_authorized_operations = if request.include_topic_authorized_operations {
-                TOPIC_AUTHORIZED_OPERATIONS
+                let name = t.name.as_deref().unwrap_or_default();
+                topic_operations(ctx, name, TOPIC_AUTHORIZED_OPERATIONS)
             } else {
                 i32::MIN
             };
@@ -71,7 +76,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         controller_id: ctx.config.node_id,
         topics,
         cluster_authorized_operations: if request.include_cluster_authorized_operations {
-            CLUSTER_AUTHORIZED_OPERATIONS
+            cluster_operations(ctx, CLUSTER_AUTHORIZED_OPERATIONS)
         } else {
             i32::MIN
         },
@@ -111,8 +116,17 @@ fn refuse_all(list: &[MetadataRequestTopic], error: ErrorCode) -> MetadataRespon
     }
 }
 
+/// Every topic the principal may describe (Kafka leaves the others out).
 fn all_topics(ctx: &BrokerContext) -> Vec<MetadataResponseTopic> {
-    ctx.metadata.read().topics().map(topic_entry).collect()
+    let topics: Vec<_> = ctx.metadata.read().topics().map(topic_entry).collect();
+    topics
+        .into_iter()
+        .filter(|t| describable(ctx, t.name.as_deref().unwrap_or_default()))
+        .collect()
+}
+
+fn describable(ctx: &BrokerContext, name: &str) -> bool {
+    authorized(ctx, AclOperation::Describe, ResourceType::Topic, name)
 }
 
 fn describe(
@@ -124,6 +138,13 @@ fn describe(
         Some(name) => ctx.topic(name),
         None => ctx.topic_by_id(&requested.topic_id),
     };
+    let name = found.as_ref().map(|t| &t.name).or(requested.name.as_ref());
+    if name.is_some_and(|n| !describable(ctx, n)) {
+        let id = found.as_ref().map_or(Uuid::ZERO, |t| t.topic_id);
+        // Asked by id, the name stays unsaid (ids are not secret, names may be).
+        let error = ErrorCode::TopicAuthorizationFailed;
+        return error_entry(requested.name.clone(), id, error);
+    }
     if let Some(t) = found {
         return topic_entry(&t);
     }
@@ -135,6 +156,11 @@ fn describe(
     }
     if !allow_auto_create {
         return error_entry(Some(name), Uuid::ZERO, ErrorCode::UnknownTopicOrPartition);
+    }
+    if !authorized_cluster(ctx, AclOperation::Create)
+        && !authorized(ctx, AclOperation::Create, ResourceType::Topic, &name)
+    {
+        return error_entry(Some(name), Uuid::ZERO, ErrorCode::TopicAuthorizationFailed);
     }
     auto_create(ctx, name)
 }

@@ -2,6 +2,7 @@
 //! One module per API. Handlers return Kafka error codes inside their responses; only framing
 //! problems and undecodable bodies close the connection.
 
+mod acls;
 mod alter_configs;
 mod api_versions;
 mod client_quotas;
@@ -111,6 +112,9 @@ pub fn handle(
         messages::delete_groups::API_KEY => delete_groups::handle(ctx, header, d),
         messages::offset_delete::API_KEY => offset_delete::handle(ctx, header, d),
         messages::init_producer_id::API_KEY => init_producer_id::handle(ctx, header, d),
+        messages::describe_acls::API_KEY => acls::handle_describe(ctx, header, d),
+        messages::create_acls::API_KEY => acls::handle_create(ctx, header, d),
+        messages::delete_acls::API_KEY => acls::handle_delete(ctx, header, d),
         messages::describe_configs::API_KEY => describe_configs::handle(ctx, header, d),
         messages::create_partitions::API_KEY => create_partitions::handle(ctx, header, d),
         messages::alter_configs::API_KEY => alter_configs::handle_legacy(ctx, header, d),

@@ -13,6 +13,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::offset_commit::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized, group_refusal};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
@@ -21,12 +22,20 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     // Each partition's answer: an error found here, or the index of its offset in `offsets`.
     let mut answers: Vec<Vec<Result<usize, ErrorCode>>> = Vec::with_capacity(request.topics.len());
     let mut offsets = Vec::new();
+    let group_denied = group_refusal(ctx, AclOperation::Read, &request.group_id);
     for topic in &request.topics {
         let metadata = ctx.topic(&topic.name);
+        let topic_denied = !authorized(ctx, AclOperation::Read, ResourceType::Topic, &topic.name);
         let answer = topic
             .partitions
             .iter()
             .map(|p| {
+                if let Some(error) = group_denied {
+                    return Err(error);
+                }
+                if topic_denied {
+                    return Err(ErrorCode::TopicAuthorizationFailed);
+                }
                 let known = metadata
                     .as_ref()
                     .is_some_and(|t| t.partitions.contains_key(&p.partition_index));

@@ -8,10 +8,18 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::offset_delete::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized, group_refusal};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = OffsetDeleteRequest::decode(d, version)?;
+    if let Some(error) = group_refusal(ctx, AclOperation::Delete, &request.group_id) {
+        let response = OffsetDeleteResponse {
+            error_code: error.code(),
+            ..OffsetDeleteResponse::default()
+        };
+        return Ok(respond(header, |e| response.encode(e, version)));
+    }
     // Each partition's answer: an error found here, or its index in `known`.
     let mut known = Vec::new();
     let answers: Vec<Vec<Result<usize, ErrorCode>>> = request
@@ -19,10 +27,14 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         .iter()
         .map(|topic| {
             let metadata = ctx.topic(&topic.name);
+            let denied = !authorized(ctx, AclOperation::Read, ResourceType::Topic, &topic.name);
             topic
                 .partitions
                 .iter()
                 .map(|p| {
+                    if denied {
+                        return Err(ErrorCode::TopicAuthorizationFailed);
+                    }
                     let exists = metadata
                         .as_ref()
                         .is_some_and(|t| t.partitions.contains_key(&p.partition_index));

@@ -12,6 +12,8 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::offset_fetch::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized, group_refusal};
+use std::collections::HashSet;
 
 /// Kafka's `OffsetFetchResponse.INVALID_OFFSET`.
 const INVALID_OFFSET: i64 = -1;
@@ -31,10 +33,26 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                         .map(|t| (t.name.clone(), t.partition_indexes.clone()))
                         .collect::<Vec<_>>()
                 });
+                if let Some(error) = group_refusal(ctx, AclOperation::Describe, &g.group_id) {
+                    return OffsetFetchResponseGroup {
+                        group_id: g.group_id.clone(),
+                        topics: Vec::new(),
+                        error_code: error.code(),
+                    };
+                }
                 let fetched = coordinator.fetch_offsets(&g.group_id, wanted.as_deref());
+                let (fetched, denied) = authorize_topics(ctx, fetched, wanted.is_none());
+                let mut topics = group_topics(fetched);
+                for p in topics
+                    .iter_mut()
+                    .filter(|t| denied.contains(&t.name))
+                    .flat_map(|t| &mut t.partitions)
+                {
+                    p.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                }
                 OffsetFetchResponseGroup {
                     group_id: g.group_id.clone(),
-                    topics: group_topics(fetched),
+                    topics,
                     error_code: ErrorCode::None.code(),
                 }
             })
@@ -50,10 +68,36 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                 .map(|t| (t.name.clone(), t.partition_indexes.clone()))
                 .collect::<Vec<_>>()
         });
-        let fetched = coordinator.fetch_offsets(&request.group_id, wanted.as_deref());
+        let refusal = group_refusal(ctx, AclOperation::Describe, &request.group_id);
+        let fetched = match refusal {
+            None => coordinator.fetch_offsets(&request.group_id, wanted.as_deref()),
+            Some(_) => Vec::new(),
+        };
+        let (fetched, denied) = authorize_topics(ctx, fetched, wanted.is_none());
+        let mut topics = single_group_topics(fetched);
+        for p in topics
+            .iter_mut()
+            .filter(|t| denied.contains(&t.name))
+            .flat_map(|t| &mut t.partitions)
+        {
+            p.error_code = ErrorCode::TopicAuthorizationFailed.code();
+        }
+        let mut error_code = ErrorCode::None.code();
+        if let Some(error) = refusal {
+            // v0 and v1 have no top-level error: the requested partitions carry it.
+            if version < 2 {
+                let none = wanted.unwrap_or_default().into_iter();
+                let none = none.map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect()));
+                topics = single_group_topics(none.collect());
+                for p in topics.iter_mut().flat_map(|t| &mut t.partitions) {
+                    p.error_code = error.code();
+                }
+            }
+            error_code = error.code();
+        }
         OffsetFetchResponse {
-            topics: single_group_topics(fetched),
-            error_code: ErrorCode::None.code(),
+            topics,
+            error_code,
             ..OffsetFetchResponse::default()
         }
     };
@@ -61,6 +105,28 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
 }
 
 /// (offset, leader epoch, metadata) of a partition, with Kafka's values for "nothing committed".
+/// Kafka's Describe check on each topic: with every topic asked for (`all`), the topics one may
+/// not describe are left out; asked by name, they stay, without offsets, and are returned as
+/// the set whose partitions get TOPIC_AUTHORIZATION_FAILED.
+fn authorize_topics(
+    ctx: &BrokerContext,
+    fetched: FetchedOffsets,
+    all: bool,
+) -> (FetchedOffsets, HashSet<String>) {
+    let mut denied = HashSet::new();
+    let mut kept = Vec::with_capacity(fetched.len());
+    for (topic, partitions) in fetched {
+        if authorized(ctx, AclOperation::Describe, ResourceType::Topic, &topic) {
+            kept.push((topic, partitions));
+        } else if !all {
+            let partitions = partitions.into_iter().map(|(p, _)| (p, None)).collect();
+            denied.insert(topic.clone());
+            kept.push((topic, partitions));
+        }
+    }
+    (kept, denied)
+}
+
 fn committed(offset: Option<OffsetAndMetadata>) -> (i64, i32, String) {
     match offset {
         Some(o) => (o.offset, o.leader_epoch, o.metadata),

@@ -10,6 +10,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::offset_for_leader_epoch::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized};
 use crate::storage::log::TopicPartition;
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
@@ -41,6 +42,9 @@ fn end_offset(ctx: &BrokerContext, topic: &str, p: &OffsetForLeaderPartition) ->
         leader_epoch,
         end_offset,
     };
+    if !authorized(ctx, AclOperation::Describe, ResourceType::Topic, topic) {
+        return answer(ErrorCode::TopicAuthorizationFailed, -1, -1);
+    }
     let leader_epoch = ctx
         .topic(topic)
         .and_then(|t| t.partitions.get(&p.partition).map(|m| m.leader_epoch));

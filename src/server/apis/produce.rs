@@ -32,6 +32,7 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::produce::*;
 use crate::protocol::wire::{DecodeResult, Decoder};
 use crate::quota;
+use crate::security::acl::{AclOperation, ResourceType, authorized};
 use crate::storage::log::TopicPartition;
 use crate::storage::record_batch::{
     ATTRIBUTES_OFFSET, Batches, CONTROL_FLAG_MASK, HEADER_SIZE, LENGTH_OFFSET, LOG_OVERHEAD,
@@ -66,8 +67,16 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         .iter()
         .map(|p| p.records.as_ref().map_or(0, Vec::len))
         .sum();
+    let txn_denied = request
+        .transactional_id
+        .as_deref()
+        .is_some_and(|id| !authorized(ctx, AclOperation::Write, ResourceType::TransactionalId, id));
     let submitted = match request_refusal(&parts, request.transactional_id.is_some()) {
         Some(code) => Submitted::Refused(refuse_request(&parts, code)),
+        None if txn_denied => Submitted::Refused(refuse_request(
+            &parts,
+            ErrorCode::TransactionalIdAuthorizationFailed,
+        )),
         None => match submit(ctx, &mut parts, acks, version) {
             Ok((pending, appends)) => Submitted::Appending {
                 parts,
@@ -258,6 +267,10 @@ fn submit(
     let mut appends = Vec::new();
     let mut pending = Vec::with_capacity(parts.len());
     for part in parts.iter_mut() {
+        if !authorized(ctx, AclOperation::Write, ResourceType::Topic, &part.topic) {
+            pending.push(Pending::Failed(ErrorCode::TopicAuthorizationFailed));
+            continue;
+        }
         let Some(metadata) = ctx
             .topic(&part.topic)
             .filter(|t| t.partitions.contains_key(&part.index))

@@ -3,7 +3,8 @@
 //! cluster metadata log (Kafka's `ScramControlManager`). The client sends a salted password it
 //! derived itself; the broker keeps only salt, stored key, server key and iterations.
 //!
-//! As in Kafka without an authorizer, any client may change credentials.
+//! Describing needs Describe on the cluster, altering Alter on it (without an authorizer,
+//! anyone may).
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
@@ -15,6 +16,7 @@ use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::alter_user_scram_credentials as alter;
 use crate::protocol::messages::describe_user_scram_credentials as describe;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, authorized_cluster};
 use crate::security::scram::{MAX_ITERATIONS, MIN_ITERATIONS, ScramMechanism};
 use crate::writer::WriterCommand;
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +28,14 @@ pub fn handle_describe(
 ) -> HandlerResult {
     let version = header.api_version;
     let request = describe::DescribeUserScramCredentialsRequest::decode(d, version)?;
+    if !authorized_cluster(ctx, AclOperation::Describe) {
+        let response = describe::DescribeUserScramCredentialsResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            error_message: Some("Cluster authorization failed.".into()),
+            ..Default::default()
+        };
+        return Ok(respond(header, |e| response.encode(e, version)));
+    }
     let mut infos: BTreeMap<String, Vec<describe::CredentialInfo>> = BTreeMap::new();
     for ((user, mechanism), credential) in &ctx.metadata.read().scram_credentials {
         infos
@@ -97,6 +107,15 @@ pub fn handle_alter(
         *n += 1;
     }
     let mut errors: BTreeMap<String, (ErrorCode, String)> = BTreeMap::new();
+    if !authorized_cluster(ctx, AclOperation::Alter) {
+        for name in &order {
+            let refusal = (
+                ErrorCode::ClusterAuthorizationFailed,
+                "Cluster authorization failed.",
+            );
+            errors.insert(name.clone(), (refusal.0, refusal.1.into()));
+        }
+    }
     for (name, n) in &count {
         if *n > 1 {
             let message = "A user credential cannot be altered twice in the same request";

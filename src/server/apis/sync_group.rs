@@ -8,10 +8,18 @@ use crate::group::SyncRequest;
 use crate::protocol::RequestHeader;
 use crate::protocol::messages::sync_group::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, group_refusal};
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = SyncGroupRequest::decode(d, version)?;
+    if let Some(error) = group_refusal(ctx, AclOperation::Read, &request.group_id) {
+        let response = SyncGroupResponse {
+            error_code: error.code(),
+            ..SyncGroupResponse::default()
+        };
+        return Ok(respond(header, |e| response.encode(e, version)));
+    }
     let sync = SyncRequest {
         member_id: request.member_id,
         group_instance_id: request.group_instance_id,
