@@ -26,6 +26,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
@@ -39,6 +40,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -97,6 +99,8 @@ macro_rules! for_each_api {
             sasl_authenticate: SaslAuthenticateRequest, SaslAuthenticateResponse;
             describe_user_scram_credentials: DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
             alter_user_scram_credentials: AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
+            describe_transactions: DescribeTransactionsRequest, DescribeTransactionsResponse;
+            list_transactions: ListTransactionsRequest, ListTransactionsResponse;
         }
     };
 }

@@ -2,6 +2,8 @@
 //! One module per API. Handlers return Kafka error codes inside their responses; only framing
 //! problems and undecodable bodies close the connection.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod client_quotas;
@@ -17,7 +19,9 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_topic_partitions;
+mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -27,6 +31,7 @@ mod leave_group;
 mod list_groups;
 mod list_offsets;
 mod list_partition_reassignments;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -36,6 +41,7 @@ mod produce;
 mod sasl;
 mod scram_credentials;
 mod sync_group;
+mod txn_offset_commit;
 
 /// The produce path's pure record checks, public so that the `record_batch` fuzz target and the
 /// replay of its corpus (`tests/fuzz_corpus.rs`) run exactly what a produce request runs.
@@ -111,6 +117,12 @@ pub fn handle(
         messages::delete_groups::API_KEY => delete_groups::handle(ctx, header, d),
         messages::offset_delete::API_KEY => offset_delete::handle(ctx, header, d),
         messages::init_producer_id::API_KEY => init_producer_id::handle(ctx, header, d),
+        messages::add_partitions_to_txn::API_KEY => add_partitions_to_txn::handle(ctx, header, d),
+        messages::add_offsets_to_txn::API_KEY => add_offsets_to_txn::handle(ctx, header, d),
+        messages::end_txn::API_KEY => end_txn::handle(ctx, header, d),
+        messages::txn_offset_commit::API_KEY => txn_offset_commit::handle(ctx, header, d),
+        messages::describe_transactions::API_KEY => describe_transactions::handle(ctx, header, d),
+        messages::list_transactions::API_KEY => list_transactions::handle(ctx, header, d),
         messages::describe_configs::API_KEY => describe_configs::handle(ctx, header, d),
         messages::create_partitions::API_KEY => create_partitions::handle(ctx, header, d),
         messages::alter_configs::API_KEY => alter_configs::handle_legacy(ctx, header, d),

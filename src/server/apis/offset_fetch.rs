@@ -2,8 +2,8 @@
 //!
 //! A partition with no committed offset gets offset -1, leader epoch -1 and empty metadata with
 //! no error, as in Kafka. A null topic list (v2+) asks for every partition the group committed.
-//! `require_stable` (v7+) is accepted: sprat has no transactional offsets, so every committed
-//! offset is stable.
+//! With `require_stable` (v7+), a partition whose offset a transaction has committed but not yet
+//! ended gets UNSTABLE_OFFSET_COMMIT, as in Kafka.
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
@@ -32,9 +32,13 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                         .collect::<Vec<_>>()
                 });
                 let fetched = coordinator.fetch_offsets(&g.group_id, wanted.as_deref());
+                let unstable = |topic: &str, p: i32| {
+                    request.require_stable
+                        && coordinator.has_pending_txn_offset(&g.group_id, topic, p)
+                };
                 OffsetFetchResponseGroup {
                     group_id: g.group_id.clone(),
-                    topics: group_topics(fetched),
+                    topics: group_topics(fetched, unstable),
                     error_code: ErrorCode::None.code(),
                 }
             })
@@ -51,8 +55,12 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                 .collect::<Vec<_>>()
         });
         let fetched = coordinator.fetch_offsets(&request.group_id, wanted.as_deref());
+        let unstable = |topic: &str, p: i32| {
+            request.require_stable
+                && coordinator.has_pending_txn_offset(&request.group_id, topic, p)
+        };
         OffsetFetchResponse {
-            topics: single_group_topics(fetched),
+            topics: single_group_topics(fetched, unstable),
             error_code: ErrorCode::None.code(),
             ..OffsetFetchResponse::default()
         }
@@ -68,46 +76,63 @@ fn committed(offset: Option<OffsetAndMetadata>) -> (i64, i32, String) {
     }
 }
 
-fn single_group_topics(fetched: FetchedOffsets) -> Vec<OffsetFetchResponseTopic> {
+/// The partition's error: UNSTABLE_OFFSET_COMMIT while a transactional commit is pending.
+fn partition_error(unstable: bool) -> i16 {
+    if unstable {
+        ErrorCode::UnstableOffsetCommit.code()
+    } else {
+        ErrorCode::None.code()
+    }
+}
+
+fn single_group_topics(
+    fetched: FetchedOffsets,
+    unstable: impl Fn(&str, i32) -> bool,
+) -> Vec<OffsetFetchResponseTopic> {
     fetched
         .into_iter()
         .map(|(name, partitions)| OffsetFetchResponseTopic {
-            name,
             partitions: partitions
                 .into_iter()
                 .map(|(index, offset)| {
+                    let error_code = partition_error(unstable(&name, index));
                     let (offset, epoch, metadata) = committed(offset);
                     OffsetFetchResponsePartition {
                         partition_index: index,
                         committed_offset: offset,
                         committed_leader_epoch: epoch,
                         metadata: Some(metadata),
-                        error_code: ErrorCode::None.code(),
+                        error_code,
                     }
                 })
                 .collect(),
+            name,
         })
         .collect()
 }
 
-fn group_topics(fetched: FetchedOffsets) -> Vec<OffsetFetchResponseTopics> {
+fn group_topics(
+    fetched: FetchedOffsets,
+    unstable: impl Fn(&str, i32) -> bool,
+) -> Vec<OffsetFetchResponseTopics> {
     fetched
         .into_iter()
         .map(|(name, partitions)| OffsetFetchResponseTopics {
-            name,
             partitions: partitions
                 .into_iter()
                 .map(|(index, offset)| {
+                    let error_code = partition_error(unstable(&name, index));
                     let (offset, epoch, metadata) = committed(offset);
                     OffsetFetchResponsePartitions {
                         partition_index: index,
                         committed_offset: offset,
                         committed_leader_epoch: epoch,
                         metadata: Some(metadata),
-                        error_code: ErrorCode::None.code(),
+                        error_code,
                     }
                 })
                 .collect(),
+            name,
         })
         .collect()
 }

@@ -1,0 +1,479 @@
+//! The transaction coordinator against the real broker: InitProducerId with a transactional id,
+//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions,
+//! ListTransactions and FindCoordinator key type 1, with Kafka 3.9's error codes, and the
+//! `__transaction_state` records on disk, before and after `kill -9`.
+//!
+//! Requests are built with the generated codecs and answers decoded with them (`Client::call`),
+//! in the versions clients send (librdkafka: InitProducerId 4, AddPartitionsToTxn 3, EndTxn 3,
+//! TxnOffsetCommit 3; kafka-python: v0-2; the admin client: DescribeTransactions 0,
+//! ListTransactions 1) and the older ones whose error mapping differs.
+
+use crate::harness::{Client, TestBroker, read_partition_log};
+use sprat::group::offsets::partition_for;
+use sprat::protocol::messages::{
+    add_offsets_to_txn as aot, add_partitions_to_txn as apt, create_topics as ct,
+    describe_transactions as dtx, end_txn as et, find_coordinator as fc, init_producer_id as ipi,
+    list_transactions as ltx, txn_offset_commit as toc,
+};
+use sprat::storage::record_batch::{Batches, decode_records};
+use sprat::txn::metadata::{TxnState, decode_record};
+
+const NONE: i16 = 0;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const INVALID_TXN_STATE: i16 = 48;
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+const CONCURRENT_TRANSACTIONS: i16 = 51;
+const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const PRODUCER_FENCED: i16 = 90;
+const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+
+fn create_topic(client: &mut Client, name: &str, partitions: i32) {
+    let request = ct::CreateTopicsRequest {
+        topics: vec![ct::CreatableTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: 1,
+            ..ct::CreatableTopic::default()
+        }],
+        timeout_ms: 30000,
+        validate_only: false,
+    };
+    let r = client.call(
+        ct::API_KEY,
+        7,
+        |e| request.encode(e, 7),
+        ct::CreateTopicsResponse::decode,
+    );
+    assert_eq!(r.topics[0].error_code, NONE, "{r:?}");
+}
+
+fn init(
+    client: &mut Client,
+    version: i16,
+    id: &str,
+    timeout_ms: i32,
+    expected: (i64, i16),
+) -> ipi::InitProducerIdResponse {
+    let request = ipi::InitProducerIdRequest {
+        transactional_id: Some(id.into()),
+        transaction_timeout_ms: timeout_ms,
+        producer_id: expected.0,
+        producer_epoch: expected.1,
+    };
+    client.call(
+        ipi::API_KEY,
+        version,
+        |e| request.encode(e, version),
+        ipi::InitProducerIdResponse::decode,
+    )
+}
+
+/// InitProducerId that must succeed: (producer id, epoch).
+fn init_ok(client: &mut Client, id: &str) -> (i64, i16) {
+    let r = init(client, 4, id, 60000, (-1, -1));
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    (r.producer_id, r.producer_epoch)
+}
+
+/// AddPartitionsToTxn v0-3: the error of every partition, in request order.
+fn add_partitions(
+    client: &mut Client,
+    version: i16,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    partitions: &[(&str, i32)],
+) -> Vec<(String, i32, i16)> {
+    let mut topics: Vec<apt::AddPartitionsToTxnTopic> = Vec::new();
+    for &(topic, p) in partitions {
+        match topics.iter_mut().find(|t| t.name == topic) {
+            Some(t) => t.partitions.push(p),
+            None => topics.push(apt::AddPartitionsToTxnTopic {
+                name: topic.into(),
+                partitions: vec![p],
+            }),
+        }
+    }
+    let request = apt::AddPartitionsToTxnRequest {
+        v3_and_below_transactional_id: id.into(),
+        v3_and_below_producer_id: pid,
+        v3_and_below_producer_epoch: epoch,
+        v3_and_below_topics: topics,
+        ..apt::AddPartitionsToTxnRequest::default()
+    };
+    let r = client.call(
+        apt::API_KEY,
+        version,
+        |e| request.encode(e, version),
+        apt::AddPartitionsToTxnResponse::decode,
+    );
+    r.results_by_topic_v3_and_below
+        .iter()
+        .flat_map(|t| {
+            t.results_by_partition
+                .iter()
+                .map(|p| (t.name.clone(), p.partition_index, p.partition_error_code))
+        })
+        .collect()
+}
+
+fn end_txn(
+    client: &mut Client,
+    version: i16,
+    id: &str,
+    (pid, epoch): (i64, i16),
+    commit: bool,
+) -> i16 {
+    let request = et::EndTxnRequest {
+        transactional_id: id.into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        committed: commit,
+    };
+    client
+        .call(
+            et::API_KEY,
+            version,
+            |e| request.encode(e, version),
+            et::EndTxnResponse::decode,
+        )
+        .error_code
+}
+
+fn describe(client: &mut Client, ids: &[&str]) -> Vec<dtx::TransactionState> {
+    let request = dtx::DescribeTransactionsRequest {
+        transactional_ids: ids.iter().map(|s| s.to_string()).collect(),
+    };
+    client
+        .call(
+            dtx::API_KEY,
+            0,
+            |e| request.encode(e, 0),
+            dtx::DescribeTransactionsResponse::decode,
+        )
+        .transaction_states
+}
+
+/// Kafka's `__transaction_state` partition of an id: abs(hashCode) % 50.
+fn state_partition(id: &str) -> i32 {
+    partition_for(id, 50)
+}
+
+/// One `__transaction_state` record: state, producer id, epoch, partitions.
+type StateRecord = (TxnState, i64, i16, Vec<(String, i32)>);
+
+/// The transaction states written for `id`, in log order, read from the segment files.
+fn state_records(broker: &TestBroker, id: &str) -> Vec<StateRecord> {
+    let bytes = read_partition_log(&broker.log_dir, "__transaction_state", state_partition(id));
+    let mut out = Vec::new();
+    for batch in Batches::new(&bytes) {
+        let batch = batch.unwrap();
+        for r in decode_records(&batch).unwrap() {
+            let (key_id, m) = decode_record(r.key.as_deref().unwrap(), r.value.as_deref()).unwrap();
+            if key_id != id {
+                continue;
+            }
+            let m = m.unwrap();
+            let parts = m
+                .partitions
+                .iter()
+                .map(|tp| (tp.topic.clone(), tp.partition))
+                .collect();
+            out.push((m.state, m.producer_id, m.producer_epoch, parts));
+        }
+    }
+    out
+}
+
+/// FindCoordinator for a transactional id (key type 1) answers this node, v0-3 and batched v4+.
+#[test]
+fn find_coordinator_for_transactional_ids() {
+    let broker = TestBroker::start("txn-findcoord");
+    let mut client = broker.connect();
+    for version in [1, 3] {
+        let request = fc::FindCoordinatorRequest {
+            key: "t1".into(),
+            key_type: 1,
+            ..fc::FindCoordinatorRequest::default()
+        };
+        let r = client.call(
+            fc::API_KEY,
+            version,
+            |e| request.encode(e, version),
+            fc::FindCoordinatorResponse::decode,
+        );
+        assert_eq!((r.error_code, r.node_id), (NONE, 1), "v{version}");
+        assert_eq!(i32::from(broker.addr.port()), r.port);
+    }
+    let request = fc::FindCoordinatorRequest {
+        key_type: 1,
+        coordinator_keys: vec!["t1".into(), "t2".into()],
+        ..fc::FindCoordinatorRequest::default()
+    };
+    let r = client.call(
+        fc::API_KEY,
+        4,
+        |e| request.encode(e, 4),
+        fc::FindCoordinatorResponse::decode,
+    );
+    let keys: Vec<(&str, i16, i32)> = r
+        .coordinators
+        .iter()
+        .map(|c| (c.key.as_str(), c.error_code, c.node_id))
+        .collect();
+    assert_eq!(keys, [("t1", NONE, 1), ("t2", NONE, 1)]);
+}
+
+/// A new id gets epoch 0, each InitProducerId bumps it, and the record in `__transaction_state`
+/// says so; a timeout above `transaction.max.timeout.ms` is 50; KIP-360 with another producer id
+/// is PRODUCER_FENCED (90), or INVALID_PRODUCER_EPOCH (47) before v4.
+#[test]
+fn init_producer_id_bumps_and_fences() {
+    let broker = TestBroker::start_with("txn-init", |_| {}, &["transaction.max.timeout.ms=120000"]);
+    let mut client = broker.connect();
+    let r = init(&mut client, 4, "app", 120001, (-1, -1));
+    assert_eq!(r.error_code, INVALID_TRANSACTION_TIMEOUT);
+    let (pid, e0) = init_ok(&mut client, "app");
+    assert_eq!(e0, 0);
+    let (pid1, e1) = init_ok(&mut client, "app");
+    assert_eq!((pid1, e1), (pid, 1));
+    // KIP-360: the producer that holds the current epoch may bump it itself...
+    let r = init(&mut client, 4, "app", 60000, (pid, 1));
+    assert_eq!(
+        (r.error_code, r.producer_id, r.producer_epoch),
+        (NONE, pid, 2)
+    );
+    // ...and a retry of that bump (it asks with the previous epoch) gets the same epoch.
+    let r = init(&mut client, 4, "app", 60000, (pid, 1));
+    assert_eq!((r.error_code, r.producer_epoch), (NONE, 2));
+    // A producer id that is not this id's is fenced.
+    let r = init(&mut client, 4, "app", 60000, (pid + 1000, 0));
+    assert_eq!(r.error_code, PRODUCER_FENCED);
+    let r = init(&mut client, 3, "app", 60000, (pid + 1000, 0));
+    assert_eq!(r.error_code, INVALID_PRODUCER_EPOCH);
+    let records = state_records(&broker, "app");
+    let epochs: Vec<(TxnState, i64, i16)> = records.iter().map(|r| (r.0, r.1, r.2)).collect();
+    assert_eq!(
+        epochs,
+        [
+            (TxnState::Empty, pid, 0),
+            (TxnState::Empty, pid, 1),
+            (TxnState::Empty, pid, 2),
+            (TxnState::Empty, pid, 2),
+        ]
+    );
+}
+
+/// AddPartitionsToTxn's errors: unknown id or another producer id is 49, a stale epoch 90 (47
+/// before v2), an unknown topic 3 with 55 for the rest; EndTxn with no transaction is 48.
+#[test]
+fn add_partitions_and_end_txn_errors() {
+    let broker = TestBroker::start("txn-errors");
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 2);
+    let (pid, epoch) = init_ok(&mut client, "app");
+    let unknown = add_partitions(&mut client, 3, "nobody", (pid, epoch), &[("t", 0)]);
+    assert_eq!(unknown, [("t".to_string(), 0, INVALID_PRODUCER_ID_MAPPING)]);
+    let other = add_partitions(&mut client, 3, "app", (pid + 1, epoch), &[("t", 0)]);
+    assert_eq!(other[0].2, INVALID_PRODUCER_ID_MAPPING);
+    assert_eq!(
+        end_txn(&mut client, 3, "app", (pid, epoch), true),
+        INVALID_TXN_STATE
+    );
+    assert_eq!(
+        end_txn(&mut client, 3, "nobody", (pid, epoch), true),
+        INVALID_PRODUCER_ID_MAPPING
+    );
+    let mixed = add_partitions(
+        &mut client,
+        3,
+        "app",
+        (pid, epoch),
+        &[("t", 0), ("nope", 0)],
+    );
+    assert_eq!(
+        mixed,
+        [
+            ("t".to_string(), 0, OPERATION_NOT_ATTEMPTED),
+            ("nope".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION)
+        ]
+    );
+    let ok = add_partitions(&mut client, 3, "app", (pid, epoch), &[("t", 0), ("t", 1)]);
+    assert!(ok.iter().all(|p| p.2 == NONE), "{ok:?}");
+    // A second instance fences this one: its Ongoing transaction is aborted first.
+    let r = init(&mut client, 4, "app", 60000, (-1, -1));
+    let fenced_epoch = epoch + 1;
+    assert!(
+        matches!(r.error_code, NONE | CONCURRENT_TRANSACTIONS),
+        "{r:?}"
+    );
+    for version in [0, 1] {
+        let stale = add_partitions(&mut client, version, "app", (pid, epoch), &[("t", 0)]);
+        assert_eq!(stale[0].2, INVALID_PRODUCER_EPOCH, "v{version}");
+    }
+    for version in [2, 3] {
+        let stale = add_partitions(&mut client, version, "app", (pid, epoch), &[("t", 0)]);
+        assert_eq!(stale[0].2, PRODUCER_FENCED, "v{version}");
+    }
+    assert_eq!(
+        end_txn(&mut client, 1, "app", (pid, epoch), true),
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        end_txn(&mut client, 3, "app", (pid, epoch), true),
+        PRODUCER_FENCED
+    );
+    let states: Vec<TxnState> = state_records(&broker, "app").iter().map(|r| r.0).collect();
+    assert_eq!(
+        &states[..3],
+        [TxnState::Empty, TxnState::Ongoing, TxnState::PrepareAbort],
+        "the fenced transaction is aborted with the bumped epoch {fenced_epoch}"
+    );
+}
+
+/// DescribeTransactions and ListTransactions (v0 and v1 with filters) show ids, states and
+/// partitions; an unknown id is 105.
+#[test]
+fn describe_and_list_transactions() {
+    let broker = TestBroker::start("txn-describe");
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 2);
+    let a = init_ok(&mut client, "a");
+    let b = init_ok(&mut client, "b");
+    let added = add_partitions(&mut client, 3, "a", a, &[("t", 1), ("t", 0)]);
+    assert!(added.iter().all(|p| p.2 == NONE));
+    let states = describe(&mut client, &["a", "b", "zz"]);
+    assert_eq!(states[0].transaction_state, "Ongoing");
+    assert_eq!((states[0].producer_id, states[0].producer_epoch), a);
+    assert_eq!(states[0].transaction_timeout_ms, 60000);
+    assert!(states[0].transaction_start_time_ms > 0);
+    assert_eq!(states[0].topics.len(), 1);
+    assert_eq!(states[0].topics[0].partitions, [0, 1]);
+    assert_eq!(states[1].transaction_state, "Empty");
+    assert_eq!(states[1].producer_id, b.0);
+    assert_eq!(states[2].error_code, TRANSACTIONAL_ID_NOT_FOUND);
+    for version in [0, 1] {
+        let request = ltx::ListTransactionsRequest {
+            state_filters: vec!["Ongoing".into(), "Bogus".into()],
+            duration_filter: -1,
+            ..ltx::ListTransactionsRequest::default()
+        };
+        let r = client.call(
+            ltx::API_KEY,
+            version,
+            |e| request.encode(e, version),
+            ltx::ListTransactionsResponse::decode,
+        );
+        assert_eq!(r.unknown_state_filters, ["Bogus"], "v{version}");
+        let listed: Vec<(&str, i64, &str)> = r
+            .transaction_states
+            .iter()
+            .map(|t| {
+                (
+                    t.transactional_id.as_str(),
+                    t.producer_id,
+                    t.transaction_state.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(listed, [("a", a.0, "Ongoing")], "v{version}");
+    }
+    let request = ltx::ListTransactionsRequest {
+        producer_id_filters: vec![b.0],
+        duration_filter: -1,
+        ..ltx::ListTransactionsRequest::default()
+    };
+    let r = client.call(
+        ltx::API_KEY,
+        1,
+        |e| request.encode(e, 1),
+        ltx::ListTransactionsResponse::decode,
+    );
+    assert_eq!(r.transaction_states.len(), 1);
+    assert_eq!(r.transaction_states[0].transactional_id, "b");
+}
+
+/// An open transaction survives `kill -9`: the restarted coordinator has the same producer id,
+/// epoch, state and partitions.
+#[test]
+fn ongoing_transaction_survives_kill_9() {
+    let mut broker = TestBroker::start("txn-restart");
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 3);
+    let p = init_ok(&mut client, "app");
+    let added = add_partitions(&mut client, 3, "app", p, &[("t", 2)]);
+    assert_eq!(added[0].2, NONE);
+    broker.kill_and_restart();
+    let mut client = broker.connect();
+    let states = describe(&mut client, &["app"]);
+    assert_eq!(states[0].transaction_state, "Ongoing");
+    assert_eq!((states[0].producer_id, states[0].producer_epoch), p);
+    assert_eq!(states[0].topics[0].topic, "t");
+    assert_eq!(states[0].topics[0].partitions, [2]);
+    // The same producer carries on with its epoch.
+    let again = add_partitions(&mut client, 3, "app", p, &[("t", 2), ("t", 0)]);
+    assert!(again.iter().all(|r| r.2 == NONE), "{again:?}");
+}
+
+/// AddOffsetsToTxn adds the group's `__consumer_offsets` partition; TxnOffsetCommit without it
+/// is INVALID_TXN_STATE (48), with an unknown id 49.
+#[test]
+fn add_offsets_and_txn_offset_commit_checks() {
+    let broker = TestBroker::start("txn-offsets");
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 1);
+    let p = init_ok(&mut client, "app");
+    let commit = |client: &mut Client, version: i16, id: &str| {
+        let request = toc::TxnOffsetCommitRequest {
+            transactional_id: id.into(),
+            group_id: "g".into(),
+            producer_id: p.0,
+            producer_epoch: p.1,
+            generation_id: -1,
+            topics: vec![toc::TxnOffsetCommitRequestTopic {
+                name: "t".into(),
+                partitions: vec![toc::TxnOffsetCommitRequestPartition {
+                    partition_index: 0,
+                    committed_offset: 5,
+                    committed_leader_epoch: -1,
+                    committed_metadata: Some(String::new()),
+                }],
+            }],
+            ..toc::TxnOffsetCommitRequest::default()
+        };
+        client
+            .call(
+                toc::API_KEY,
+                version,
+                |e| request.encode(e, version),
+                toc::TxnOffsetCommitResponse::decode,
+            )
+            .topics[0]
+            .partitions[0]
+            .error_code
+    };
+    assert_eq!(commit(&mut client, 3, "app"), INVALID_TXN_STATE);
+    assert_eq!(
+        commit(&mut client, 0, "nobody"),
+        INVALID_PRODUCER_ID_MAPPING
+    );
+    for version in [0, 3] {
+        let request = aot::AddOffsetsToTxnRequest {
+            transactional_id: "app".into(),
+            producer_id: p.0,
+            producer_epoch: p.1,
+            group_id: "g".into(),
+        };
+        let r = client.call(
+            aot::API_KEY,
+            version,
+            |e| request.encode(e, version),
+            aot::AddOffsetsToTxnResponse::decode,
+        );
+        assert_eq!(r.error_code, NONE, "v{version}");
+    }
+    let states = describe(&mut client, &["app"]);
+    assert_eq!(states[0].topics[0].topic, "__consumer_offsets");
+    assert_eq!(states[0].topics[0].partitions, [partition_for("g", 50)]);
+}
