@@ -374,6 +374,73 @@ fn write_varint_bytes(e: &mut crate::protocol::wire::Encoder, bytes: Option<&[u8
     }
 }
 
+/// The control record type of an ABORT marker (Kafka's `ControlRecordType.ABORT`).
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+/// The control record type of a COMMIT marker.
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+
+/// A transaction marker (Kafka's `EndTransactionMarker`) as a control batch in Kafka's exact
+/// layout: transactional and control attributes, base sequence -1, and one record whose key is
+/// (version 0: i16, type: i16) and whose value is (version 0: i16, coordinator epoch: i32).
+pub fn build_end_txn_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+    partition_leader_epoch: i32,
+) -> Vec<u8> {
+    let kind = if commit {
+        CONTROL_TYPE_COMMIT
+    } else {
+        CONTROL_TYPE_ABORT
+    };
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&kind.to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let header = BatchHeader {
+        partition_leader_epoch,
+        attributes: TRANSACTIONAL_FLAG_MASK | CONTROL_FLAG_MASK,
+        base_timestamp: timestamp_ms,
+        max_timestamp: timestamp_ms,
+        producer_id,
+        producer_epoch,
+        base_sequence: NO_SEQUENCE,
+        ..BatchHeader::default()
+    };
+    let record = Record {
+        key: Some(key),
+        value: Some(value),
+        ..Record::default()
+    };
+    build_batch(&header, &[record])
+}
+
+/// What a transaction marker says: COMMIT (true) or ABORT, and the coordinator epoch. `None`
+/// for a batch that is not a whole, well-formed marker (another control type, such as the
+/// leader change records, or a malformed record).
+pub fn end_txn_marker(batch: &[u8]) -> Option<(bool, i32)> {
+    let view = Batches::new(batch).next()?.ok()?;
+    if !view.is_control() || view.compression_codec() != 0 {
+        return None;
+    }
+    let record = decode_records(&view).ok()?.into_iter().next()?;
+    let key = record.key?;
+    let value = record.value?;
+    if key.len() < 4 || value.len() < 6 {
+        return None;
+    }
+    let commit = match BigEndian::read_i16(&key[2..]) {
+        CONTROL_TYPE_COMMIT => true,
+        CONTROL_TYPE_ABORT => false,
+        _ => return None,
+    };
+    Some((commit, BigEndian::read_i32(&value[2..])))
+}
+
 /// Decodes the records of an uncompressed batch. Used for the broker's own logs and in tests.
 pub fn decode_records(
     batch: &BatchView<'_>,
