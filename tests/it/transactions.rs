@@ -13,10 +13,13 @@ use sprat::group::offsets::partition_for;
 use sprat::protocol::messages::{
     add_offsets_to_txn as aot, add_partitions_to_txn as apt, create_topics as ct,
     describe_transactions as dtx, end_txn as et, find_coordinator as fc, init_producer_id as ipi,
-    list_transactions as ltx, txn_offset_commit as toc,
+    list_transactions as ltx, offset_fetch as of, produce, txn_offset_commit as toc,
 };
-use sprat::storage::record_batch::{Batches, decode_records};
+use sprat::storage::record_batch::{
+    BatchHeader, Batches, Record, TRANSACTIONAL_FLAG_MASK, build_batch, decode_records,
+};
 use sprat::txn::metadata::{TxnState, decode_record};
+use std::time::{Duration, Instant};
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -26,6 +29,7 @@ const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const CONCURRENT_TRANSACTIONS: i16 = 51;
 const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
@@ -476,4 +480,314 @@ fn add_offsets_and_txn_offset_commit_checks() {
     let states = describe(&mut client, &["app"]);
     assert_eq!(states[0].topics[0].topic, "__consumer_offsets");
     assert_eq!(states[0].topics[0].partitions, [partition_for("g", 50)]);
+}
+
+/// A transactional batch of `pid`/`epoch` with one record per value, sequences from `seq`.
+fn txn_batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Vec<u8> {
+    // A current timestamp, or `segment.ms` would roll the segment before the marker.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let header = BatchHeader {
+        base_timestamp: now,
+        max_timestamp: now,
+        attributes: TRANSACTIONAL_FLAG_MASK,
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        ..BatchHeader::default()
+    };
+    let records: Vec<Record> = values
+        .iter()
+        .map(|v| Record {
+            value: Some(v.as_bytes().to_vec()),
+            ..Record::default()
+        })
+        .collect();
+    build_batch(&header, &records)
+}
+
+/// Produce v9 with a transactional id: (error, base offset).
+fn produce_txn(
+    client: &mut Client,
+    id: &str,
+    topic: &str,
+    partition: i32,
+    batch: &[u8],
+) -> (i16, i64) {
+    let request = produce::ProduceRequest {
+        transactional_id: Some(id.into()),
+        acks: -1,
+        timeout_ms: 30000,
+        topic_data: vec![produce::TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![produce::PartitionProduceData {
+                index: partition,
+                records: Some(batch.to_vec()),
+            }],
+        }],
+    };
+    let r = client.call(
+        produce::API_KEY,
+        9,
+        |e| request.encode(e, 9),
+        produce::ProduceResponse::decode,
+    );
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// The control batches of a partition's log: (offset, producer id, epoch, COMMIT?).
+fn markers(broker: &TestBroker, topic: &str, partition: i32) -> Vec<(i64, i64, i16, bool)> {
+    let bytes = read_partition_log(&broker.log_dir, topic, partition);
+    Batches::new(&bytes)
+        .map(|b| b.unwrap())
+        .filter(|b| b.is_control())
+        .map(|b| {
+            let records = decode_records(&b).unwrap();
+            let key = records[0].key.clone().unwrap();
+            (
+                b.base_offset(),
+                b.producer_id(),
+                b.producer_epoch(),
+                key == [0, 0, 0, 1],
+            )
+        })
+        .collect()
+}
+
+fn add_offsets(client: &mut Client, id: &str, p: (i64, i16), group: &str) -> i16 {
+    let request = aot::AddOffsetsToTxnRequest {
+        transactional_id: id.into(),
+        producer_id: p.0,
+        producer_epoch: p.1,
+        group_id: group.into(),
+    };
+    client
+        .call(
+            aot::API_KEY,
+            3,
+            |e| request.encode(e, 3),
+            aot::AddOffsetsToTxnResponse::decode,
+        )
+        .error_code
+}
+
+fn txn_commit_offset(
+    client: &mut Client,
+    id: &str,
+    p: (i64, i16),
+    group: &str,
+    offset: i64,
+) -> i16 {
+    let request = toc::TxnOffsetCommitRequest {
+        transactional_id: id.into(),
+        group_id: group.into(),
+        producer_id: p.0,
+        producer_epoch: p.1,
+        generation_id: -1,
+        topics: vec![toc::TxnOffsetCommitRequestTopic {
+            name: "t".into(),
+            partitions: vec![toc::TxnOffsetCommitRequestPartition {
+                partition_index: 0,
+                committed_offset: offset,
+                committed_leader_epoch: -1,
+                committed_metadata: Some(String::new()),
+            }],
+        }],
+        ..toc::TxnOffsetCommitRequest::default()
+    };
+    client
+        .call(
+            toc::API_KEY,
+            3,
+            |e| request.encode(e, 3),
+            toc::TxnOffsetCommitResponse::decode,
+        )
+        .topics[0]
+        .partitions[0]
+        .error_code
+}
+
+/// OffsetFetch v7 of partition t-0: (error, committed offset).
+fn fetch_offset(client: &mut Client, group: &str, require_stable: bool) -> (i16, i64) {
+    let request = of::OffsetFetchRequest {
+        group_id: group.into(),
+        topics: Some(vec![of::OffsetFetchRequestTopic {
+            name: "t".into(),
+            partition_indexes: vec![0],
+        }]),
+        require_stable,
+        ..of::OffsetFetchRequest::default()
+    };
+    let r = client.call(
+        of::API_KEY,
+        7,
+        |e| request.encode(e, 7),
+        of::OffsetFetchResponse::decode,
+    );
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+/// EndTxn writes PrepareCommit, a COMMIT marker on every partition (the data partitions and the
+/// group's `__consumer_offsets` partition), then CompleteCommit; the transactional offset is
+/// UNSTABLE_OFFSET_COMMIT (88) for require_stable readers until then, and the group's offset
+/// after, also after `kill -9`. An aborted one is dropped, also after a restart.
+#[test]
+fn end_txn_writes_markers_and_commits_offsets() {
+    let mut broker = TestBroker::start("txn-end");
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 2);
+    let p = init_ok(&mut client, "app");
+    let added = add_partitions(&mut client, 3, "app", p, &[("t", 0), ("t", 1)]);
+    assert!(added.iter().all(|r| r.2 == NONE), "{added:?}");
+    assert_eq!(
+        produce_txn(
+            &mut client,
+            "app",
+            "t",
+            0,
+            &txn_batch(p.0, p.1, 0, &["a", "b"])
+        ),
+        (NONE, 0)
+    );
+    assert_eq!(
+        produce_txn(&mut client, "app", "t", 1, &txn_batch(p.0, p.1, 0, &["c"])),
+        (NONE, 0)
+    );
+    assert_eq!(add_offsets(&mut client, "app", p, "g"), NONE);
+    assert_eq!(txn_commit_offset(&mut client, "app", p, "g", 2), NONE);
+    assert_eq!(
+        fetch_offset(&mut client, "g", true).0,
+        UNSTABLE_OFFSET_COMMIT
+    );
+    assert_eq!(fetch_offset(&mut client, "g", false), (NONE, -1));
+    assert_eq!(end_txn(&mut client, 3, "app", p, true), NONE);
+    assert_eq!(fetch_offset(&mut client, "g", true), (NONE, 2));
+    assert_eq!(markers(&broker, "t", 0), [(2, p.0, p.1, true)]);
+    assert_eq!(markers(&broker, "t", 1), [(1, p.0, p.1, true)]);
+    let offsets_partition = partition_for("g", 50);
+    assert_eq!(
+        markers(&broker, "__consumer_offsets", offsets_partition).len(),
+        1
+    );
+    let states: Vec<TxnState> = state_records(&broker, "app").iter().map(|r| r.0).collect();
+    assert_eq!(
+        states,
+        [
+            TxnState::Empty,
+            TxnState::Ongoing,
+            TxnState::Ongoing,
+            TxnState::PrepareCommit,
+            TxnState::CompleteCommit
+        ]
+    );
+    // A retried EndTxn of the same result succeeds; the other result is INVALID_TXN_STATE.
+    assert_eq!(end_txn(&mut client, 3, "app", p, true), NONE);
+    assert_eq!(end_txn(&mut client, 3, "app", p, false), INVALID_TXN_STATE);
+    // The next transaction commits an offset and aborts.
+    assert_eq!(add_offsets(&mut client, "app", p, "g"), NONE);
+    assert_eq!(txn_commit_offset(&mut client, "app", p, "g", 7), NONE);
+    assert_eq!(end_txn(&mut client, 3, "app", p, false), NONE);
+    assert_eq!(fetch_offset(&mut client, "g", true), (NONE, 2));
+    broker.kill_and_restart();
+    let mut client = broker.connect();
+    assert_eq!(fetch_offset(&mut client, "g", true), (NONE, 2));
+    let states = describe(&mut client, &["app"]);
+    assert_eq!(states[0].transaction_state, "CompleteAbort");
+    assert_eq!((states[0].producer_id, states[0].producer_epoch), p);
+}
+
+/// A transaction left open past its timeout is aborted by the coordinator thread with a bumped
+/// epoch, which fences its producer.
+#[test]
+fn timed_out_transaction_is_aborted_with_an_epoch_bump() {
+    let broker = TestBroker::start_with(
+        "txn-timeout",
+        |_| {},
+        &["transaction.abort.timed.out.transaction.cleanup.interval.ms=50"],
+    );
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 1);
+    let r = init(&mut client, 4, "app", 200, (-1, -1));
+    let p = (r.producer_id, r.producer_epoch);
+    assert_eq!(
+        add_partitions(&mut client, 3, "app", p, &[("t", 0)])[0].2,
+        NONE
+    );
+    assert_eq!(
+        produce_txn(&mut client, "app", "t", 0, &txn_batch(p.0, p.1, 0, &["x"])),
+        (NONE, 0)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let state = loop {
+        let s = describe(&mut client, &["app"]).remove(0);
+        if s.transaction_state == "CompleteAbort" || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(state.transaction_state, "CompleteAbort");
+    assert_eq!((state.producer_id, state.producer_epoch), (p.0, p.1 + 1));
+    assert_eq!(markers(&broker, "t", 0), [(1, p.0, p.1 + 1, false)]);
+    assert_eq!(end_txn(&mut client, 3, "app", p, true), PRODUCER_FENCED);
+}
+
+/// `kill -9` right after the PrepareCommit record, or after the first partition's marker: the
+/// restarted coordinator completes the commit (every partition gets a COMMIT marker, the first
+/// one maybe twice, which is harmless as in Kafka) and the id ends in CompleteCommit.
+#[test]
+fn prepare_commit_is_completed_after_a_crash() {
+    for point in ["txn-after-prepare", "txn-mid-markers"] {
+        let mut broker = TestBroker::start_with_env(&format!("txn-crash-{point}"), &[], |_| {
+            vec![("SPRAT_TEST_CRASH_POINT".to_string(), point.to_string())]
+        });
+        let mut client = broker.connect();
+        create_topic(&mut client, "t", 2);
+        let p = init_ok(&mut client, "app");
+        add_partitions(&mut client, 3, "app", p, &[("t", 0), ("t", 1)]);
+        for partition in [0, 1] {
+            let batch = txn_batch(p.0, p.1, 0, &["v"]);
+            assert_eq!(
+                produce_txn(&mut client, "app", "t", partition, &batch),
+                (NONE, 0)
+            );
+        }
+        let request = et::EndTxnRequest {
+            transactional_id: "app".into(),
+            producer_id: p.0,
+            producer_epoch: p.1,
+            committed: true,
+        };
+        client.send(et::API_KEY, 3, |e| request.encode(e, 3));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while broker.is_running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !broker.is_running(),
+            "{point}: the crash point killed the broker"
+        );
+        broker.extra_env.clear();
+        broker.restart();
+        let mut client = broker.connect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let state = loop {
+            let s = describe(&mut client, &["app"]).remove(0);
+            if s.transaction_state == "CompleteCommit" || Instant::now() > deadline {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(state.transaction_state, "CompleteCommit", "{point}");
+        let m0 = markers(&broker, "t", 0);
+        let m1 = markers(&broker, "t", 1);
+        assert!(
+            m0.iter().all(|m| m.3) && m1.iter().all(|m| m.3),
+            "{point}: {m0:?} {m1:?}"
+        );
+        assert!(!m0.is_empty() && !m1.is_empty(), "{point}");
+    }
 }
