@@ -362,3 +362,105 @@ fn a_torn_abort_marker_leaves_its_transaction_open() {
     assert_eq!(b.current_txn_start_offset, 2);
     broker.assert_no_panics();
 }
+
+/// The writer's WriteTxnMarkers, as the transaction coordinator uses it, on a broker in this
+/// process: each marker is answered per partition once its control batch is in the file.
+#[test]
+fn write_txn_markers_appends_control_batches_and_index_entries() {
+    use sprat::broker::Broker;
+    use sprat::config::BrokerConfig;
+    use sprat::protocol::error_code::ErrorCode;
+    use sprat::storage::log::TopicPartition;
+    use sprat::txn::TxnMarker;
+    use sprat::writer::WriterCommand;
+
+    let dir = crate::harness::temp_dir("txn-write-markers");
+    let log_dir = dir.join("logs");
+    fs::create_dir_all(&log_dir).unwrap();
+    write_cluster_metadata(&log_dir, &[TopicSpec::new(TOPIC, 7, 1)]);
+    write_partition_log(&log_dir, TOPIC, 0, &batches());
+    let props: Vec<(String, String)> = [
+        ("log.dirs", log_dir.to_str().unwrap()),
+        ("listeners", "PLAINTEXT://127.0.0.1:0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut broker = Broker::start(BrokerConfig::from_properties(&props).unwrap()).unwrap();
+    let tp = TopicPartition::new(TOPIC, 0);
+    let markers = vec![
+        // C's open transaction ends in an abort; the second partition does not exist.
+        TxnMarker {
+            producer_id: PRODUCER_C,
+            producer_epoch: 0,
+            commit: false,
+            coordinator_epoch: COORDINATOR_EPOCH,
+            partitions: vec![tp.clone(), TopicPartition::new("nope", 0)],
+        },
+        // B is at epoch 1: a marker of epoch 0 is fenced.
+        TxnMarker {
+            producer_id: PRODUCER_B,
+            producer_epoch: 0,
+            commit: true,
+            coordinator_epoch: COORDINATOR_EPOCH,
+            partitions: vec![tp.clone()],
+        },
+    ];
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    broker
+        .context
+        .writer
+        .send(WriterCommand::WriteTxnMarkers { markers, reply: tx })
+        .unwrap();
+    let results = rx.recv().unwrap();
+    assert_eq!(
+        results,
+        vec![
+            vec![Ok(()), Err(ErrorCode::UnknownTopicOrPartition)],
+            vec![Err(ErrorCode::ProducerFenced)],
+        ]
+    );
+    // In the file when answered. The marker carries today's time, which is more than
+    // `segment.ms` after the hand-written batches' timestamps: it rolled segment 9, whose index
+    // holds C's entry (7 to 9, LSO 10); segment 0 keeps B's.
+    let segment = log_dir.join(format!("{TOPIC}-0/00000000000000000009.log"));
+    let log = fs::read(segment).unwrap();
+    let last = Batches::new(&log).last().unwrap().unwrap();
+    assert_eq!(
+        (last.base_offset(), last.attributes(), last.producer_id()),
+        (9, 0x30, PRODUCER_C)
+    );
+    let mut c_entry = vec![0, 0];
+    for field in [PRODUCER_C, 7, 9, 10] {
+        c_entry.extend_from_slice(&field.to_be_bytes());
+    }
+    let index_9 = log_dir.join(format!("{TOPIC}-0/00000000000000000009.txnindex"));
+    assert_eq!(fs::read(index_9).unwrap(), c_entry);
+    assert_eq!(fs::read(txn_index_path(&log_dir)).unwrap(), b_abort_entry());
+    let partition = broker.context.partition(&tp).unwrap();
+    assert_eq!(partition.last_stable_offset(), 10);
+
+    let mut client = Client::connect(broker.local_addr());
+    let committed = fetch_partition(&mut client, 7, 1);
+    assert_eq!(committed.last_stable_offset, 10);
+    // A read stops at the end of the segment it starts in.
+    assert_eq!(
+        batch_ranges(committed.records.as_deref().unwrap()),
+        vec![(7, 7), (8, 8)]
+    );
+    let aborted: Vec<(i64, i64)> = committed
+        .aborted_transactions
+        .unwrap()
+        .iter()
+        .map(|a| (a.producer_id, a.first_offset))
+        .collect();
+    assert_eq!(aborted, vec![(PRODUCER_C, 7)], "found in segment 9's index");
+    let marker = fetch_partition(&mut client, 9, 1);
+    assert_eq!(
+        batch_ranges(marker.records.as_deref().unwrap()),
+        vec![(9, 9)]
+    );
+    drop(client);
+    broker.shutdown();
+    let _ = fs::remove_dir_all(&dir);
+}
