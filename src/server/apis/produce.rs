@@ -24,9 +24,12 @@
 //!    uncompressed batches records that parse exactly to the batch's end (87). Compressed records
 //!    are not decompressed here, so their contents are not checked.
 //! 5. The writer's producer-state checks: sequences (45), an epoch older than the producer's
-//!    INVALID_PRODUCER_EPOCH (47, which Kafka answers since 2.7 for any produce version instead of
-//!    PRODUCER_FENCED, so that the client can abort and retry), and a non-transactional batch
-//!    inside the producer's open transaction INVALID_TXN_STATE (48).
+//!    INVALID_PRODUCER_EPOCH (47), and a non-transactional batch inside the producer's open
+//!    transaction INVALID_TXN_STATE (48).
+//!
+//! A stale epoch is INVALID_PRODUCER_EPOCH in every produce version: Kafka (since 2.7,
+//! KAFKA-10687) answers a PRODUCER_FENCED from anywhere as INVALID_PRODUCER_EPOCH in produce
+//! responses, which older producers know and newer ones treat as abortable.
 //!
 //! A request that names a partition twice is answered once for it, with the last entry's
 //! records, as Kafka's maps of partitions keep one entry per partition.
@@ -421,7 +424,17 @@ fn partition_response(
                 ..PartitionProduceResponse::default()
             }
         }
-        Err(code) => partition_refused(index, code),
+        Err(code) => partition_refused(index, produce_error(code)),
+    }
+}
+
+/// The code a produce response carries for an error: PRODUCER_FENCED (from the coordinator's
+/// verification) becomes INVALID_PRODUCER_EPOCH, which every producer version knows and which
+/// lets the client abort and retry (Kafka's `KafkaApis.handleProduceRequest`, KAFKA-10687).
+fn produce_error(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+        code => code,
     }
 }
 
@@ -641,6 +654,14 @@ mod tests {
         assert_eq!(
             verify_transaction(&coordinator, None, &tp, &transactional),
             Err(ErrorCode::TransactionalIdAuthorizationFailed)
+        );
+        assert_eq!(
+            produce_error(ErrorCode::ProducerFenced),
+            ErrorCode::InvalidProducerEpoch
+        );
+        assert_eq!(
+            produce_error(ErrorCode::InvalidTxnState),
+            ErrorCode::InvalidTxnState
         );
         // Idempotent and plain batches are not the coordinator's business.
         assert_eq!(
