@@ -37,6 +37,7 @@ use crate::storage::log::{
     PartitionLog, SealedFlush, TopicPartition,
 };
 use crate::storage::open_files;
+use crate::storage::producer_state::ProducerDescription;
 use crate::txn::TxnMarker;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
@@ -160,6 +161,11 @@ pub enum WriterCommand {
     WriteTxnMarkers {
         markers: Vec<crate::txn::TxnMarker>,
         reply: Sender<Vec<crate::txn::MarkerResults>>,
+    },
+    /// DescribeProducers: the producers of each partition, in order (`None`: no such log).
+    DescribeProducers {
+        partitions: Vec<TopicPartition>,
+        reply: Sender<Vec<Option<Vec<ProducerDescription>>>>,
     },
     /// Finishes queued work, flushes every log and stops.
     Shutdown { reply: Sender<()> },
@@ -414,6 +420,13 @@ impl LogWriter {
                         .map(|m| self.write_txn_marker(m, &mut touched))
                         .collect();
                     marker_replies.push((reply, results));
+                }
+                WriterCommand::DescribeProducers { partitions, reply } => {
+                    let described = partitions
+                        .iter()
+                        .map(|tp| self.logs.get(tp).map(PartitionLog::describe_producers))
+                        .collect();
+                    let _ = reply.send(described);
                 }
                 WriterCommand::Shutdown { reply } => shutdown = Some(reply),
             }

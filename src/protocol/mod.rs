@@ -94,6 +94,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         0
     ),
     api!(describe_cluster, "DescribeCluster", 0, 1),
+    api!(describe_producers, "DescribeProducers", 0, 0),
     api!(describe_transactions, "DescribeTransactions", 0, 0),
     api!(list_transactions, "ListTransactions", 0, 1),
     api!(consumer_group_heartbeat, "ConsumerGroupHeartbeat", 0, 1),

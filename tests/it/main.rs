@@ -20,3 +20,4 @@ mod scale;
 mod scripts;
 mod storage;
 mod transactions;
+mod txn_log;
