@@ -10,7 +10,8 @@
 //! completed by the `transaction-coordinator` thread, which also aborts transactions past their
 //! timeout and removes ids idle for `transactional.id.expiration.ms`.
 //!
-//! Lock order: the map of ids, then one id's lock; the map lock is never held across I/O.
+//! Locks: the map of ids is held only to look up, insert or remove an entry, never while an id's
+//! lock is taken or across I/O; an id's lock may be held while the map is locked (expiration).
 
 use super::metadata::{
     NO_PRODUCER_EPOCH, NO_PRODUCER_ID, TRANSACTION_STATE_TOPIC, TransactionMetadata, TxnState,
@@ -603,22 +604,26 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Removes ids whose last transaction ended more than `transactional.id.expiration.ms` ago.
+    /// Removes ids whose last transaction ended more than `transactional.id.expiration.ms` ago:
+    /// a tombstone in `__transaction_state`, then the id is Dead in memory (a request holding
+    /// it meanwhile gets CONCURRENT_TRANSACTIONS and retries) and leaves the map.
     pub fn remove_expired(&self, ctx: &BrokerContext, now: i64) {
         let entries: Vec<Entry> = self.ids.lock().values().cloned().collect();
         for entry in entries {
-            let m = entry.lock();
-            let idle = matches!(
-                m.state,
-                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
-            ) && m.update_ms + self.config.expiration_ms <= now;
-            if !idle {
-                continue;
-            }
-            let id = m.transactional_id.clone();
-            if self.append(ctx, &id, None).is_ok() {
-                info!("transactional id {id} expired");
-                self.ids.lock().remove(&id);
+            let id = {
+                let mut m = entry.lock();
+                let idle = TxnState::Dead.can_follow(m.state)
+                    && m.update_ms.saturating_add(self.config.expiration_ms) <= now;
+                if !idle || self.append(ctx, &m.transactional_id, None).is_err() {
+                    continue;
+                }
+                m.state = TxnState::Dead;
+                m.transactional_id.clone()
+            };
+            info!("transactional id {id} expired");
+            let mut ids = self.ids.lock();
+            if ids.get(&id).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                ids.remove(&id);
             }
         }
     }

@@ -791,3 +791,101 @@ fn prepare_commit_is_completed_after_a_crash() {
         assert!(!m0.is_empty() && !m1.is_empty(), "{point}");
     }
 }
+
+/// An id idle for `transactional.id.expiration.ms` is removed: a tombstone in
+/// `__transaction_state`, and DescribeTransactions answers TRANSACTIONAL_ID_NOT_FOUND, also after
+/// a restart. Using it again starts from a new producer id.
+#[test]
+fn idle_transactional_ids_expire() {
+    let mut broker = TestBroker::start_with(
+        "txn-expire",
+        |_| {},
+        &[
+            "transactional.id.expiration.ms=100",
+            "transaction.remove.expired.transaction.cleanup.interval.ms=50",
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms=50",
+        ],
+    );
+    let mut client = broker.connect();
+    let p = init_ok(&mut client, "idle");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while describe(&mut client, &["idle"])[0].error_code == NONE && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        describe(&mut client, &["idle"])[0].error_code,
+        TRANSACTIONAL_ID_NOT_FOUND
+    );
+    let bytes = read_partition_log(
+        &broker.log_dir,
+        "__transaction_state",
+        state_partition("idle"),
+    );
+    let last = Batches::new(&bytes)
+        .flat_map(|b| decode_records(&b.unwrap()).unwrap())
+        .last()
+        .unwrap();
+    assert_eq!(
+        last.key.as_deref(),
+        Some(&[0, 0, 0, 4, b'i', b'd', b'l', b'e'][..])
+    );
+    assert_eq!(last.value, None, "a tombstone");
+    broker.kill_and_restart();
+    let mut client = broker.connect();
+    assert_eq!(
+        describe(&mut client, &["idle"])[0].error_code,
+        TRANSACTIONAL_ID_NOT_FOUND
+    );
+    let again = init_ok(&mut client, "idle");
+    assert_ne!(again.0, p.0, "a new producer id");
+    assert_eq!(again.1, 0);
+}
+
+/// While markers cannot be written (here the partition knows a newer epoch of the producer, so
+/// it refuses the marker as fenced), the id stays in PrepareCommit and every request for it is
+/// CONCURRENT_TRANSACTIONS (51), as while Kafka's markers are in flight; an EndTxn asking for the
+/// other result is INVALID_TXN_STATE.
+#[test]
+fn prepare_commit_answers_concurrent_transactions() {
+    let broker = TestBroker::start("txn-concurrent");
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 1);
+    let p = init_ok(&mut client, "app");
+    assert_eq!(
+        add_partitions(&mut client, 3, "app", p, &[("t", 0)])[0].2,
+        NONE
+    );
+    // An idempotent batch of the same producer id with a later epoch, outside the transaction.
+    let newer = build_batch(
+        &BatchHeader {
+            producer_id: p.0,
+            producer_epoch: p.1 + 5,
+            base_sequence: 0,
+            ..BatchHeader::default()
+        },
+        &[Record {
+            value: Some(b"newer".to_vec()),
+            ..Record::default()
+        }],
+    );
+    let (code, _, _) = crate::harness::produce_batch(&mut client, 9, "t", 0, &newer);
+    assert_eq!(code, NONE);
+    assert_eq!(end_txn(&mut client, 3, "app", p, true), NONE);
+    assert_eq!(
+        describe(&mut client, &["app"])[0].transaction_state,
+        "PrepareCommit"
+    );
+    assert_eq!(
+        end_txn(&mut client, 3, "app", p, true),
+        CONCURRENT_TRANSACTIONS
+    );
+    assert_eq!(end_txn(&mut client, 3, "app", p, false), INVALID_TXN_STATE);
+    assert_eq!(
+        add_partitions(&mut client, 3, "app", p, &[("t", 0)])[0].2,
+        CONCURRENT_TRANSACTIONS
+    );
+    assert_eq!(
+        init(&mut client, 4, "app", 60000, (-1, -1)).error_code,
+        CONCURRENT_TRANSACTIONS
+    );
+}
