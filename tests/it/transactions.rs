@@ -8,7 +8,9 @@
 //! TxnOffsetCommit 3; kafka-python: v0-2; the admin client: DescribeTransactions 0,
 //! ListTransactions 1) and the older ones whose error mapping differs.
 
-use crate::harness::{Client, TestBroker, read_partition_log};
+use crate::harness::{
+    Client, TestBroker, TopicSpec, read_partition_log, write_cluster_metadata, write_partition_log,
+};
 use sprat::group::offsets::partition_for;
 use sprat::protocol::messages::{
     add_offsets_to_txn as aot, add_partitions_to_txn as apt, create_topics as ct,
@@ -18,7 +20,9 @@ use sprat::protocol::messages::{
 use sprat::storage::record_batch::{
     BatchHeader, Batches, Record, TRANSACTIONAL_FLAG_MASK, build_batch, decode_records,
 };
-use sprat::txn::metadata::{TxnState, decode_record};
+use sprat::txn::metadata::{
+    TransactionMetadata, TxnState, decode_record, record_key, record_value,
+};
 use std::time::{Duration, Instant};
 
 const NONE: i16 = 0;
@@ -888,4 +892,132 @@ fn prepare_commit_answers_concurrent_transactions() {
         init(&mut client, 4, "app", 60000, (-1, -1)).error_code,
         CONCURRENT_TRANSACTIONS
     );
+}
+
+/// KIP-360: an id whose epoch is exhausted (32766, as loaded from a `__transaction_state` written
+/// before start-up) gets a new producer id with epoch 0; a producer that asks with the old id and
+/// epoch gets the same answer again when it retries.
+#[test]
+fn exhausted_epoch_rotates_the_producer_id() {
+    let exhausted = i16::MAX - 1;
+    let broker = TestBroker::start_with(
+        "txn-exhausted",
+        |log_dir| {
+            write_cluster_metadata(log_dir, &[TopicSpec::new("__transaction_state", 9, 50)]);
+            // The two ids live in different partitions (one record each).
+            assert_ne!(state_partition("old"), state_partition("old2"));
+            for id in ["old", "old2"] {
+                let mut m = TransactionMetadata::new(id, 5000, 60000, 1);
+                m.producer_epoch = exhausted;
+                m.state = TxnState::CompleteCommit;
+                let record = Record {
+                    key: Some(record_key(id)),
+                    value: Some(record_value(&m)),
+                    ..Record::default()
+                };
+                let batch = build_batch(&BatchHeader::default(), &[record]);
+                write_partition_log(
+                    log_dir,
+                    "__transaction_state",
+                    state_partition(id),
+                    &[batch],
+                );
+            }
+        },
+        &[],
+    );
+    let mut client = broker.connect();
+    let described = describe(&mut client, &["old"]);
+    assert_eq!(
+        (described[0].producer_id, described[0].producer_epoch),
+        (5000, exhausted)
+    );
+    let (pid, epoch) = init_ok(&mut client, "old");
+    assert_ne!(pid, 5000);
+    assert_eq!(epoch, 0);
+    let r = init(&mut client, 4, "old2", 60000, (5000, exhausted));
+    assert_eq!(r.error_code, NONE);
+    assert_ne!(r.producer_id, 5000);
+    assert_eq!(r.producer_epoch, 0);
+    let retry = init(&mut client, 4, "old2", 60000, (5000, exhausted));
+    assert_eq!(
+        (retry.error_code, retry.producer_id, retry.producer_epoch),
+        (NONE, r.producer_id, 0)
+    );
+}
+
+/// AddPartitionsToTxn v4 and v5 (brokers): several transactions at once, and `verify_only`
+/// answers which partitions are in the transaction without adding any.
+#[test]
+fn add_partitions_batched_and_verify_only() {
+    let broker = TestBroker::start("txn-batched");
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 2);
+    let a = init_ok(&mut client, "a");
+    let b = init_ok(&mut client, "b");
+    let transaction = |id: &str, p: (i64, i16), verify_only: bool, partitions: Vec<i32>| {
+        apt::AddPartitionsToTxnTransaction {
+            transactional_id: id.into(),
+            producer_id: p.0,
+            producer_epoch: p.1,
+            verify_only,
+            topics: vec![apt::AddPartitionsToTxnTopic {
+                name: "t".into(),
+                partitions,
+            }],
+        }
+    };
+    for version in [4, 5] {
+        let request = apt::AddPartitionsToTxnRequest {
+            transactions: vec![
+                transaction("a", a, false, vec![0]),
+                transaction("b", b, true, vec![0, 1]),
+            ],
+            ..apt::AddPartitionsToTxnRequest::default()
+        };
+        let r = client.call(
+            apt::API_KEY,
+            version,
+            |e| request.encode(e, version),
+            apt::AddPartitionsToTxnResponse::decode,
+        );
+        assert_eq!(r.error_code, NONE);
+        let results: Vec<(&str, Vec<(i32, i16)>)> = r
+            .results_by_transaction
+            .iter()
+            .map(|t| {
+                let parts = t.topic_results[0]
+                    .results_by_partition
+                    .iter()
+                    .map(|p| (p.partition_index, p.partition_error_code))
+                    .collect();
+                (t.transactional_id.as_str(), parts)
+            })
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("a", vec![(0, NONE)]),
+                ("b", vec![(0, INVALID_TXN_STATE), (1, INVALID_TXN_STATE)])
+            ],
+            "v{version}"
+        );
+    }
+    let request = apt::AddPartitionsToTxnRequest {
+        transactions: vec![transaction("a", a, true, vec![0, 1])],
+        ..apt::AddPartitionsToTxnRequest::default()
+    };
+    let r = client.call(
+        apt::API_KEY,
+        4,
+        |e| request.encode(e, 4),
+        apt::AddPartitionsToTxnResponse::decode,
+    );
+    let verified: Vec<i16> = r.results_by_transaction[0].topic_results[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect();
+    assert_eq!(verified, [NONE, INVALID_TXN_STATE]);
+    assert_eq!(describe(&mut client, &["b"])[0].transaction_state, "Empty");
 }
