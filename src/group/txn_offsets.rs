@@ -55,6 +55,9 @@ impl GroupCoordinator {
         c: TxnOffsetCommit<'_>,
     ) -> Vec<ErrorCode> {
         let all = |code| vec![code; c.commit.offsets.len()];
+        if let Err(code) = self.validate_txn_commit(&c.commit) {
+            return all(code);
+        }
         let tp = match self.offsets_partition(ctx, c.commit.group_id) {
             Ok(tp) => tp,
             Err(code) => return all(code),
@@ -99,6 +102,37 @@ impl GroupCoordinator {
         let mut pending = self.txn_offsets.pending.lock();
         pending.entry(c.producer_id).or_default().extend(stored);
         errors
+    }
+
+    /// Kafka's `validateOffsetCommit` for a transactional commit: a commit that names a member
+    /// (KIP-447) must come from a current member of the group, of its generation; one that names
+    /// none (older clients) is accepted whatever the group's state. A rebalance in progress does
+    /// not stop it.
+    fn validate_txn_commit(&self, commit: &OffsetCommit<'_>) -> Result<(), ErrorCode> {
+        let from_member = commit.generation_id >= 0
+            || !commit.member_id.is_empty()
+            || commit.group_instance_id.is_some();
+        if !from_member {
+            return Ok(());
+        }
+        if let Some(check) = self.consumer_group_commit(commit) {
+            return check;
+        }
+        let Some(handle) = self.group(commit.group_id) else {
+            return Err(ErrorCode::UnknownMemberId);
+        };
+        let mut group = handle.state.lock();
+        let valid = group.validate_offset_commit(
+            commit.member_id,
+            commit.group_instance_id,
+            commit.generation_id,
+            std::time::Instant::now(),
+        );
+        self.changed(&handle, &group);
+        match valid {
+            Err(ErrorCode::RebalanceInProgress) => Ok(()),
+            other => other,
+        }
     }
 
     /// The header of the next transactional batch of a producer on `tp`.

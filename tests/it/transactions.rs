@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const UNKNOWN_MEMBER_ID: i16 = 25;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
 const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
@@ -1020,4 +1021,47 @@ fn add_partitions_batched_and_verify_only() {
         .collect();
     assert_eq!(verified, [NONE, INVALID_TXN_STATE]);
     assert_eq!(describe(&mut client, &["b"])[0].transaction_state, "Empty");
+}
+
+/// TxnOffsetCommit that names a member (KIP-447) must come from a member of the group:
+/// UNKNOWN_MEMBER_ID (25) for a group or member the coordinator does not know.
+#[test]
+fn txn_offset_commit_checks_the_member() {
+    let broker = TestBroker::start("txn-member");
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 1);
+    let p = init_ok(&mut client, "app");
+    assert_eq!(add_offsets(&mut client, "app", p, "g"), NONE);
+    for version in [3, 4] {
+        let request = toc::TxnOffsetCommitRequest {
+            transactional_id: "app".into(),
+            group_id: "g".into(),
+            producer_id: p.0,
+            producer_epoch: p.1,
+            generation_id: 3,
+            member_id: "m-1".into(),
+            topics: vec![toc::TxnOffsetCommitRequestTopic {
+                name: "t".into(),
+                partitions: vec![toc::TxnOffsetCommitRequestPartition {
+                    partition_index: 0,
+                    committed_offset: 1,
+                    committed_leader_epoch: -1,
+                    committed_metadata: None,
+                }],
+            }],
+            ..toc::TxnOffsetCommitRequest::default()
+        };
+        let r = client.call(
+            toc::API_KEY,
+            version,
+            |e| request.encode(e, version),
+            toc::TxnOffsetCommitResponse::decode,
+        );
+        assert_eq!(
+            r.topics[0].partitions[0].error_code, UNKNOWN_MEMBER_ID,
+            "v{version}"
+        );
+    }
+    // Without a member (v0-2 clients) it is accepted.
+    assert_eq!(txn_commit_offset(&mut client, "app", p, "g", 1), NONE);
 }
