@@ -228,6 +228,16 @@ impl Partition {
         self.state.read().last_stable_offset()
     }
 
+    /// Where a read from `offset` ends at the latest: the base offset of the next segment (a read
+    /// never crosses a segment's end), or the log end offset (Kafka's `fetchUpperBoundOffset`,
+    /// at segment granularity).
+    pub fn read_upper_bound(&self, offset: i64) -> i64 {
+        let state = self.state.read();
+        state
+            .segment_index(offset)
+            .map_or(state.log_end_offset, |i| state.segment_end(i))
+    }
+
     /// The aborted transactions that overlap `[fetch_offset, upper_bound_offset)` (Kafka's
     /// `UnifiedLog.collectAbortedTransactions`): the index of every segment from the one holding
     /// `fetch_offset` on is searched until an entry's last stable offset reaches the bound.

@@ -608,4 +608,43 @@ mod tests {
         let b = Batches::new(&bytes).next().unwrap().unwrap();
         assert_eq!(b.last_sequence(), 0);
     }
+
+    #[test]
+    fn end_txn_markers_have_kafkas_control_batch_layout() {
+        let batch = build_end_txn_marker(77, 3, true, 9, 1_700_000_000_000, 4);
+        let view = Batches::new(&batch).next().unwrap().unwrap();
+        view.validate().unwrap();
+        assert_eq!(
+            BigEndian::read_i32(&batch[PARTITION_LEADER_EPOCH_OFFSET..]),
+            4
+        );
+        assert_eq!(BigEndian::read_i16(&batch[ATTRIBUTES_OFFSET..]), 0x30);
+        assert_eq!(BigEndian::read_i32(&batch[LAST_OFFSET_DELTA_OFFSET..]), 0);
+        assert_eq!(BigEndian::read_i64(&batch[PRODUCER_ID_OFFSET..]), 77);
+        assert_eq!(BigEndian::read_i16(&batch[PRODUCER_EPOCH_OFFSET..]), 3);
+        assert_eq!(BigEndian::read_i32(&batch[BASE_SEQUENCE_OFFSET..]), -1);
+        assert_eq!(BigEndian::read_i32(&batch[RECORDS_COUNT_OFFSET..]), 1);
+        // One record: length (16, zigzag), attributes, timestamp delta, offset delta, key (4 bytes: version 0,
+        // type 1 = COMMIT), value (6 bytes: version 0, coordinator epoch 9), no headers.
+        assert_eq!(
+            &batch[RECORDS_OFFSET..],
+            &[
+                0x20, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x09, 0x00
+            ][..]
+        );
+        assert_eq!(end_txn_marker(&batch), Some((true, 9)));
+        let abort = build_end_txn_marker(77, 3, false, 0, 0, 0);
+        assert_eq!(end_txn_marker(&abort), Some((false, 0)));
+        // Other control records (type 2 and up, such as a leader change) are not markers, and
+        // neither is a data batch.
+        let mut other = abort.clone();
+        let key_type = RECORDS_OFFSET + 8;
+        assert_eq!(other[key_type], CONTROL_TYPE_ABORT as u8);
+        other[key_type] = 2;
+        let crc = crc32c::crc32c(&other[ATTRIBUTES_OFFSET..]);
+        BigEndian::write_u32(&mut other[CRC_OFFSET..], crc);
+        assert_eq!(end_txn_marker(&other), None);
+        assert_eq!(end_txn_marker(&sample()), None);
+    }
 }

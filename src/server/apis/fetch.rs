@@ -305,13 +305,17 @@ fn read_partition(
     };
     let len = read.region.as_ref().map_or(0, |r| r.len as usize);
     // Kafka lists aborted transactions only for read_committed consumers, and none for an empty
-    // read. The upper bound is the LSO, where the read stopped at the latest: an entry past the
-    // returned batches names no record in them, and clients pass it over.
+    // read. The upper bound is where the read stopped at the latest: the LSO or the end of the
+    // segment read. An entry past the returned batches names no record in them, and clients
+    // pass it over.
     let aborted_transactions = match (read_committed, &read.region) {
         (false, _) => None,
         (true, None) => Some(Vec::new()),
         (true, Some(_)) => {
-            match partition.aborted_transactions(request.fetch_offset, read.last_stable_offset) {
+            let upper = read
+                .last_stable_offset
+                .min(partition.read_upper_bound(request.fetch_offset));
+            match partition.aborted_transactions(request.fetch_offset, upper) {
                 Ok(found) => Some(
                     found
                         .into_iter()

@@ -1025,3 +1025,35 @@ fn transaction_indexes_go_with_their_segments() {
     assert!(!index.exists(), "deleted with segment 6");
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn truncation_takes_the_index_entries_and_open_transactions_past_it() {
+    let dir = temp_dir("txn-truncate");
+    let mut log = PartitionLog::open(&dir, tp(), LogConfig::default()).unwrap();
+    log.append_batch(&mut txn_batch(7, 0, 0, 2)).unwrap();
+    log.append_marker(7, 0, false, 1, 0).unwrap();
+    log.flush().unwrap();
+    assert_eq!(log.recovery_point(), 3);
+    log.append_batch(&mut txn_batch(8, 0, 0, 1)).unwrap();
+    log.append_marker(8, 0, false, 1, 0).unwrap();
+    log.append_batch(&mut txn_batch(9, 0, 0, 1)).unwrap();
+    assert_eq!(txn_index_bytes(&dir, 0).len(), 68);
+    assert_eq!(log.partition.last_stable_offset(), 5);
+    // As after a failed fsync with flush_on_ack: the log is cut back to the recovery point.
+    log.truncate_to_recovery_point().unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    let first = AbortedTxn {
+        producer_id: 7,
+        first_offset: 0,
+        last_offset: 2,
+        last_stable_offset: 3,
+    };
+    assert_eq!(txn_index_bytes(&dir, 0), first.encode().to_vec());
+    assert_eq!(
+        log.partition.aborted_transactions(0, 3).unwrap(),
+        vec![first]
+    );
+    assert_eq!(log.ongoing_transactions(), vec![]);
+    assert_eq!(log.partition.last_stable_offset(), 3);
+    let _ = fs::remove_dir_all(&dir);
+}
