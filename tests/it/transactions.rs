@@ -9,7 +9,8 @@
 //! ListTransactions 1) and the older ones whose error mapping differs.
 
 use crate::harness::{
-    Client, TestBroker, TopicSpec, read_partition_log, write_cluster_metadata, write_partition_log,
+    Client, TestBroker, TopicSpec, hex, read_partition_log, write_cluster_metadata,
+    write_partition_log,
 };
 use sprat::group::offsets::partition_for;
 use sprat::protocol::messages::{
@@ -1064,4 +1065,135 @@ fn txn_offset_commit_checks_the_member() {
     }
     // Without a member (v0-2 clients) it is accepted.
     assert_eq!(txn_commit_offset(&mut client, "app", p, "g", 1), NONE);
+}
+
+/// Sends a hand-built frame and returns the response frame (without its size prefix).
+fn raw_round_trip(client: &mut Client, request: &str) -> Vec<u8> {
+    let body = hex(request);
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend(body);
+    client.send_raw(&frame);
+    client.receive()
+}
+
+/// Byte fixtures, derived by hand from the JSON specs, for the versions librdkafka sends.
+#[test]
+fn raw_bytes_of_the_client_versions() {
+    let broker = TestBroker::start("txn-raw");
+    let mut client = broker.connect();
+    // InitProducerId v4 (flexible, header v2): id "tx", timeout 60000, no producer id or epoch.
+    let response = raw_round_trip(
+        &mut client,
+        "00 16 00 04 00 00 00 07 00 04 74 65 73 74 00
+         03 74 78  00 00 ea 60  ff ff ff ff ff ff ff ff  ff ff  00",
+    );
+    // Correlation id, header tags, throttle, error NONE, producer id (allocated), epoch 0, tags.
+    assert_eq!(response.len(), 4 + 1 + 4 + 2 + 8 + 2 + 1, "{response:02x?}");
+    assert_eq!(&response[..11], hex("00 00 00 07 00 00 00 00 00 00 00"));
+    let pid = i64::from_be_bytes(response[11..19].try_into().unwrap());
+    assert!(pid >= 0);
+    assert_eq!(&response[19..], hex("00 00 00"));
+    // AddPartitionsToTxn v3 (flexible): id "tx", that producer id, epoch 0, topic "nope" [0].
+    let pid_hex: String = pid
+        .to_be_bytes()
+        .iter()
+        .map(|b| format!("{b:02x} "))
+        .collect();
+    let response = raw_round_trip(
+        &mut client,
+        &format!(
+            "00 18 00 03 00 00 00 08 00 04 74 65 73 74 00
+             03 74 78  {pid_hex} 00 00  02 05 6e 6f 70 65 02 00 00 00 00 00  00"
+        ),
+    );
+    // Throttle, results: one topic "nope", one partition 0 with UNKNOWN_TOPIC_OR_PARTITION.
+    assert_eq!(
+        response,
+        hex("00 00 00 08 00  00 00 00 00  02 05 6e 6f 70 65 02 00 00 00 00 00 03 00 00  00")
+    );
+    // EndTxn v3 (flexible) with an unknown id: INVALID_PRODUCER_ID_MAPPING.
+    let response = raw_round_trip(
+        &mut client,
+        "00 1a 00 03 00 00 00 09 00 04 74 65 73 74 00
+         02 74  00 00 00 00 00 00 00 2a  00 01  01  00",
+    );
+    assert_eq!(response, hex("00 00 00 09 00  00 00 00 00  00 31  00"));
+    // EndTxn v1 (classic header v1 and body): the same.
+    let response = raw_round_trip(
+        &mut client,
+        "00 1a 00 01 00 00 00 0a 00 04 74 65 73 74
+         00 01 74  00 00 00 00 00 00 00 2a  00 01  01",
+    );
+    assert_eq!(response, hex("00 00 00 0a  00 00 00 00  00 31"));
+}
+
+/// Every advertised version of each transactional API decodes and answers (codec round trip
+/// through the real broker).
+#[test]
+fn every_version_answers() {
+    let broker = TestBroker::start("txn-versions");
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 1);
+    for version in 0..=5 {
+        let r = init(&mut client, version, "v", 60000, (-1, -1));
+        assert_eq!(r.error_code, NONE, "InitProducerId v{version}");
+    }
+    let p = init_ok(&mut client, "v");
+    for version in 0..=3 {
+        let r = add_partitions(&mut client, version, "v", p, &[("t", 0)]);
+        assert_eq!(r[0].2, NONE, "AddPartitionsToTxn v{version}");
+    }
+    for version in 0..=4 {
+        let request = aot::AddOffsetsToTxnRequest {
+            transactional_id: "v".into(),
+            producer_id: p.0,
+            producer_epoch: p.1,
+            group_id: "g".into(),
+        };
+        let r = client.call(
+            aot::API_KEY,
+            version,
+            |e| request.encode(e, version),
+            aot::AddOffsetsToTxnResponse::decode,
+        );
+        assert_eq!(r.error_code, NONE, "AddOffsetsToTxn v{version}");
+    }
+    for version in 0..=4 {
+        let request = toc::TxnOffsetCommitRequest {
+            transactional_id: "v".into(),
+            group_id: "g".into(),
+            producer_id: p.0,
+            producer_epoch: p.1,
+            generation_id: -1,
+            topics: vec![toc::TxnOffsetCommitRequestTopic {
+                name: "t".into(),
+                partitions: vec![toc::TxnOffsetCommitRequestPartition {
+                    partition_index: 0,
+                    committed_offset: i64::from(version),
+                    committed_leader_epoch: -1,
+                    committed_metadata: Some("m".into()),
+                }],
+            }],
+            ..toc::TxnOffsetCommitRequest::default()
+        };
+        let r = client.call(
+            toc::API_KEY,
+            version,
+            |e| request.encode(e, version),
+            toc::TxnOffsetCommitResponse::decode,
+        );
+        assert_eq!(
+            r.topics[0].partitions[0].error_code, NONE,
+            "TxnOffsetCommit v{version}"
+        );
+    }
+    assert_eq!(end_txn(&mut client, 0, "v", p, true), NONE);
+    for version in 1..=4 {
+        assert_eq!(
+            end_txn(&mut client, version, "v", p, true),
+            NONE,
+            "EndTxn v{version} retry"
+        );
+    }
+    assert_eq!(fetch_offset(&mut client, "g", true), (NONE, 4));
 }
