@@ -309,3 +309,84 @@ pub fn apply_loaded(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::record_batch::{Batches, CONTROL_FLAG_MASK, build_batch, decode_records};
+
+    fn offsets_batch(producer_id: i64, offset: i64) -> Vec<u8> {
+        let header = BatchHeader {
+            attributes: TRANSACTIONAL_FLAG_MASK,
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: 0,
+            ..BatchHeader::default()
+        };
+        let value = OffsetAndMetadata {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 1,
+        };
+        build_batch(
+            &header,
+            &[Record {
+                key: Some(offset_commit_key("g", "t", 0)),
+                value: Some(offset_commit_value(&value)),
+                ..Record::default()
+            }],
+        )
+    }
+
+    fn marker(producer_id: i64, kind: i16) -> Vec<u8> {
+        let header = BatchHeader {
+            attributes: TRANSACTIONAL_FLAG_MASK | CONTROL_FLAG_MASK,
+            producer_id,
+            producer_epoch: 0,
+            ..BatchHeader::default()
+        };
+        let mut key = 0i16.to_be_bytes().to_vec();
+        key.extend(kind.to_be_bytes());
+        build_batch(
+            &header,
+            &[Record {
+                key: Some(key),
+                value: Some(vec![0, 0, 0, 0, 0, 0]),
+                ..Record::default()
+            }],
+        )
+    }
+
+    /// The loader applies a committed transaction's offsets at its COMMIT marker, drops an
+    /// aborted one's, and keeps an open one's pending.
+    #[test]
+    fn loader_applies_committed_and_drops_aborted_offsets() {
+        let tp = TopicPartition::new("__consumer_offsets", 3);
+        let log = [
+            offsets_batch(7, 10),
+            offsets_batch(8, 20),
+            marker(8, CONTROL_ABORT),
+            marker(7, CONTROL_COMMIT),
+            offsets_batch(9, 30),
+        ]
+        .concat();
+        let mut load = TxnOffsetsLoad::default();
+        let mut committed = Vec::new();
+        for batch in Batches::new(&log) {
+            let batch = batch.unwrap();
+            let records = decode_records(&batch).unwrap();
+            match load.batch(&tp, &batch, &records) {
+                LoadAction::ApplyCommitted(offsets) => committed.push(offsets),
+                LoadAction::Apply => panic!("every batch here is transactional"),
+                LoadAction::Done => {}
+            }
+        }
+        assert_eq!(committed.len(), 1);
+        let (key, offset) = committed[0].iter().next().unwrap();
+        assert_eq!(key, &("g".to_string(), "t".to_string(), 0));
+        assert_eq!(offset.as_ref().unwrap().offset, 10);
+        assert_eq!(load.pending.keys().collect::<Vec<_>>(), [&9]);
+        assert_eq!(load.sequences.get(&(7, 3)), Some(&(0, 1)));
+    }
+}

@@ -823,3 +823,74 @@ fn run_timers(ctx: Weak<BrokerContext>) {
         std::thread::sleep(Duration::from_millis(sleep_ms));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_epochs(epoch: i16, last: i16) -> TransactionMetadata {
+        let mut m = TransactionMetadata::new("t", 1, 1000, 0);
+        m.producer_epoch = epoch;
+        m.last_producer_epoch = last;
+        m
+    }
+
+    /// (epoch, last epoch, the request's epoch, the answer).
+    type BumpCase = (i16, i16, Option<i16>, Result<(i16, i16), ErrorCode>);
+
+    /// Kafka's `prepareIncrementProducerEpoch`, case by case.
+    #[test]
+    fn epoch_bumps_as_kafka() {
+        let cases: &[BumpCase] = &[
+            // A new producer: bump, forget the last epoch.
+            (3, 2, None, Ok((4, NO_PRODUCER_EPOCH))),
+            // A new id (no epoch yet) gets 0.
+            (
+                NO_PRODUCER_EPOCH,
+                NO_PRODUCER_EPOCH,
+                None,
+                Ok((0, NO_PRODUCER_EPOCH)),
+            ),
+            // KIP-360: the current producer bumps its own epoch, remembering the last one.
+            (3, NO_PRODUCER_EPOCH, Some(3), Ok((4, 3))),
+            // A retry of that bump: no second bump.
+            (4, 3, Some(3), Ok((4, 3))),
+            // Anyone else is fenced.
+            (4, 3, Some(1), Err(ErrorCode::ProducerFenced)),
+        ];
+        for &(epoch, last, expected, result) in cases {
+            assert_eq!(
+                bump_epoch(&with_epochs(epoch, last), expected),
+                result,
+                "epoch {epoch}, last {last}, expected {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn produce_verification_errors() {
+        let c = TransactionCoordinator::default();
+        let tp = TopicPartition::new("a", 0);
+        assert_eq!(
+            c.verify_produce("t", 1, 0, &tp),
+            Err(ErrorCode::InvalidProducerIdMapping)
+        );
+        let mut m = with_epochs(2, NO_PRODUCER_EPOCH);
+        m.state = TxnState::Ongoing;
+        m.partitions.insert(tp.clone());
+        c.ids.lock().insert("t".into(), Arc::new(Mutex::new(m)));
+        assert_eq!(c.verify_produce("t", 1, 2, &tp), Ok(()));
+        assert_eq!(
+            c.verify_produce("t", 9, 2, &tp),
+            Err(ErrorCode::InvalidProducerIdMapping)
+        );
+        assert_eq!(
+            c.verify_produce("t", 1, 1, &tp),
+            Err(ErrorCode::InvalidProducerEpoch)
+        );
+        assert_eq!(
+            c.verify_produce("t", 1, 2, &TopicPartition::new("a", 1)),
+            Err(ErrorCode::InvalidTxnState)
+        );
+    }
+}
