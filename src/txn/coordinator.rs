@@ -36,7 +36,9 @@ use std::time::Duration;
 
 /// The test-only hook that kills the broker at a named step of ending a transaction:
 /// `txn-after-prepare` (the PrepareCommit/PrepareAbort record is written, no marker is) or
-/// `txn-mid-markers` (the first partition's marker is written, the others are not).
+/// `txn-mid-markers` (the first partition's marker is written, the others are not; only for a
+/// transaction of two or more partitions). Both also fire when a transaction is aborted by a
+/// fencing InitProducerId or its timeout.
 pub const CRASH_POINT_ENV: &str = "SPRAT_TEST_CRASH_POINT";
 
 /// How many times a marker write is tried before the id is left in Prepare* for the

@@ -240,3 +240,35 @@ def test_kafka_python_transactional_producer(broker, unique):
     p.close()
     got = read_all(bs, unique, "read_committed", expect=1)
     assert [(o, v) for _, o, v in got] == [(2, b"kp-committed")]
+
+
+def test_kill_before_end_txn_aborts_on_timeout(broker_factory, unique):
+    """kill -9 with a transaction open (records written, no EndTxn): after the restart the
+    transaction is still open and holds back read_committed readers until its timeout aborts it;
+    committed data written before it and a new transaction after it are intact."""
+    b = broker_factory({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"})
+    bs = b.bootstrap
+    Confluent.create_topics(bs, {unique: 1})
+    p = producer(bs, f"{unique}-tx", **{"transaction.timeout.ms": 3000})
+    p.init_transactions(TIMEOUT)
+    p.begin_transaction()
+    p.produce(unique, value=b"committed")
+    p.commit_transaction(TIMEOUT)
+    p.begin_transaction()
+    p.produce(unique, value=b"open")
+    p.flush(TIMEOUT)
+    b.restart("sigkill")
+    deadline = time.time() + TIMEOUT
+    while end_offsets(bs, unique, "read_committed") < 4 and time.time() < deadline:
+        time.sleep(0.2)
+    # committed (0), COMMIT (1), open (2), ABORT (3).
+    assert end_offsets(bs, unique, "read_committed") == 4
+    got = read_all(bs, unique, "read_committed", expect=1)
+    assert [(o, v) for _, o, v in got] == [(0, b"committed")]
+    again = producer(bs, f"{unique}-tx")
+    again.init_transactions(TIMEOUT)
+    again.begin_transaction()
+    again.produce(unique, value=b"after")
+    again.commit_transaction(TIMEOUT)
+    got = read_all(bs, unique, "read_committed", expect=2)
+    assert [(o, v) for _, o, v in got] == [(0, b"committed"), (4, b"after")]
