@@ -29,7 +29,7 @@ use crate::storage::record_batch::{BatchHeader, Batches, Record, build_batch, de
 use crate::writer::{PartitionAppend, WriterCommand};
 use log::{error, info, warn};
 use parking_lot::Mutex;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -122,6 +122,9 @@ type Entry = Arc<Mutex<TransactionMetadata>>;
 pub struct TransactionCoordinator {
     config: TxnConfig,
     ids: Mutex<HashMap<String, Entry>>,
+    /// Ids whose markers a thread is writing now: another thread that would complete the same
+    /// transaction leaves it to that one, so that each marker is written once.
+    completing: Mutex<HashSet<String>>,
 }
 
 /// What DescribeTransactions and ListTransactions show of an id.
@@ -132,6 +135,7 @@ impl TransactionCoordinator {
         TransactionCoordinator {
             config: TxnConfig::from_config(config),
             ids: Mutex::new(HashMap::new()),
+            completing: Mutex::new(HashSet::new()),
         }
     }
 
@@ -377,6 +381,16 @@ impl TransactionCoordinator {
     /// Finishes a Prepare* state: markers on every partition, the group coordinator's
     /// transactional offsets, then the Complete* record. Does nothing in another state.
     pub fn complete(&self, ctx: &BrokerContext, entry: &Entry) -> Result<(), ErrorCode> {
+        let id = entry.lock().transactional_id.clone();
+        if !self.completing.lock().insert(id.clone()) {
+            return Ok(());
+        }
+        let result = self.complete_once(ctx, entry);
+        self.completing.lock().remove(&id);
+        result
+    }
+
+    fn complete_once(&self, ctx: &BrokerContext, entry: &Entry) -> Result<(), ErrorCode> {
         let (marker, from) = {
             let m = entry.lock();
             if !m.state.is_prepare() {
