@@ -402,6 +402,20 @@ fn describe_and_list_transactions() {
     );
     assert_eq!(r.transaction_states.len(), 1);
     assert_eq!(r.transaction_states[0].transactional_id, "b");
+    // v1's duration filter: only transactions started longer ago than an hour, so not the
+    // Ongoing one (Empty ids have no start time, -1, and pass, as in Kafka).
+    let request = ltx::ListTransactionsRequest {
+        state_filters: vec!["Ongoing".into()],
+        duration_filter: 3_600_000,
+        ..ltx::ListTransactionsRequest::default()
+    };
+    let r = client.call(
+        ltx::API_KEY,
+        1,
+        |e| request.encode(e, 1),
+        ltx::ListTransactionsResponse::decode,
+    );
+    assert_eq!(r.transaction_states.len(), 0, "{r:?}");
 }
 
 /// An open transaction survives `kill -9`: the restarted coordinator has the same producer id,
