@@ -1,6 +1,7 @@
 //! One topic-partition's log (Kafka's `UnifiedLog` and `LogLoader`): a directory of segments named
 //! by their base offset (`<log.dirs>/<topic>-<partition>/00000000000000000000.log` with its
-//! `.index` and `.timeindex`), plus producer snapshots (`<offset>.snapshot`).
+//! `.index`, `.timeindex` and, once it holds an ABORT marker, `.txnindex`), plus producer
+//! snapshots (`<offset>.snapshot`).
 //!
 //! Ownership: only the `log-writer` thread holds the [`PartitionLog`] and changes the log (append,
 //! roll, flush, retention, DeleteRecords). Connection threads read through [`Partition`]: they
@@ -13,7 +14,10 @@
 //! is ever written; `log_start_offset <= high_watermark <= log_end_offset`; everything below the
 //! recovery point is on disk (log and sealed indexes). A single replica commits on write, so the
 //! high watermark is the log end offset, except with `flush_on_ack`, where it is the recovery
-//! point: a record becomes visible once it is on disk.
+//! point: a record becomes visible once it is on disk. The last stable offset (LSO) is the first
+//! offset of the earliest open transaction, capped by the high watermark; it never passes a
+//! transactional batch that read_committed readers may not see, nor an ABORT marker whose
+//! `.txnindex` entry is not published yet.
 //!
 //! Faults: a failed write is cut off the file again and the append fails; the log stays
 //! writable. A failed fsync is never retried as if it had succeeded, since the kernel may already

@@ -1,6 +1,6 @@
-//! One log segment (Kafka's `LogSegment`): a `.log` file of record batches and its two sparse
-//! indexes, all named by the segment's base offset
-//! (`00000000000000000000.log`, `.index`, `.timeindex`).
+//! One log segment (Kafka's `LogSegment`): a `.log` file of record batches, its two sparse
+//! indexes and its aborted transaction index (see [`super::txn_index`]), all named by the
+//! segment's base offset (`00000000000000000000.log`, `.index`, `.timeindex`, `.txnindex`).
 //!
 //! Invariants: every byte below `size` is a whole, CRC-valid batch; batch offsets increase (with
 //! gaps where the cleaner dropped a batch) and start at or after the base offset; every offset in the segment fits
