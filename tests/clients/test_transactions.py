@@ -272,3 +272,41 @@ def test_kill_before_end_txn_aborts_on_timeout(broker_factory, unique):
     again.commit_transaction(TIMEOUT)
     got = read_all(bs, unique, "read_committed", expect=2)
     assert [(o, v) for _, o, v in got] == [(0, b"committed"), (4, b"after")]
+
+
+def test_aiokafka_transactional_producer_and_read_committed_consumer(broker, unique):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    bs = broker.bootstrap
+    Confluent.create_topics(bs, {unique: 1})
+
+    async def go():
+        p = AIOKafkaProducer(bootstrap_servers=bs, transactional_id=f"{unique}-aio")
+        await p.start()
+        try:
+            async with p.transaction():
+                await p.send_and_wait(unique, b"aio-committed")
+            await p.begin_transaction()
+            await p.send_and_wait(unique, b"aio-aborted")
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(unique, bootstrap_servers=bs, isolation_level="read_committed",
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+        await c.start()
+        try:
+            got = []
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                batch = await c.getmany(timeout_ms=500)
+                for msgs in batch.values():
+                    got.extend((m.offset, m.value) for m in msgs)
+            return got
+        finally:
+            await c.stop()
+
+    got = asyncio.run(asyncio.wait_for(go(), 60))
+    # The COMMIT marker is at 1, the aborted record at 2, its ABORT marker at 3.
+    assert got == [(0, b"aio-committed")]
