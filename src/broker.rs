@@ -187,6 +187,8 @@ impl Broker {
         logs.push(metadata_log);
         let group_coordinator = Arc::new(GroupCoordinator::new(&config));
         group_coordinator.load(&partitions)?;
+        let transactions = Arc::new(crate::txn::TransactionCoordinator::new(&config));
+        transactions.load(&partitions)?;
         let (writer_tx, writer_rx) = crossbeam_channel::bounded(WRITER_QUEUE_CAPACITY);
         let zero_copy_fetch = config.fetch_zero_copy;
         let sockets = bind_listeners(&config)?;
@@ -208,7 +210,7 @@ impl Broker {
             bound_port: local_addr.port(),
             bound_listeners,
             group_coordinator,
-            transactions: Arc::new(crate::txn::TransactionCoordinator::default()),
+            transactions,
             shutting_down: AtomicBool::new(false),
             metrics: crate::metrics::Metrics::default(),
             quotas: crate::quota::QuotaManager::default(),
@@ -221,6 +223,7 @@ impl Broker {
             .name("log-writer".into())
             .spawn(move || writer.run(writer_rx))?;
         crate::cleaner::start(context.clone())?;
+        crate::txn::TransactionCoordinator::start(&context)?;
         info!(
             "listening on {local_addr} (cluster id {})",
             context.cluster_id

@@ -43,6 +43,9 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+#[path = "txn_offsets.rs"]
+pub mod txn_offsets;
+
 /// How long a waiting JoinGroup or SyncGroup may outlast the group's own timers before its
 /// connection thread gives up (those timers normally answer it first).
 const WAIT_SLACK: Duration = Duration::from_secs(5);
@@ -155,6 +158,8 @@ pub struct GroupCoordinator {
     consumer_config: ConsumerGroupConfig,
     timer: Wakeup,
     last_cleanup: Mutex<Instant>,
+    /// Offsets of transactions not yet ended (see [`txn_offsets`]).
+    txn_offsets: txn_offsets::TxnOffsets,
 }
 
 impl GroupCoordinator {
@@ -172,6 +177,7 @@ impl GroupCoordinator {
             consumer_config: ConsumerGroupConfig::from_broker(config),
             timer: Wakeup::default(),
             last_cleanup: Mutex::new(Instant::now()),
+            txn_offsets: txn_offsets::TxnOffsets::default(),
         }
     }
 
@@ -689,11 +695,22 @@ impl GroupCoordinator {
             max_timestamp: now,
             ..BatchHeader::default()
         };
+        self.append_batch(ctx, topic_partition, &header, records)
+    }
+
+    /// Appends one batch to a partition of `__consumer_offsets` and waits for the writer.
+    fn append_batch(
+        &self,
+        ctx: &BrokerContext,
+        topic_partition: TopicPartition,
+        header: &BatchHeader,
+        records: &[Record],
+    ) -> Result<(), ErrorCode> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let command = WriterCommand::Append {
             partitions: vec![PartitionAppend {
                 topic_partition,
-                batches: build_batch(&header, records),
+                batches: build_batch(header, records),
             }],
             reply: tx,
         };
@@ -800,9 +817,11 @@ impl GroupCoordinator {
         logs.sort_by_key(|p| p.topic_partition.partition);
         let mut loaded: HashMap<String, BTreeMap<(String, i32), OffsetAndMetadata>> =
             HashMap::new();
+        let mut txn_load = txn_offsets::TxnOffsetsLoad::default();
         for log in &logs {
-            replay_partition(log, &mut loaded)?;
+            replay_partition(log, &mut loaded, &mut txn_load)?;
         }
+        self.finish_txn_offsets_load(txn_load);
         let mut groups = self.groups.lock();
         let mut offset_count = 0;
         for (group_id, offsets) in loaded {
@@ -888,6 +907,7 @@ fn run_expiration(coordinator: Weak<GroupCoordinator>) {
 fn replay_partition(
     log: &Partition,
     loaded: &mut HashMap<String, BTreeMap<(String, i32), OffsetAndMetadata>>,
+    txn_load: &mut txn_offsets::TxnOffsetsLoad,
 ) -> io::Result<()> {
     let tp = &log.topic_partition;
     let end = log.high_watermark();
@@ -910,9 +930,6 @@ fn replay_partition(
                 }
             };
             next = next.max(batch.last_offset() + 1);
-            if batch.is_control() {
-                continue;
-            }
             if batch.compression_codec() != 0 {
                 warn!(
                     "{tp}: skipping compressed batch at offset {}",
@@ -921,7 +938,15 @@ fn replay_partition(
                 continue;
             }
             match decode_records(&batch) {
-                Ok(records) => records.iter().for_each(|r| apply(tp, r, loaded)),
+                Ok(records) => match txn_load.batch(tp, &batch, &records) {
+                    txn_offsets::LoadAction::Apply => {
+                        records.iter().for_each(|r| apply(tp, r, loaded))
+                    }
+                    txn_offsets::LoadAction::ApplyCommitted(offsets) => {
+                        txn_offsets::apply_loaded(offsets, loaded)
+                    }
+                    txn_offsets::LoadAction::Done => {}
+                },
                 Err(e) => warn!(
                     "{tp}: skipping undecodable batch at offset {}: {e}",
                     batch.base_offset()

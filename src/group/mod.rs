@@ -15,6 +15,7 @@ pub mod coordinator;
 pub mod offsets;
 pub mod state;
 
+pub use coordinator::txn_offsets::TxnOffsetCommit;
 pub use coordinator::{FetchedOffsets, GroupCoordinator, GroupOverview, OffsetCommit};
 pub use offsets::OffsetAndMetadata;
 pub use state::{

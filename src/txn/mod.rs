@@ -4,6 +4,14 @@
 //! The coordinator keeps its state in `__transaction_state` and writes COMMIT/ABORT control
 //! batches through the `log-writer` ([`crate::writer::WriterCommand::WriteTxnMarkers`]); it
 //! never writes a log itself.
+//!
+//! - [`metadata`]: one id's state, the transition table and the `__transaction_state` records.
+//! - [`coordinator`]: the coordinator, its APIs' logic, start-up load and timers.
+
+pub mod coordinator;
+pub mod metadata;
+
+pub use coordinator::TransactionCoordinator;
 
 use crate::protocol::error_code::ErrorCode;
 use crate::storage::log::TopicPartition;
@@ -21,27 +29,3 @@ pub struct TxnMarker {
 
 /// The writer's answer for one [`TxnMarker`]: one result per partition, in order.
 pub type MarkerResults = Vec<Result<(), ErrorCode>>;
-
-/// The transaction coordinator.
-#[derive(Debug, Default)]
-pub struct TransactionCoordinator {}
-
-impl TransactionCoordinator {
-    /// Whether a transactional batch of `producer_id`/`producer_epoch` under `transactional_id`
-    /// may be appended to `tp`: the id's transaction is ongoing with that producer and epoch and
-    /// includes the partition (Kafka's partition verification, KIP-890 part 1).
-    ///
-    /// The errors are the produce error codes Kafka gives: INVALID_PRODUCER_EPOCH or
-    /// PRODUCER_FENCED for a stale epoch, INVALID_TXN_STATE when the partition was not added,
-    /// INVALID_PRODUCER_ID_MAPPING for an unknown id or another producer id.
-    pub fn verify_produce(
-        &self,
-        transactional_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
-        tp: &TopicPartition,
-    ) -> Result<(), ErrorCode> {
-        let _ = (transactional_id, producer_id, producer_epoch, tp);
-        Err(ErrorCode::InvalidTxnState)
-    }
-}

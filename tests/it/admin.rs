@@ -1410,16 +1410,20 @@ fn init_producer_id_ids_are_not_reused_after_restarts() {
     );
 }
 
-/// sprat has no transaction coordinator: a transactional id is refused with an error and no id.
+/// A transactional id gets one producer id, and each InitProducerId bumps its epoch (the
+/// transaction coordinator's behaviour is tested in `transactions.rs`).
 #[test]
-fn init_producer_id_with_a_transactional_id_is_refused() {
+fn init_producer_id_with_a_transactional_id_bumps_the_epoch() {
     let broker = TestBroker::start("pid-txn");
     let mut client = broker.connect();
-    for version in [0, 1, 4] {
+    let mut ids = Vec::new();
+    for (epoch, version) in [0, 1, 4].into_iter().enumerate() {
         let r = init_producer_id(&mut client, version, Some("txn-1"));
-        assert_ne!(r.error_code, NONE, "v{version}");
-        assert_eq!((r.producer_id, r.producer_epoch), (-1, -1), "v{version}");
+        assert_eq!(r.error_code, NONE, "v{version}");
+        assert_eq!(r.producer_epoch, epoch as i16, "v{version}");
+        ids.push(r.producer_id);
     }
+    assert!(ids[0] >= 0 && ids.iter().all(|&id| id == ids[0]), "{ids:?}");
     assert!(
         new_producer_id(&mut client) >= 0,
         "still serving plain producers"

@@ -1264,10 +1264,8 @@ fn init_producer_id_invalid_arguments() {
         init(Some("tx"), 900_001, -1, -1),
         INVALID_TRANSACTION_TIMEOUT
     );
-    assert_eq!(
-        init(Some("tx"), 60_000, -1, -1),
-        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-    );
+    assert_eq!(init(Some("tx"), 60_000, -1, -1), NONE);
+    assert_eq!(init(Some("tx"), 60_000, -1, 3), INVALID_REQUEST);
     assert_eq!(init(None, -1, -1, 3), INVALID_REQUEST);
     assert_eq!(init(None, -1, 1000, -1), INVALID_REQUEST);
     assert_eq!(init(None, -1, -1, -1), NONE);

@@ -20,3 +20,5 @@ mod sasl;
 mod scale;
 mod scripts;
 mod storage;
+mod transactions;
+mod txn_log;

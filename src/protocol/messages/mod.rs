@@ -29,6 +29,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
@@ -42,6 +43,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -103,6 +105,8 @@ macro_rules! for_each_api {
             describe_acls: DescribeAclsRequest, DescribeAclsResponse;
             create_acls: CreateAclsRequest, CreateAclsResponse;
             delete_acls: DeleteAclsRequest, DeleteAclsResponse;
+            describe_transactions: DescribeTransactionsRequest, DescribeTransactionsResponse;
+            list_transactions: ListTransactionsRequest, ListTransactionsResponse;
         }
     };
 }

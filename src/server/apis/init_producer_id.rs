@@ -1,10 +1,12 @@
 //! InitProducerId (key 22), versions 0-5: a producer id and epoch for an idempotent producer.
 //!
 //! As in Kafka, a producer without a transactional id always gets a fresh producer id with epoch 0
-//! (also when it asks to bump the epoch of its old id, v3+). sprat has no transaction coordinator,
-//! so a transactional id is refused (after Kafka's own checks of it: an empty id is
-//! INVALID_REQUEST, a timeout outside 1..=`transaction.max.timeout.ms` INVALID_TRANSACTION_TIMEOUT).
-//! From v3, a producer id without an epoch, or an epoch without a producer id, is INVALID_REQUEST.
+//! (also when it asks to bump the epoch of its old id, v3+). A transactional id goes to the
+//! transaction coordinator ([`crate::txn`]): an empty id is INVALID_REQUEST, a timeout outside
+//! 1..=`transaction.max.timeout.ms` INVALID_TRANSACTION_TIMEOUT; otherwise the id gets its
+//! producer id with a bumped epoch, fencing any previous instance. From v3, a producer id without
+//! an epoch, or an epoch without a producer id, is INVALID_REQUEST. Before v4, PRODUCER_FENCED is
+//! answered as INVALID_PRODUCER_EPOCH, which those clients know.
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
@@ -17,9 +19,6 @@ use crate::security::acl::{
 };
 use crate::writer::WriterCommand;
 
-/// Kafka's default `transaction.max.timeout.ms`.
-const DEFAULT_TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
-
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = InitProducerIdRequest::decode(d, version)?;
@@ -28,11 +27,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         producer_epoch: -1,
         ..InitProducerIdResponse::default()
     };
-    let max_timeout_ms = ctx
-        .config
-        .get("transaction.max.timeout.ms")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(DEFAULT_TRANSACTION_MAX_TIMEOUT_MS);
+    let max_timeout_ms = ctx.transactions.max_timeout_ms();
     // Kafka's `KafkaApis.handleInitProducerIdRequest`, then `TransactionCoordinator`.
     let half_given = (request.producer_id == -1) != (request.producer_epoch == -1);
     let refusal = match request.transactional_id.as_deref() {
@@ -52,10 +47,26 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         Some(_) if !(1..=max_timeout_ms).contains(&request.transaction_timeout_ms) => {
             Some(ErrorCode::InvalidTransactionTimeout)
         }
-        Some(_) => Some(ErrorCode::TransactionalIdAuthorizationFailed),
+        Some(_) => None,
     };
     if let Some(code) = refusal {
         response.error_code = code.code();
+    } else if let Some(id) = request.transactional_id.as_deref() {
+        let expected =
+            (request.producer_id != -1).then_some((request.producer_id, request.producer_epoch));
+        match ctx
+            .transactions
+            .init_producer_id(ctx, id, request.transaction_timeout_ms, expected)
+        {
+            Ok((producer_id, epoch)) => {
+                response.producer_id = producer_id;
+                response.producer_epoch = epoch;
+            }
+            Err(ErrorCode::ProducerFenced) if version < 4 => {
+                response.error_code = ErrorCode::InvalidProducerEpoch.code();
+            }
+            Err(code) => response.error_code = code.code(),
+        }
     } else {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let allocated = ctx

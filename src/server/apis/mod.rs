@@ -3,6 +3,8 @@
 //! problems and undecodable bodies close the connection.
 
 mod acls;
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod client_quotas;
@@ -17,8 +19,11 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_topic_partitions;
+mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -28,6 +33,7 @@ mod leave_group;
 mod list_groups;
 mod list_offsets;
 mod list_partition_reassignments;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -37,6 +43,7 @@ mod produce;
 mod sasl;
 mod scram_credentials;
 mod sync_group;
+mod txn_offset_commit;
 
 /// The produce path's pure record checks, public so that the `record_batch` fuzz target and the
 /// replay of its corpus (`tests/fuzz_corpus.rs`) run exactly what a produce request runs.
@@ -115,6 +122,12 @@ pub fn handle(
         messages::describe_acls::API_KEY => acls::handle_describe(ctx, header, d),
         messages::create_acls::API_KEY => acls::handle_create(ctx, header, d),
         messages::delete_acls::API_KEY => acls::handle_delete(ctx, header, d),
+        messages::add_partitions_to_txn::API_KEY => add_partitions_to_txn::handle(ctx, header, d),
+        messages::add_offsets_to_txn::API_KEY => add_offsets_to_txn::handle(ctx, header, d),
+        messages::end_txn::API_KEY => end_txn::handle(ctx, header, d),
+        messages::txn_offset_commit::API_KEY => txn_offset_commit::handle(ctx, header, d),
+        messages::describe_transactions::API_KEY => describe_transactions::handle(ctx, header, d),
+        messages::list_transactions::API_KEY => list_transactions::handle(ctx, header, d),
         messages::describe_configs::API_KEY => describe_configs::handle(ctx, header, d),
         messages::create_partitions::API_KEY => create_partitions::handle(ctx, header, d),
         messages::alter_configs::API_KEY => alter_configs::handle_legacy(ctx, header, d),
@@ -122,6 +135,7 @@ pub fn handle(
             alter_configs::handle_incremental(ctx, header, d)
         }
         messages::describe_cluster::API_KEY => describe_cluster::handle(ctx, header, d),
+        messages::describe_producers::API_KEY => describe_producers::handle(ctx, header, d),
         messages::describe_client_quotas::API_KEY => client_quotas::handle_describe(ctx, header, d),
         messages::alter_client_quotas::API_KEY => client_quotas::handle_alter(ctx, header, d),
         messages::consumer_group_heartbeat::API_KEY => {

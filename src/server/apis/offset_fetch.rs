@@ -2,8 +2,8 @@
 //!
 //! A partition with no committed offset gets offset -1, leader epoch -1 and empty metadata with
 //! no error, as in Kafka. A null topic list (v2+) asks for every partition the group committed.
-//! `require_stable` (v7+) is accepted: sprat has no transactional offsets, so every committed
-//! offset is stable.
+//! With `require_stable` (v7+), a partition whose offset a transaction has committed but not yet
+//! ended gets UNSTABLE_OFFSET_COMMIT, as in Kafka.
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
@@ -42,7 +42,11 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                 }
                 let fetched = coordinator.fetch_offsets(&g.group_id, wanted.as_deref());
                 let (fetched, denied) = authorize_topics(ctx, fetched, wanted.is_none());
-                let mut topics = group_topics(fetched);
+                let unstable = |topic: &str, p: i32| {
+                    request.require_stable
+                        && coordinator.has_pending_txn_offset(&g.group_id, topic, p)
+                };
+                let mut topics = group_topics(fetched, unstable);
                 for p in topics
                     .iter_mut()
                     .filter(|t| denied.contains(&t.name))
@@ -74,7 +78,11 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
             Some(_) => Vec::new(),
         };
         let (fetched, denied) = authorize_topics(ctx, fetched, wanted.is_none());
-        let mut topics = single_group_topics(fetched);
+        let unstable = |topic: &str, p: i32| {
+            request.require_stable
+                && coordinator.has_pending_txn_offset(&request.group_id, topic, p)
+        };
+        let mut topics = single_group_topics(fetched, unstable);
         for p in topics
             .iter_mut()
             .filter(|t| denied.contains(&t.name))
@@ -88,7 +96,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
             if version < 2 {
                 let none = wanted.unwrap_or_default().into_iter();
                 let none = none.map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect()));
-                topics = single_group_topics(none.collect());
+                topics = single_group_topics(none.collect(), |_, _| false);
                 for p in topics.iter_mut().flat_map(|t| &mut t.partitions) {
                     p.error_code = error.code();
                 }
@@ -134,46 +142,63 @@ fn committed(offset: Option<OffsetAndMetadata>) -> (i64, i32, String) {
     }
 }
 
-fn single_group_topics(fetched: FetchedOffsets) -> Vec<OffsetFetchResponseTopic> {
+/// The partition's error: UNSTABLE_OFFSET_COMMIT while a transactional commit is pending.
+fn partition_error(unstable: bool) -> i16 {
+    if unstable {
+        ErrorCode::UnstableOffsetCommit.code()
+    } else {
+        ErrorCode::None.code()
+    }
+}
+
+fn single_group_topics(
+    fetched: FetchedOffsets,
+    unstable: impl Fn(&str, i32) -> bool,
+) -> Vec<OffsetFetchResponseTopic> {
     fetched
         .into_iter()
         .map(|(name, partitions)| OffsetFetchResponseTopic {
-            name,
             partitions: partitions
                 .into_iter()
                 .map(|(index, offset)| {
+                    let error_code = partition_error(unstable(&name, index));
                     let (offset, epoch, metadata) = committed(offset);
                     OffsetFetchResponsePartition {
                         partition_index: index,
                         committed_offset: offset,
                         committed_leader_epoch: epoch,
                         metadata: Some(metadata),
-                        error_code: ErrorCode::None.code(),
+                        error_code,
                     }
                 })
                 .collect(),
+            name,
         })
         .collect()
 }
 
-fn group_topics(fetched: FetchedOffsets) -> Vec<OffsetFetchResponseTopics> {
+fn group_topics(
+    fetched: FetchedOffsets,
+    unstable: impl Fn(&str, i32) -> bool,
+) -> Vec<OffsetFetchResponseTopics> {
     fetched
         .into_iter()
         .map(|(name, partitions)| OffsetFetchResponseTopics {
-            name,
             partitions: partitions
                 .into_iter()
                 .map(|(index, offset)| {
+                    let error_code = partition_error(unstable(&name, index));
                     let (offset, epoch, metadata) = committed(offset);
                     OffsetFetchResponsePartitions {
                         partition_index: index,
                         committed_offset: offset,
                         committed_leader_epoch: epoch,
                         metadata: Some(metadata),
-                        error_code: ErrorCode::None.code(),
+                        error_code,
                     }
                 })
                 .collect(),
+            name,
         })
         .collect()
 }
