@@ -6,6 +6,10 @@
 //! UNKNOWN_TOPIC_OR_PARTITION and the others of the transaction with OPERATION_NOT_ATTEMPTED;
 //! otherwise every partition gets the coordinator's answer. Before v2, PRODUCER_FENCED is answered
 //! as INVALID_PRODUCER_EPOCH.
+//!
+//! With an authorizer, as in Kafka: v4+ needs ClusterAction on the cluster (else 31 at the top
+//! level); v0-3 need Write on the transactional id (else 53 for every partition), then Write on
+//! each topic (29 for its partitions, OPERATION_NOT_ATTEMPTED for the others).
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
@@ -13,12 +17,20 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::add_partitions_to_txn::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{
+    AclOperation, ResourceType, authorized, authorized_cluster, transactional_id_refusal,
+};
 use crate::storage::log::TopicPartition;
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
     let version = header.api_version;
     let request = AddPartitionsToTxnRequest::decode(d, version)?;
-    let response = if version >= 4 {
+    let response = if version >= 4 && !authorized_cluster(ctx, AclOperation::ClusterAction) {
+        AddPartitionsToTxnResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            ..AddPartitionsToTxnResponse::default()
+        }
+    } else if version >= 4 {
         AddPartitionsToTxnResponse {
             results_by_transaction: request
                 .transactions
@@ -66,7 +78,31 @@ fn add(
         .iter()
         .map(|tp| ctx.partition(tp).is_none())
         .collect();
-    let errors: Vec<ErrorCode> = if unknown.iter().any(|&u| u) {
+    // Clients' versions are checked per transactional id and topic; brokers' (v4+) passed the
+    // cluster check.
+    let id_refusal = (version < 4)
+        .then(|| transactional_id_refusal(ctx, AclOperation::Write, &t.transactional_id))
+        .flatten();
+    let denied: Vec<bool> = partitions
+        .iter()
+        .map(|tp| {
+            version < 4 && !authorized(ctx, AclOperation::Write, ResourceType::Topic, &tp.topic)
+        })
+        .collect();
+    let errors: Vec<ErrorCode> = if let Some(code) = id_refusal {
+        vec![code; partitions.len()]
+    } else if denied.iter().any(|&d| d) {
+        denied
+            .iter()
+            .map(|&d| {
+                if d {
+                    ErrorCode::TopicAuthorizationFailed
+                } else {
+                    ErrorCode::OperationNotAttempted
+                }
+            })
+            .collect()
+    } else if unknown.iter().any(|&u| u) {
         unknown
             .iter()
             .map(|&u| {

@@ -5,7 +5,8 @@
 //!
 //! The producer state belongs to the `log-writer` thread, so the handler asks it with one
 //! [`WriterCommand::DescribeProducers`] for every known partition of the request. A partition
-//! that does not exist is UNKNOWN_TOPIC_OR_PARTITION, as in Kafka.
+//! that does not exist is UNKNOWN_TOPIC_OR_PARTITION, as in Kafka. With an authorizer, the
+//! partitions of a topic the principal may not Read get TOPIC_AUTHORIZATION_FAILED.
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
@@ -13,6 +14,7 @@ use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::describe_producers::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized};
 use crate::storage::log::TopicPartition;
 use crate::storage::producer_state::ProducerDescription;
 use crate::writer::WriterCommand;
@@ -21,7 +23,8 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     let version = header.api_version;
     let request = DescribeProducersRequest::decode(d, version)?;
     let mut wanted: Vec<TopicPartition> = Vec::new();
-    for topic in &request.topics {
+    let readable = |name: &str| authorized(ctx, AclOperation::Read, ResourceType::Topic, name);
+    for topic in request.topics.iter().filter(|t| readable(&t.name)) {
         let known = ctx.topic(&topic.name);
         for &index in &topic.partition_indexes {
             if known
@@ -37,6 +40,21 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         .topics
         .iter()
         .map(|topic| {
+            if !readable(&topic.name) {
+                return TopicResponse {
+                    name: topic.name.clone(),
+                    partitions: topic
+                        .partition_indexes
+                        .iter()
+                        .map(|&index| PartitionResponse {
+                            partition_index: index,
+                            error_code: ErrorCode::TopicAuthorizationFailed.code(),
+                            error_message: None,
+                            active_producers: Vec::new(),
+                        })
+                        .collect(),
+                };
+            }
             let known = ctx.topic(&topic.name);
             let partitions = topic
                 .partition_indexes

@@ -1,12 +1,14 @@
 //! ListTransactions (key 66), versions 0-1: every transactional id, filtered by state names,
 //! producer ids and (v1) how long the transaction has been running. A state filter that names
-//! no state is returned in `unknown_state_filters`, as in Kafka.
+//! no state is returned in `unknown_state_filters`, as in Kafka. With an authorizer, only the ids
+//! the principal may Describe are listed.
 
 use super::{HandlerResult, now_ms, respond};
 use crate::broker::BrokerContext;
 use crate::protocol::RequestHeader;
 use crate::protocol::messages::list_transactions::*;
 use crate::protocol::wire::Decoder;
+use crate::security::acl::{AclOperation, ResourceType, authorized};
 use crate::txn::metadata::TxnState;
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) -> HandlerResult {
@@ -35,6 +37,14 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
             // As Kafka: with a duration, only transactions started longer ago than that.
             m.state != TxnState::Dead
                 && (request.duration_filter < 0 || now - m.start_ms > request.duration_filter)
+        })
+        .filter(|m| {
+            authorized(
+                ctx,
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                &m.transactional_id,
+            )
         })
         .map(|m| TransactionState {
             transactional_id: m.transactional_id.clone(),
