@@ -2,13 +2,15 @@
 //! `SecurityProtocol` and `listener.security.protocol.map`), and which listener the current
 //! connection thread arrived on, so that the API layer can answer with that listener's address.
 //!
-//! sprat serves PLAINTEXT and SASL_PLAINTEXT listeners ([`sasl`]). A listener mapped to SSL or
-//! SASL_SSL is refused at start-up with an error naming it, rather than served without the
-//! protection its name promises.
+//! sprat serves all four: SASL ([`sasl`]) on SASL_PLAINTEXT and SASL_SSL listeners, TLS
+//! ([`tls`]) on SSL and SASL_SSL ones. A TLS listener whose keys cannot be read is refused at
+//! start-up with an error naming the key, rather than served without the protection its name
+//! promises.
 
 pub mod jaas;
 pub mod sasl;
 pub mod scram;
+pub mod tls;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -50,12 +52,9 @@ impl SecurityProtocol {
             .find(|p| p.name().eq_ignore_ascii_case(text))
     }
 
-    /// Whether sprat can serve a listener of this protocol.
-    pub fn is_supported(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext
-        )
+    /// Whether connections speak TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
 
     /// Whether connections authenticate with SASL.
@@ -125,6 +124,8 @@ pub struct BoundListener {
     pub port: u16,
     /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
     pub sasl: Option<Arc<sasl::SaslConfig>>,
+    /// The TLS settings of an SSL or SASL_SSL listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 thread_local! {
