@@ -105,7 +105,8 @@ pub fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, SecurityProtoc
     Ok(map)
 }
 
-/// Whether a configuration key holds a secret (Kafka's PASSWORD-type keys, also with a
+/// Whether a configuration key holds a secret (Kafka's PASSWORD-type keys, the inline PEM ones
+/// among them, also with a
 /// `listener.name.NAME.` or mechanism prefix): its value is never logged nor returned by
 /// DescribeConfigs.
 pub fn is_sensitive_key(key: &str) -> bool {
@@ -113,6 +114,8 @@ pub fn is_sensitive_key(key: &str) -> bool {
     key.ends_with("password")
         || key.ends_with("sasl.jaas.config")
         || key.ends_with("ssl.keystore.key")
+        || key.ends_with("ssl.keystore.certificate.chain")
+        || key.ends_with("ssl.truststore.certificates")
 }
 
 /// A listener the broker has bound: its name, protocol and the port it actually got (which
@@ -199,6 +202,9 @@ mod tests {
             "ssl.key.password",
             "listener.name.ssl.ssl.keystore.password",
             "ssl.keystore.key",
+            "listener.name.ssl.ssl.keystore.key",
+            "ssl.keystore.certificate.chain",
+            "ssl.truststore.certificates",
         ] {
             assert!(is_sensitive_key(key), "{key}");
         }

@@ -177,6 +177,13 @@ fn keystore(
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
     check_pem_type(entry, "ssl.keystore.type")?;
     let password = entry("ssl.key.password").map(|(_, v)| v.to_string());
+    if let (Some((file_key, _)), Some((inline_key, _))) =
+        (entry("ssl.keystore.location"), entry("ssl.keystore.key"))
+    {
+        return Err(format!(
+            "both {file_key} and {inline_key} are set; give the keystore one way"
+        ));
+    }
     let (source, key_pem, chain_pem) = match entry("ssl.keystore.location") {
         Some((key, path)) => {
             let pem = read_pem_file(&key, path)?;
@@ -196,8 +203,8 @@ fn keystore(
             };
             (
                 key_key,
-                key_pem.as_bytes().to_vec(),
-                chain_pem.as_bytes().to_vec(),
+                inline_pem(key_pem).into_bytes(),
+                inline_pem(chain_pem).into_bytes(),
             )
         }
     };
@@ -220,7 +227,7 @@ fn truststore(entry: &Entry<'_>) -> Result<Option<RootCertStore>, String> {
             let pem = read_pem_file(&key, path)?;
             (key, pem)
         }
-        (None, Some((key, text))) => (key, text.as_bytes().to_vec()),
+        (None, Some((key, text))) => (key, inline_pem(text).into_bytes()),
         (None, None) => return Ok(None),
     };
     let certs = certificates(&pem).map_err(|e| format!("{source}: {e}"))?;
@@ -234,6 +241,32 @@ fn truststore(entry: &Entry<'_>) -> Result<Option<RootCertStore>, String> {
             .map_err(|e| format!("{source}: a certificate cannot be trusted: {e}"))?;
     }
     Ok(Some(roots))
+}
+
+/// An inline PEM value as a PEM file has it. In server.properties a value's lines are joined
+/// by `\` continuations into one line, or separated by spaces: each `-----BEGIN/END ...-----`
+/// marker goes on a line of its own, and the base64 between them is split at blanks.
+fn inline_pem(value: &str) -> String {
+    let mut out = String::new();
+    let push_body = |out: &mut String, body: &str| {
+        for word in body.split_whitespace() {
+            out.push_str(word);
+            out.push('\n');
+        }
+    };
+    let mut rest = value;
+    while let Some(start) = rest.find("-----") {
+        push_body(&mut out, &rest[..start]);
+        let Some(len) = rest[start + 5..].find("-----") else {
+            break;
+        };
+        let end = start + 5 + len + 5;
+        out.push_str(&rest[start..end]);
+        out.push('\n');
+        rest = &rest[end..];
+    }
+    push_body(&mut out, rest);
+    out
 }
 
 fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -334,6 +367,21 @@ mod tests {
         ] {
             let name = x509_cert::name::Name::from_str(dn).unwrap();
             assert_eq!(java_dn(&name), expected, "{dn}");
+        }
+    }
+
+    #[test]
+    fn inline_pem_values_get_their_lines_back() {
+        let expected = "-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n";
+        for value in [
+            "-----BEGIN CERTIFICATE-----AAECAw==-----END CERTIFICATE-----",
+            "-----BEGIN CERTIFICATE----- AAEC Aw== -----END CERTIFICATE-----",
+            expected,
+        ] {
+            let pem = inline_pem(value);
+            let der = pem_section(pem.as_bytes(), "CERTIFICATE").unwrap();
+            assert_eq!(der, Some(vec![0, 1, 2, 3]), "{value}");
+            assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
         }
     }
 

@@ -271,6 +271,51 @@ fn an_encrypted_key_is_read_with_ssl_key_password() {
     assert!(!log.contains("key-secret"), "{log}");
 }
 
+/// A PEM file as a server.properties value: its lines joined by `\` continuations.
+fn inline(key: &str, pem_file: &Path) -> String {
+    let text = std::fs::read_to_string(pem_file).unwrap();
+    format!(
+        "{key}={}",
+        text.trim().lines().collect::<Vec<_>>().join("\\\n")
+    )
+}
+
+#[test]
+fn inline_keys_and_certificates_are_read_and_listener_keys_win() {
+    let certs = certificates("tls_inline");
+    let port = free_port();
+    let listeners = format!("listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:{port}");
+    let key = inline(
+        "listener.name.ssl.ssl.keystore.key",
+        &certs.join("broker-key.pem"),
+    );
+    let chain = inline(
+        "listener.name.ssl.ssl.keystore.certificate.chain",
+        &certs.join("broker-cert.pem"),
+    );
+    let trusted = inline("ssl.truststore.certificates", &certs.join("ca.pem"));
+    let lines = [
+        listeners.as_str(),
+        "ssl.client.auth=none",
+        "listener.name.ssl.ssl.keystore.type=PEM",
+        &key,
+        &chain,
+        &trusted,
+        "listener.name.ssl.ssl.client.auth=required",
+    ];
+    let broker = TestBroker::start_with("tls_inline", |_| {}, &lines);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ca = certs.join("ca.pem");
+    assert!(
+        refused(tls_connect(addr, &ca, None)),
+        "client auth is required"
+    );
+    let mut client = tls_connect(addr, &ca, Some(&certs.join("client.pem"))).unwrap();
+    assert_api_versions(&api_versions_frame(&mut client).unwrap());
+    let log = log_until(&broker, "by its certificate");
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+}
+
 #[test]
 fn keystores_sprat_cannot_read_are_refused_at_start_up_naming_the_key() {
     let certs = certificates("tls_refused");
@@ -283,7 +328,12 @@ fn keystores_sprat_cannot_read_are_refused_at_start_up_naming_the_key() {
         "ssl.keystore.location={}",
         certs.join("broker-encrypted.pem").display()
     );
-    let cases: [(&[&str], &str); 5] = [
+    let inline_key = inline("ssl.keystore.key", &certs.join("broker-key.pem"));
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &[&pem, &inline_key],
+            "both ssl.keystore.location and ssl.keystore.key",
+        ),
         (&["ssl.keystore.type=JKS", &pem], "ssl.keystore.type=JKS"),
         (
             &["ssl.keystore.location=/nonexistent/keystore.pem"],
