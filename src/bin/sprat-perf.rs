@@ -121,7 +121,9 @@ impl Connection {
                 let name = rustls::pki_types::ServerName::try_from(name.clone())
                     .expect("a valid --tls-server-name");
                 let conn = rustls::ClientConnection::new(config.clone(), name).expect("TLS");
-                Box::new(rustls::StreamOwned::new(conn, stream))
+                // Buffered as the broker's are: rustls reads 4 KiB at a time.
+                let socket = sprat::server::stream::BufferedSocket::new(stream);
+                Box::new(rustls::StreamOwned::new(conn, socket))
             }
         };
         Connection {
