@@ -128,9 +128,9 @@ def test_confluent_kafka_ssl_round_trip_and_secrets_hidden(broker_factory, certs
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     resource = ConfigResource(ResourceType.BROKER, "1")
     described = admin.describe_configs([resource])[resource].result(timeout=15)
-    password = described.get("ssl.key.password")
-    if password is not None:
-        assert password.is_sensitive and password.value is None
+    password = described["ssl.key.password"]
+    assert password.is_sensitive and password.value is None
+    assert described["ssl.keystore.location"].value == str(certs / "broker-encrypted.pem")
     assert "key-secret" not in b.log_text()
 
 
