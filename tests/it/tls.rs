@@ -10,7 +10,9 @@ use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-use sprat::protocol::messages::api_versions as av;
+use sprat::protocol::messages::{
+    api_versions as av, sasl_authenticate as sa, sasl_handshake as sh,
+};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -269,6 +271,99 @@ fn an_encrypted_key_is_read_with_ssl_key_password() {
     assert_api_versions(&api_versions_frame(&mut client).unwrap());
     let log = log_until(&broker, "SSL");
     assert!(!log.contains("key-secret"), "{log}");
+}
+
+/// Sends one request over `stream` and decodes its response (header v0 or v1 as the API says).
+fn call<T>(
+    stream: &mut TlsStream,
+    api_key: i16,
+    version: i16,
+    correlation_id: i32,
+    body: impl FnOnce(&mut sprat::protocol::wire::Encoder),
+    decode: impl FnOnce(
+        &mut sprat::protocol::wire::Decoder<'_>,
+        i16,
+    ) -> sprat::protocol::wire::DecodeResult<T>,
+) -> T {
+    stream
+        .write_all(&request_frame(api_key, version, correlation_id, body))
+        .unwrap();
+    stream.flush().unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).unwrap();
+    let mut frame = vec![0u8; u32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut frame).unwrap();
+    let tagged = sprat::protocol::response_header_is_flexible(api_key, version);
+    decode_response(&frame, correlation_id, tagged, version, decode)
+}
+
+#[test]
+fn sasl_ssl_authenticates_inside_tls_and_its_principal_wins_over_the_certificate() {
+    let certs = certificates("tls_sasl_ssl");
+    let port = free_port();
+    let listeners = format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:{port}");
+    let keystore = format!(
+        "ssl.keystore.location={}",
+        certs.join("broker.pem").display()
+    );
+    let truststore = format!("ssl.truststore.location={}", certs.join("ca.pem").display());
+    let jaas = r#"listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret";"#;
+    let lines = [
+        listeners.as_str(),
+        &keystore,
+        &truststore,
+        "ssl.client.auth=required",
+        "sasl.enabled.mechanisms=PLAIN",
+        jaas,
+    ];
+    let broker = TestBroker::start_with("tls_sasl_ssl", |_| {}, &lines);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut stream =
+        tls_connect(addr, &certs.join("ca.pem"), Some(&certs.join("client.pem"))).unwrap();
+    let handshake = sh::SaslHandshakeRequest {
+        mechanism: "PLAIN".into(),
+    };
+    let response = call(
+        &mut stream,
+        sh::API_KEY,
+        1,
+        1,
+        |e| handshake.encode(e, 1),
+        sh::SaslHandshakeResponse::decode,
+    );
+    assert_eq!(
+        (response.error_code, response.mechanisms),
+        (0, vec!["PLAIN".to_string()])
+    );
+    let token = sa::SaslAuthenticateRequest {
+        auth_bytes: b"\0alice\0alice-secret".to_vec(),
+    };
+    let response = call(
+        &mut stream,
+        sa::API_KEY,
+        2,
+        2,
+        |e| token.encode(e, 2),
+        sa::SaslAuthenticateResponse::decode,
+    );
+    assert_eq!(response.error_code, 0, "{:?}", response.error_message);
+    assert_api_versions(&api_versions_frame(&mut stream).unwrap());
+    let log = log_until(&broker, "authenticated as User:alice with PLAIN");
+    assert!(!log.contains("by its certificate"), "{log}");
+    // Without SASL, nothing but ApiVersions and SaslHandshake is served, certificate or not.
+    let mut unauthenticated =
+        tls_connect(addr, &certs.join("ca.pem"), Some(&certs.join("client.pem"))).unwrap();
+    let metadata = request_frame(3, 12, 9, |e| {
+        sprat::protocol::messages::metadata::MetadataRequest::default().encode(e, 12)
+    });
+    unauthenticated.write_all(&metadata).unwrap();
+    unauthenticated.flush().unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        !matches!(unauthenticated.read(&mut byte), Ok(1)),
+        "a request before SASL was answered"
+    );
+    broker.assert_no_panics();
 }
 
 /// A PEM file as a server.properties value: its lines joined by `\` continuations.
