@@ -94,6 +94,11 @@ pub fn server_config(config: &BrokerConfig, listener: &str) -> Result<Arc<Server
     // which is why rustls marks it deprecated as a default.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    if let Some((key, _)) = entry("ssl.cipher.suites") {
+        log::warn!(
+            "{key} is not applied: listener {listener} offers rustls's default suites (TLS 1.3 AES-GCM and ChaCha20-Poly1305, TLS 1.2 ECDHE with those)"
+        );
+    }
     let versions = enabled_protocols(&entry)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)

@@ -180,6 +180,27 @@ fn socket_has_bytes(stream: &TcpStream) -> bool {
     ready
 }
 
+/// The longest a closing TLS connection waits to send its close_notify alert.
+const CLOSE_NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Drop for ClientStream {
+    /// Ends a TLS session with close_notify, as Kafka's `SslTransportLayer.close` does, so that
+    /// the client sees a clean end rather than a truncated stream. Only writes: a client that
+    /// does not read gets at most [`CLOSE_NOTIFY_TIMEOUT`].
+    fn drop(&mut self) {
+        let ClientStream::Tls(s) = self else {
+            return;
+        };
+        s.conn.send_close_notify();
+        let _ = s.sock.socket.set_write_timeout(Some(CLOSE_NOTIFY_TIMEOUT));
+        while s.conn.wants_write() {
+            if s.conn.write_tls(&mut s.sock).is_err() {
+                break;
+            }
+        }
+    }
+}
+
 impl Read for ClientStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -452,3 +452,18 @@ fn keystores_sprat_cannot_read_are_refused_at_start_up_naming_the_key() {
         assert!(!stderr.contains("wrong-secret"), "{stderr}");
     }
 }
+
+#[test]
+fn a_connection_the_broker_closes_ends_with_close_notify() {
+    let certs = certificates("tls_close_notify");
+    let (broker, addr) = ssl_broker("tls_close_notify", &certs, &[]);
+    let mut client = tls_connect(addr, &certs.join("ca.pem"), None).unwrap();
+    // An unknown API key: Kafka, and sprat, close the connection.
+    client.write_all(&request_frame(999, 0, 1, |_| {})).unwrap();
+    client.flush().unwrap();
+    let mut byte = [0u8; 1];
+    // rustls reports a clean end (0 bytes) only after close_notify; a bare TCP close is an
+    // UnexpectedEof error.
+    assert_eq!(client.read(&mut byte).unwrap(), 0);
+    broker.assert_no_panics();
+}
