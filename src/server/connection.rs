@@ -1,5 +1,7 @@
 //! One client connection: read a size-prefixed frame, decode the request header, dispatch, write
-//! the response, repeat. Requests on a connection are answered strictly in order.
+//! the response, repeat. Requests on a connection are answered strictly in order. On an SSL or
+//! SASL_SSL listener the frames travel inside TLS ([`super::stream`]), whose handshake comes
+//! first.
 //!
 //! Framing rules: a size prefix that is negative or larger than `socket.request.max.bytes` is
 //! refused before anything is allocated, and the connection is closed, because the start of the
@@ -19,7 +21,7 @@ use super::zero_copy;
 use crate::broker::BrokerContext;
 use crate::protocol::{self, RequestHeader, wire::Decoder};
 use crate::security::sasl::{AUTHENTICATION_TIMEOUT, SaslSession};
-use crate::security::tls;
+use crate::security::{BoundListener, tls};
 use byteorder::{BigEndian, ByteOrder};
 use log::{debug, info, trace, warn};
 use std::collections::VecDeque;
@@ -68,29 +70,9 @@ pub fn serve(socket: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool: Arc
     let _ = socket.set_read_timeout(Some(idle));
     let _ = socket.set_write_timeout(Some(idle));
     let listener = crate::security::current_listener();
-    let mut stream = match listener.as_ref().and_then(|l| l.tls.clone()) {
-        None => ClientStream::Plain(socket),
-        Some(tls) => {
-            match ClientStream::accept_tls(socket, tls, idle.min(AUTHENTICATION_TIMEOUT)) {
-                Ok(stream) => stream,
-                Err(e) => {
-                    // Garbage, a plaintext client or a client that does not trust us: this
-                    // connection's problem only.
-                    info!("closing connection to {peer}: TLS handshake failed: {e}");
-                    return;
-                }
-            }
-        }
+    let Some(mut stream) = open_stream(socket, listener.as_deref(), idle, &peer) else {
+        return;
     };
-    let uses_sasl = listener.as_ref().is_some_and(|l| l.sasl.is_some());
-    if !uses_sasl
-        && let Some(principal) = stream
-            .peer_certificate()
-            .and_then(|c| tls::principal_of(&c))
-    {
-        info!("{peer} authenticated as {principal} by its certificate");
-        crate::security::set_current_principal(&principal);
-    }
     let max_frame = ctx.config.socket_request_max_bytes;
     let mut frame = Vec::new();
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
@@ -197,6 +179,39 @@ pub fn serve(socket: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool: Arc
             frame = Vec::new();
         }
     }
+}
+
+/// The connection's stream: the socket itself, or on an SSL or SASL_SSL listener a TLS session
+/// whose handshake has finished within the authentication deadline. On an SSL listener a client
+/// certificate's subject becomes the connection's principal; on SASL_SSL the SASL exchange
+/// decides it. `None` when the handshake failed (closing only this connection).
+fn open_stream(
+    socket: TcpStream,
+    listener: Option<&BoundListener>,
+    idle: Duration,
+    peer: &str,
+) -> Option<ClientStream> {
+    let Some(tls) = listener.and_then(|l| l.tls.clone()) else {
+        return Some(ClientStream::Plain(socket));
+    };
+    let stream = match ClientStream::accept_tls(socket, tls, idle.min(AUTHENTICATION_TIMEOUT)) {
+        Ok(stream) => stream,
+        Err(e) => {
+            // Garbage, a plaintext client or a client that does not trust us.
+            info!("closing connection to {peer}: TLS handshake failed: {e}");
+            return None;
+        }
+    };
+    let uses_sasl = listener.is_some_and(|l| l.sasl.is_some());
+    if !uses_sasl
+        && let Some(principal) = stream
+            .peer_certificate()
+            .and_then(|c| tls::principal_of(&c))
+    {
+        info!("{peer} authenticated as {principal} by its certificate");
+        crate::security::set_current_principal(&principal);
+    }
+    Some(stream)
 }
 
 /// Runs a request's code, turning a panic (a bug in sprat) into a close of this connection only.
