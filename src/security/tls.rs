@@ -215,7 +215,9 @@ fn keystore(
     };
     let chain = certificates(&chain_pem).map_err(|e| format!("{source}: {e}"))?;
     if chain.is_empty() {
-        return Err(format!("{source}: no CERTIFICATE in the PEM"));
+        return Err(format!(
+            "{source}: no PEM CERTIFICATE in it (sprat reads PEM stores only, not JKS or PKCS12)"
+        ));
     }
     let key = private_key(&key_pem, password.as_deref()).map_err(|e| format!("{source}: {e}"))?;
     Ok((chain, key))
@@ -237,7 +239,9 @@ fn truststore(entry: &Entry<'_>) -> Result<Option<RootCertStore>, String> {
     };
     let certs = certificates(&pem).map_err(|e| format!("{source}: {e}"))?;
     if certs.is_empty() {
-        return Err(format!("{source}: no CERTIFICATE in the PEM"));
+        return Err(format!(
+            "{source}: no PEM CERTIFICATE in it (sprat reads PEM stores only, not JKS or PKCS12)"
+        ));
     }
     let mut roots = RootCertStore::empty();
     for cert in certs {

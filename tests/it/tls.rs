@@ -424,7 +424,11 @@ fn keystores_sprat_cannot_read_are_refused_at_start_up_naming_the_key() {
         certs.join("broker-encrypted.pem").display()
     );
     let inline_key = inline("ssl.keystore.key", &certs.join("broker-key.pem"));
-    let cases: [(&[&str], &str); 6] = [
+    let binary = certs.join("store.jks");
+    std::fs::write(&binary, b"\xfe\xed\xfe\xed\x00\x00\x00\x02 not PEM").unwrap();
+    let untyped_jks = format!("ssl.keystore.location={}", binary.display());
+    let cases: [(&[&str], &str); 7] = [
+        (&[&untyped_jks], "not JKS or PKCS12"),
         (
             &[&pem, &inline_key],
             "both ssl.keystore.location and ssl.keystore.key",
