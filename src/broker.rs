@@ -288,23 +288,27 @@ impl Broker {
 }
 
 /// Binds every listener that is not a controller listener, the broker listener first. An error
-/// names the listener that could not be bound, or whose security protocol sprat does not serve.
+/// names the listener that could not be bound, or whose TLS or SASL settings are wrong.
 fn bind_listeners(config: &BrokerConfig) -> io::Result<Vec<(TcpListener, Arc<BoundListener>)>> {
     let mut bound = Vec::new();
     for listener in config.bound_listeners() {
         let protocol = config.security_protocol(&listener.name);
-        if !protocol.is_supported() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "listener {listener} uses {protocol}, which sprat does not serve yet (only PLAINTEXT and SASL_PLAINTEXT)"
-                ),
-            ));
-        }
         let sasl = if protocol.uses_sasl() {
             let sasl = SaslConfig::for_listener(config, &listener.name)
                 .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))?;
             Some(Arc::new(sasl))
+        } else {
+            None
+        };
+        let tls = if protocol.uses_tls() {
+            let tls =
+                crate::security::tls::server_config(config, &listener.name).map_err(|reason| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("listener {listener}: {reason}"),
+                    )
+                })?;
+            Some(tls)
         } else {
             None
         };
@@ -317,6 +321,7 @@ fn bind_listeners(config: &BrokerConfig) -> io::Result<Vec<(TcpListener, Arc<Bou
             protocol,
             port: socket.local_addr()?.port(),
             sasl,
+            tls,
         };
         bound.push((socket, Arc::new(bound_listener)));
     }

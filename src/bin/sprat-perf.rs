@@ -11,6 +11,8 @@
 //! partition, reads Metadata for all of them and fetches every record back, timing each step.
 //! `connections` opens `--count` connections, has each answer an ApiVersions request, and holds
 //! them open until its standard input closes.
+//! With `--tls-ca CA.pem` every connection speaks TLS (rustls), trusting that CA and checking the
+//! broker's certificate for `--tls-server-name`, to compare an SSL listener with a plaintext one.
 
 use clap::{Parser, Subcommand};
 use sprat::protocol::messages::{create_topics, fetch, list_offsets, metadata, produce};
@@ -30,6 +32,12 @@ struct Args {
     /// Broker address.
     #[arg(long, default_value = "127.0.0.1:9092", global = true)]
     bootstrap: String,
+    /// Connect with TLS, trusting the certificates of this PEM file.
+    #[arg(long, global = true)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// The name the broker's certificate must hold (with --tls-ca).
+    #[arg(long, default_value = "localhost", global = true)]
+    tls_server_name: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,9 +76,36 @@ enum Command {
     },
 }
 
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// The TLS settings of every connection, when `--tls-ca` is given.
+static TLS: std::sync::OnceLock<(Arc<rustls::ClientConfig>, String)> = std::sync::OnceLock::new();
+
+fn tls_config(ca: &std::path::Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(ca).unwrap_or_else(|e| panic!("{}: {e}", ca.display()))
+    {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("a CA certificate");
+    }
+    // ring, as the broker uses: it builds without cmake.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
 /// A blocking connection that sends one request and waits for its response.
 struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn ReadWrite>,
     correlation_id: i32,
     buf: Vec<u8>,
 }
@@ -80,6 +115,17 @@ impl Connection {
         let stream =
             TcpStream::connect(addr).unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
         stream.set_nodelay(true).ok();
+        let stream: Box<dyn ReadWrite> = match TLS.get() {
+            None => Box::new(stream),
+            Some((config, name)) => {
+                let name = rustls::pki_types::ServerName::try_from(name.clone())
+                    .expect("a valid --tls-server-name");
+                let conn = rustls::ClientConnection::new(config.clone(), name).expect("TLS");
+                // Buffered as the broker's are: rustls reads 4 KiB at a time.
+                let socket = sprat::server::stream::BufferedSocket::new(stream);
+                Box::new(rustls::StreamOwned::new(conn, socket))
+            }
+        };
         Connection {
             stream,
             correlation_id: 0,
@@ -130,6 +176,7 @@ impl Connection {
         let size = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&size.to_be_bytes());
         self.stream.write_all(&frame).expect("send");
+        self.stream.flush().expect("send");
     }
 
     fn receive(&mut self) -> &[u8] {
@@ -468,6 +515,9 @@ fn run_fetch(addr: &str, topic: &str, max_bytes: i32) {
 
 fn main() {
     let args = Args::parse();
+    if let Some(ca) = &args.tls_ca {
+        let _ = TLS.set((tls_config(ca), args.tls_server_name.clone()));
+    }
     match args.command {
         Command::Produce(load) => run_produce(&args.bootstrap, load),
         Command::Fetch { topic, max_bytes } => run_fetch(&args.bootstrap, &topic, max_bytes),

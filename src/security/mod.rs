@@ -2,14 +2,16 @@
 //! `SecurityProtocol` and `listener.security.protocol.map`), and which listener the current
 //! connection thread arrived on, so that the API layer can answer with that listener's address.
 //!
-//! sprat serves PLAINTEXT and SASL_PLAINTEXT listeners ([`sasl`]). A listener mapped to SSL or
-//! SASL_SSL is refused at start-up with an error naming it, rather than served without the
-//! protection its name promises.
+//! sprat serves all four: SASL ([`sasl`]) on SASL_PLAINTEXT and SASL_SSL listeners, TLS
+//! ([`tls`]) on SSL and SASL_SSL ones. A TLS listener whose keys cannot be read is refused at
+//! start-up with an error naming the key, rather than served without the protection its name
+//! promises.
 
 pub mod acl;
 pub mod jaas;
 pub mod sasl;
 pub mod scram;
+pub mod tls;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -51,12 +53,9 @@ impl SecurityProtocol {
             .find(|p| p.name().eq_ignore_ascii_case(text))
     }
 
-    /// Whether sprat can serve a listener of this protocol.
-    pub fn is_supported(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext
-        )
+    /// Whether connections speak TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
 
     /// Whether connections authenticate with SASL.
@@ -107,7 +106,8 @@ pub fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, SecurityProtoc
     Ok(map)
 }
 
-/// Whether a configuration key holds a secret (Kafka's PASSWORD-type keys, also with a
+/// Whether a configuration key holds a secret (Kafka's PASSWORD-type keys, the inline PEM ones
+/// among them, also with a
 /// `listener.name.NAME.` or mechanism prefix): its value is never logged nor returned by
 /// DescribeConfigs.
 pub fn is_sensitive_key(key: &str) -> bool {
@@ -115,6 +115,8 @@ pub fn is_sensitive_key(key: &str) -> bool {
     key.ends_with("password")
         || key.ends_with("sasl.jaas.config")
         || key.ends_with("ssl.keystore.key")
+        || key.ends_with("ssl.keystore.certificate.chain")
+        || key.ends_with("ssl.truststore.certificates")
 }
 
 /// A listener the broker has bound: its name, protocol and the port it actually got (which
@@ -126,6 +128,8 @@ pub struct BoundListener {
     pub port: u16,
     /// The SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
     pub sasl: Option<Arc<sasl::SaslConfig>>,
+    /// The TLS settings of an SSL or SASL_SSL listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 thread_local! {
@@ -199,6 +203,9 @@ mod tests {
             "ssl.key.password",
             "listener.name.ssl.ssl.keystore.password",
             "ssl.keystore.key",
+            "listener.name.ssl.ssl.keystore.key",
+            "ssl.keystore.certificate.chain",
+            "ssl.truststore.certificates",
         ] {
             assert!(is_sensitive_key(key), "{key}");
         }

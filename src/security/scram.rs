@@ -182,7 +182,7 @@ impl ScramServer {
                 return Step::Failed(format!("invalid SCRAM client-first message: {reason}"));
             }
         };
-        let mut random = [0u8; 24];
+        let mut random = [0u8; SERVER_NONCE_BYTES];
         if getrandom::fill(&mut random).is_err() {
             return Step::Failed("the broker could not generate a nonce".into());
         }
@@ -206,6 +206,24 @@ impl ScramServer {
         };
         Step::Continue(challenge)
     }
+}
+
+/// The random bytes of the server's part of the nonce (32 characters in base64).
+const SERVER_NONCE_BYTES: usize = 24;
+
+/// Whether client-final's nonce is the one server-first sent (client nonce + server part). Also
+/// accepted, as Kafka's `endsWith` check accepts it: the client nonce once more in front, which
+/// librdkafka 2.0 (kcat 1.7) sends. The proof covers the nonce as sent, so this admits nothing
+/// the server did not make fresh.
+fn nonce_matches(sent: &str, expected: &str) -> bool {
+    if sent == expected {
+        return true;
+    }
+    let client_len = expected
+        .len()
+        .saturating_sub(SERVER_NONCE_BYTES.div_ceil(3) * 4);
+    sent.strip_suffix(expected)
+        .is_some_and(|prefix| prefix.len() == client_len && expected.starts_with(prefix))
 }
 
 struct AuthState<'a> {
@@ -237,7 +255,7 @@ impl AuthState<'_> {
             .next()
             .and_then(|a| a.strip_prefix("r="))
             .ok_or_else(|| bad("no nonce"))?;
-        if nonce != self.nonce {
+        if !nonce_matches(nonce, self.nonce) {
             return Err(bad("the nonce does not match"));
         }
         let proof = BASE64
@@ -324,6 +342,23 @@ fn decode_sasl_name(name: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn librdkafka_2_0_doubled_client_nonce_is_accepted() {
+        let server_part = "A".repeat(32);
+        let expected = format!("abc{server_part}");
+        assert!(nonce_matches(&expected, &expected));
+        assert!(nonce_matches(&format!("abc{expected}"), &expected));
+        for wrong in [
+            format!("xyz{expected}"),
+            format!("ab{expected}"),
+            format!("abcabc{expected}"),
+            server_part.clone(),
+            format!("abc{}", "B".repeat(32)),
+        ] {
+            assert!(!nonce_matches(&wrong, &expected), "{wrong}");
+        }
+    }
 
     /// RFC 7677's SCRAM-SHA-256 example exchange (user "user", password "pencil").
     #[test]

@@ -1,5 +1,7 @@
 //! One client connection: read a size-prefixed frame, decode the request header, dispatch, write
-//! the response, repeat. Requests on a connection are answered strictly in order.
+//! the response, repeat. Requests on a connection are answered strictly in order. On an SSL or
+//! SASL_SSL listener the frames travel inside TLS ([`super::stream`]), whose handshake comes
+//! first.
 //!
 //! Framing rules: a size prefix that is negative or larger than `socket.request.max.bytes` is
 //! refused before anything is allocated, and the connection is closed, because the start of the
@@ -14,12 +16,14 @@
 
 use super::apis::{self, Deferred, Outcome};
 use super::limits::{MemoryPool, Reservation};
+use super::stream::ClientStream;
 use super::zero_copy;
 use crate::broker::BrokerContext;
 use crate::protocol::{self, RequestHeader, wire::Decoder};
-use crate::security::sasl::SaslSession;
+use crate::security::sasl::{AUTHENTICATION_TIMEOUT, SaslSession};
+use crate::security::{BoundListener, tls};
 use byteorder::{BigEndian, ByteOrder};
-use log::{debug, trace, warn};
+use log::{debug, info, trace, warn};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -57,19 +61,23 @@ pub fn client_host() -> String {
 /// gets them appended and fsynced as one group. Responses still go out strictly in request
 /// order, and any other request first waits for the produces before it, so it sees their effects
 /// as it would in Kafka.
-pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool: Arc<MemoryPool>) {
-    if let Ok(addr) = stream.peer_addr() {
+pub fn serve(socket: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool: Arc<MemoryPool>) {
+    if let Ok(addr) = socket.peer_addr() {
         CLIENT_HOST.with(|h| *h.borrow_mut() = format!("/{}", addr.ip()));
     }
-    let _ = stream.set_nodelay(true);
+    let _ = socket.set_nodelay(true);
     let idle = Duration::from_millis(ctx.config.connections_max_idle_ms.max(1));
-    let _ = stream.set_read_timeout(Some(idle));
-    let _ = stream.set_write_timeout(Some(idle));
+    let _ = socket.set_read_timeout(Some(idle));
+    let _ = socket.set_write_timeout(Some(idle));
+    let listener = crate::security::current_listener();
+    let Some(mut stream) = open_stream(socket, listener.as_deref(), idle, &peer) else {
+        return;
+    };
     let max_frame = ctx.config.socket_request_max_bytes;
     let mut frame = Vec::new();
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     // On a SASL listener, requests go through the authenticator first.
-    let mut sasl = crate::security::current_listener()
+    let mut sasl = listener
         .and_then(|l| l.sasl.clone())
         .map(|config| SaslSession::new(config, idle));
     let mut read_timeout = idle;
@@ -79,14 +87,14 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
             // Until it authenticates, a client has what is left of the authentication deadline.
             let timeout = session.read_timeout(idle);
             if timeout != read_timeout {
-                let _ = stream.set_read_timeout(Some(timeout));
+                let _ = stream.socket().set_read_timeout(Some(timeout));
                 read_timeout = timeout;
             }
         }
         let max_frame = sasl
             .as_ref()
             .map_or(max_frame, |s| s.frame_limit(max_frame));
-        if !in_flight.is_empty() && (in_flight.len() >= MAX_IN_FLIGHT || !more_to_read(&stream)) {
+        if !in_flight.is_empty() && (in_flight.len() >= MAX_IN_FLIGHT || !stream.more_to_read()) {
             if !finish_oldest(&mut stream, &peer, &ctx, &mut in_flight) {
                 return;
             }
@@ -173,6 +181,39 @@ pub fn serve(mut stream: TcpStream, peer: String, ctx: Arc<BrokerContext>, pool:
     }
 }
 
+/// The connection's stream: the socket itself, or on an SSL or SASL_SSL listener a TLS session
+/// whose handshake has finished within the authentication deadline. On an SSL listener a client
+/// certificate's subject becomes the connection's principal; on SASL_SSL the SASL exchange
+/// decides it. `None` when the handshake failed (closing only this connection).
+fn open_stream(
+    socket: TcpStream,
+    listener: Option<&BoundListener>,
+    idle: Duration,
+    peer: &str,
+) -> Option<ClientStream> {
+    let Some(tls) = listener.and_then(|l| l.tls.clone()) else {
+        return Some(ClientStream::Plain(socket));
+    };
+    let stream = match ClientStream::accept_tls(socket, tls, idle.min(AUTHENTICATION_TIMEOUT)) {
+        Ok(stream) => stream,
+        Err(e) => {
+            // Garbage, a plaintext client or a client that does not trust us.
+            info!("closing connection to {peer}: TLS handshake failed: {e}");
+            return None;
+        }
+    };
+    let uses_sasl = listener.is_some_and(|l| l.sasl.is_some());
+    if !uses_sasl
+        && let Some(principal) = stream
+            .peer_certificate()
+            .and_then(|c| tls::principal_of(&c))
+    {
+        info!("{peer} authenticated as {principal} by its certificate");
+        crate::security::set_current_principal(&principal);
+    }
+    Some(stream)
+}
+
 /// Runs a request's code, turning a panic (a bug in sprat) into a close of this connection only.
 fn guarded(handle: impl FnOnce() -> Outcome) -> Outcome {
     panic::catch_unwind(AssertUnwindSafe(handle)).unwrap_or_else(|_| {
@@ -181,11 +222,11 @@ fn guarded(handle: impl FnOnce() -> Outcome) -> Outcome {
 }
 
 /// Writes an outcome to the client. Returns false when the connection must end.
-fn deliver(stream: &mut TcpStream, peer: &str, outcome: Outcome) -> bool {
+fn deliver(stream: &mut ClientStream, peer: &str, outcome: Outcome) -> bool {
     let written = match outcome {
         Outcome::Respond(response) => {
             trace!("{peer} response bytes: {:02x?}", response);
-            stream.write_all(&response)
+            stream.write_all(&response).and_then(|()| stream.flush())
         }
         Outcome::RespondChunks(chunks) => {
             trace!("{peer} response chunks: {:02x?}", chunks);
@@ -220,7 +261,7 @@ fn deliver(stream: &mut TcpStream, peer: &str, outcome: Outcome) -> bool {
 
 /// Waits for the oldest in-flight produce and answers it.
 fn finish_oldest(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     peer: &str,
     ctx: &BrokerContext,
     in_flight: &mut VecDeque<InFlight>,
@@ -243,7 +284,7 @@ fn finish_oldest(
 /// connection reads nothing for the throttle time, as Kafka mutes a throttled channel.
 fn mute(
     in_flight: &mut VecDeque<InFlight>,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     peer: &str,
     ctx: &BrokerContext,
 ) {
@@ -274,7 +315,7 @@ struct InFlight {
 
 /// Answers every in-flight produce, oldest first.
 fn finish_all(
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     peer: &str,
     ctx: &BrokerContext,
     in_flight: &mut VecDeque<InFlight>,
@@ -301,28 +342,16 @@ fn drop_connection(peer: &str, e: &io::Error, idle: Duration) {
     }
 }
 
-/// Whether the client has sent more bytes that can be read without waiting.
-fn more_to_read(stream: &TcpStream) -> bool {
-    if stream.set_nonblocking(true).is_err() {
-        return false;
-    }
-    let mut byte = [0u8; 1];
-    let ready = matches!(stream.peek(&mut byte), Ok(n) if n > 0);
-    if let Err(e) = stream.set_nonblocking(false) {
-        // Reads would fail as if idle and drop the connection: say why.
-        warn!("could not make a client socket blocking again: {e}");
-    }
-    ready
-}
-
 /// Reads a frame's size prefix and checks it against `socket.request.max.bytes`. Returns
 /// `Ok(None)` on a clean end of stream before a frame.
-fn read_size(stream: &mut TcpStream, max_frame: usize) -> io::Result<Option<usize>> {
+fn read_size(stream: &mut ClientStream, max_frame: usize) -> io::Result<Option<usize>> {
     let mut size_bytes = [0u8; 4];
     let mut read = 0;
     while read < 4 {
         match stream.read(&mut size_bytes[read..]) {
             Ok(0) if read == 0 => return Ok(None),
+            // A TLS client that closes its socket without close_notify, between requests.
+            Err(e) if read == 0 && e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -348,7 +377,7 @@ fn read_size(stream: &mut TcpStream, max_frame: usize) -> io::Result<Option<usiz
 /// starts at no more than [`RETAINED_BUFFER_BYTES`] and grows as bytes arrive, so a client that
 /// declares a large frame and trickles it does not make sprat allocate it all up front; the
 /// bytes are read into spare capacity without zeroing it first.
-fn read_body(stream: &mut TcpStream, frame: &mut Vec<u8>, size: usize) -> io::Result<()> {
+fn read_body(stream: &mut ClientStream, frame: &mut Vec<u8>, size: usize) -> io::Result<()> {
     frame.clear();
     frame.reserve(size.min(RETAINED_BUFFER_BYTES));
     let read = stream.take(size as u64).read_to_end(frame)?;

@@ -5,6 +5,7 @@
 pub mod apis;
 pub mod connection;
 pub mod limits;
+pub mod stream;
 pub mod zero_copy;
 
 use crate::broker::BrokerContext;

@@ -13,12 +13,14 @@
 //! A region that is small is cheaper to copy than to send by itself: below
 //! [`MIN_SPLICED_BYTES`] the handler reads it into the frame instead.
 
+use super::stream::ClientStream;
 use crate::storage::segment::FileRegion;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
 /// Regions shorter than this are copied into the response rather than sent from the file.
@@ -141,19 +143,47 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Writes a response's chunks to the client: bytes with `write`, file regions with `sendfile`.
-/// A file shorter than its region (which a published batch never is) is an error, and the
+/// Writes a response's chunks to the client: bytes with `write`, file regions with `sendfile`
+/// on a plaintext socket, or read and written through TLS, which must encrypt them, on a TLS
+/// one. A file shorter than its region (which a published batch never is) is an error, and the
 /// connection must then be closed: the frame's size was already sent.
-pub fn write_chunks(stream: &mut TcpStream, chunks: &[Chunk]) -> io::Result<()> {
-    let corked = chunks.len() > 1 && set_cork(stream, true).is_ok();
+pub fn write_chunks(stream: &mut ClientStream, chunks: &[Chunk]) -> io::Result<()> {
+    let ClientStream::Plain(socket) = stream else {
+        return write_chunks_copied(stream, chunks);
+    };
+    let corked = chunks.len() > 1 && set_cork(socket, true).is_ok();
     let result = chunks.iter().try_for_each(|chunk| match chunk {
-        Chunk::Bytes(bytes) => stream.write_all(bytes),
-        Chunk::File(region) => send_file(stream, &region.file, region.position, region.len),
+        Chunk::Bytes(bytes) => socket.write_all(bytes),
+        Chunk::File(region) => send_file(socket, &region.file, region.position, region.len),
     });
     if corked {
-        let _ = set_cork(stream, false);
+        let _ = set_cork(socket, false);
     }
     result
+}
+
+/// The bytes read from a segment file at a time for a TLS connection.
+const COPY_BUFFER_BYTES: usize = 64 << 10;
+
+fn write_chunks_copied(stream: &mut ClientStream, chunks: &[Chunk]) -> io::Result<()> {
+    let mut buffer = Vec::new();
+    for chunk in chunks {
+        match chunk {
+            Chunk::Bytes(bytes) => stream.write_all(bytes)?,
+            Chunk::File(region) => {
+                buffer.resize(COPY_BUFFER_BYTES.min(region.len as usize), 0);
+                let mut position = region.position;
+                let end = region.position + region.len;
+                while position < end {
+                    let n = ((end - position) as usize).min(buffer.len());
+                    region.file.read_exact_at(&mut buffer[..n], position)?;
+                    stream.write_all(&buffer[..n])?;
+                    position += n as u64;
+                }
+            }
+        }
+    }
+    stream.flush()
 }
 
 /// Sends `len` bytes of `file` from `position`. The socket is made non-blocking for the

@@ -105,7 +105,7 @@ fn a_listener_without_advertised_address_advertises_itself() {
 }
 
 /// Runs sprat on a configuration that must be refused and returns its stderr.
-fn refused_start(name: &str, lines: &[&str]) -> String {
+pub(crate) fn refused_start(name: &str, lines: &[&str]) -> String {
     let dir = temp_dir(name);
     let config = dir.join("server.properties");
     let mut text = format!("log.dirs={}\n", dir.join("logs").display());
@@ -136,13 +136,13 @@ fn a_listener_without_a_security_protocol_is_refused() {
 }
 
 #[test]
-fn a_listener_sprat_cannot_secure_is_refused_at_start_up() {
+fn an_ssl_listener_without_a_keystore_is_refused_at_start_up() {
     let stderr = refused_start(
-        "listeners_unsupported_protocol",
+        "listeners_ssl_without_keystore",
         &["listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"],
     );
     assert!(
-        stderr.contains("SSL") && stderr.contains("does not serve"),
+        stderr.contains("listener SSL") && stderr.contains("ssl.keystore.location"),
         "{stderr}"
     );
 }

@@ -20,5 +20,6 @@ mod sasl;
 mod scale;
 mod scripts;
 mod storage;
+mod tls;
 mod transactions;
 mod txn_log;

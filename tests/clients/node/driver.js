@@ -28,7 +28,19 @@ const timer = setTimeout(
 )
 let progress = () => 'no progress reported'
 
-const kafka = new Kafka({ clientId: 'sprat-e2e', brokers: spec.brokers })
+// spec.ssl: {ca, cert, key} file paths (each optional); spec.sasl: kafkajs's own
+// {mechanism, username, password}.
+function tlsOptions(ssl) {
+  if (!ssl) return undefined
+  const read = p => (p ? fs.readFileSync(p) : undefined)
+  return { ca: ssl.ca ? [read(ssl.ca)] : undefined, cert: read(ssl.cert), key: read(ssl.key) }
+}
+const kafka = new Kafka({
+  clientId: 'sprat-e2e',
+  brokers: spec.brokers,
+  ssl: tlsOptions(spec.ssl),
+  sasl: spec.sasl,
+})
 const b64 = b => (b === null || b === undefined ? null : Buffer.from(b).toString('base64'))
 const unb64 = s => (s === null || s === undefined ? null : Buffer.from(s, 'base64'))
 
