@@ -207,6 +207,7 @@ impl Broker {
             quotas: crate::quota::QuotaManager::default(),
             zero_copy_fetch,
         });
+        context.group_coordinator.attach(&context);
         context.group_coordinator.start_expiration_thread()?;
         let writer = LogWriter::new(context.clone(), logs);
         let writer_thread = std::thread::Builder::new()
