@@ -903,4 +903,67 @@ mod tests {
         assert!(flatten(&got).all(|tp| !flatten(&kept).any(|k| k == tp)));
         assert_eq!(group.state(), "Stable");
     }
+
+    #[test]
+    fn records_replay_to_the_same_group() {
+        let mut image = MetadataImage::default();
+        image.apply(&crate::metadata::MetadataRecord::Topic(
+            crate::metadata::records::topic_record::TopicRecord {
+                name: "t".into(),
+                topic_id: Uuid([7; 16]),
+            },
+        ));
+        for p in 0..4 {
+            image.apply(&crate::controller::partition_record(1, Uuid([7; 16]), p));
+        }
+        let config = ConsumerGroupConfig::default();
+        let mut group = ConsumerGroup::default();
+        let now = Instant::now();
+        let join = |id: &str| Heartbeat {
+            group_id: "g".into(),
+            member_id: id.into(),
+            member_epoch: 0,
+            instance_id: Some(format!("{id}-instance")),
+            rack_id: None,
+            rebalance_timeout_ms: 30000,
+            subscribed: Some(vec!["t".into()]),
+            assignor: Some("range".into()),
+            owned: Some(Partitions::new()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+        };
+        group.heartbeat(join("a"), &image, &config, || unreachable!(), now);
+        // b joins: a must revoke, so the records hold a pending revocation too.
+        group.heartbeat(join("b"), &image, &config, || unreachable!(), now);
+        let mut beat = join("a");
+        beat.member_epoch = 1;
+        beat.subscribed = None;
+        beat.owned = None;
+        group.heartbeat(beat, &image, &config, || unreachable!(), now);
+        let records = group.records("g");
+        assert!(records.iter().any(|r| matches!(
+            r,
+            ConsumerGroupRecord::CurrentMemberAssignment { value: Some(a), .. }
+                if a.state == MEMBER_STATE_UNREVOKED_PARTITIONS && !a.pending_revocation.is_empty()
+        )));
+        let mut restored = ConsumerGroup::default();
+        let later = now + Duration::from_secs(5);
+        for r in records.clone() {
+            restored.replay(r, later);
+        }
+        assert_eq!(restored.records("g"), records);
+        assert_eq!((restored.epoch, restored.assignment_epoch), (2, 2));
+        assert_eq!(restored.state(), group.state());
+        assert_eq!(restored.members["a"].session_deadline, later);
+        // A member tombstone removes it.
+        restored.replay(
+            ConsumerGroupRecord::MemberMetadata {
+                group_id: "g".into(),
+                member_id: "b".into(),
+                value: None,
+            },
+            later,
+        );
+        assert!(!restored.members.contains_key("b"));
+    }
 }

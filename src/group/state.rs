@@ -1937,6 +1937,126 @@ mod tests {
         );
     }
 
+    /// A Stable group of one at generation 1, its assignment stored.
+    fn stable_group(now: Instant) -> Group {
+        let (mut g, _) = group_with_leader(now);
+        let t = pending(g.sync(
+            SyncRequest {
+                member_id: "a".into(),
+                generation_id: 1,
+                assignments: vec![("a".into(), vec![7])],
+                ..SyncRequest::default()
+            },
+            now,
+        ));
+        g.take_sync_result(t).unwrap();
+        g
+    }
+
+    #[test]
+    fn generations_are_stored_and_restored() {
+        let now = Instant::now();
+        let (mut g, _) = group_with_leader(now);
+        assert!(
+            !g.take_store_due(),
+            "nothing to store before the leader syncs"
+        );
+        let t = pending(g.sync(
+            SyncRequest {
+                member_id: "a".into(),
+                generation_id: 1,
+                assignments: vec![("a".into(), vec![7])],
+                ..SyncRequest::default()
+            },
+            now,
+        ));
+        g.take_sync_result(t).unwrap();
+        assert!(g.take_store_due(), "the leader's assignment is stored");
+        assert!(!g.take_store_due());
+        let value = g.metadata_value(42);
+        assert_eq!(
+            (
+                value.generation,
+                value.protocol.as_deref(),
+                value.leader.as_deref()
+            ),
+            (1, Some("range"), Some("a"))
+        );
+        assert_eq!(
+            value.members[0].subscription,
+            vec![1],
+            "the chosen protocol's metadata"
+        );
+        assert_eq!(value.members[0].assignment, vec![7]);
+
+        let later = now + Duration::from_secs(1);
+        let mut restored = Group::restore("g", CONFIG, &value, later);
+        assert_eq!(restored.state(), GroupState::Stable);
+        assert_eq!(restored.generation_id(), 1);
+        assert_eq!(restored.summary(), g.summary());
+        assert_eq!(
+            restored.next_deadline(),
+            Some(later + Duration::from_millis(5000)),
+            "the member must heartbeat within its session timeout"
+        );
+        assert_eq!(restored.heartbeat("a", None, 1, later), ErrorCode::None);
+        // Without heartbeats it expires; the group's Empty generation is then stored.
+        assert!(restored.tick(later + Duration::from_secs(10)));
+        assert_eq!(restored.state(), GroupState::Empty);
+        assert!(restored.take_store_due());
+        let empty = restored.metadata_value(43);
+        assert_eq!((empty.generation, empty.members.len()), (2, 0));
+        let again = Group::restore("g", CONFIG, &empty, later);
+        assert_eq!(again.state(), GroupState::Empty);
+        assert_eq!(again.empty_since_ms, Some(43));
+    }
+
+    #[test]
+    fn expired_offsets_follow_kafkas_rules() {
+        let now = Instant::now();
+        let offset = |commit_timestamp_ms| OffsetAndMetadata {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms,
+        };
+        let with_offsets = |mut g: Group| {
+            g.offsets.insert(("t".into(), 0), offset(100));
+            g.offsets.insert(("other".into(), 0), offset(900));
+            g
+        };
+        let t0 = ("t".to_string(), 0);
+        let other = ("other".to_string(), 0);
+        // No protocol (standalone commits): from each commit.
+        let standalone = with_offsets(Group::new("g", CONFIG));
+        assert_eq!(
+            standalone.expired_offsets(1000, 500, None),
+            std::slice::from_ref(&t0)
+        );
+        assert_eq!(
+            standalone.expired_offsets(1400, 500, None),
+            [other.clone(), t0.clone()]
+        );
+        // Stable consumer group subscribed to t: only the other topic's offsets, by commit.
+        let mut stable = with_offsets(stable_group(now));
+        stable.subscribed_topics = Some(["t".to_string()].into_iter().collect());
+        assert!(stable.expired_offsets(1000, 500, None).is_empty());
+        assert_eq!(
+            stable.expired_offsets(1400, 500, None),
+            std::slice::from_ref(&other)
+        );
+        // Empty with a protocol: from when it became Empty, whatever the commits.
+        let mut empty = with_offsets(stable_group(now));
+        assert!(empty.tick(now + Duration::from_secs(60)));
+        assert_eq!(empty.state(), GroupState::Empty);
+        empty.empty_since_ms = Some(2000);
+        assert!(empty.expired_offsets(2400, 500, None).is_empty());
+        assert_eq!(empty.expired_offsets(2500, 500, None).len(), 2);
+        // A KIP-848 group: unsubscribed topics, by commit.
+        let topics: HashSet<String> = ["other".to_string()].into_iter().collect();
+        assert_eq!(standalone.expired_offsets(1400, 500, Some(&topics)), [t0]);
+    }
+
     #[test]
     fn static_member_rejoin_keeps_its_place() {
         let now = Instant::now();
