@@ -193,6 +193,13 @@ impl ConsumerGroup {
             .collect()
     }
 
+    /// Whether a member's session or revocation deadline has passed.
+    pub fn has_expired_members(&self, now: Instant) -> bool {
+        self.members
+            .values()
+            .any(|m| m.session_deadline <= now || m.revoke_deadline.is_some_and(|d| d <= now))
+    }
+
     /// Removes members whose session or revocation deadline has passed.
     pub fn expire(&mut self, now: Instant) {
         let expired: Vec<String> = self

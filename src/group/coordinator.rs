@@ -539,6 +539,9 @@ impl GroupCoordinator {
         {
             let mut groups = self.consumer_groups.lock();
             for (group_id, group) in groups.iter_mut() {
+                if !group.has_expired_members(now) {
+                    continue;
+                }
                 let before = group.records(group_id);
                 group.expire(now);
                 let records = changed_records(&before, &group.records(group_id));
@@ -1068,7 +1071,9 @@ impl GroupCoordinator {
                     next = Some(next.map_or(d, |n| n.min(d)));
                 }
             }
-            self.persist(handle);
+            if handle.state.lock().is_store_due() {
+                self.persist(handle);
+            }
         }
         // Forgetting a group needs to be its only holder.
         drop(handles);

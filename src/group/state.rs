@@ -417,6 +417,10 @@ impl Group {
         group
     }
 
+    pub fn is_store_due(&self) -> bool {
+        self.store_due
+    }
+
     /// Whether a GroupMetadata record is due; clears the flag.
     pub fn take_store_due(&mut self) -> bool {
         std::mem::take(&mut self.store_due)
