@@ -410,3 +410,86 @@ fn deleted_topic_offsets_are_tombstoned() {
         [("kept".into(), 0, 3, Some("meta-0".into()), NONE)]
     );
 }
+
+#[test]
+fn delete_groups_and_offset_delete_write_tombstones() {
+    use sprat::protocol::messages::offset_delete as od;
+
+    let mut broker = TestBroker::start_with("group-tombstones", |_| {}, GROUP_PROPERTIES);
+    let mut client = broker.connect();
+    create_topic(&mut client, "t", 2);
+    let (member_id, generation) = stable_member(&mut client, "g", b"a");
+    assert_eq!(
+        commit(
+            &mut client,
+            8,
+            "g",
+            generation,
+            &member_id,
+            "t",
+            &[(0, 1), (1, 2)]
+        ),
+        [NONE, NONE]
+    );
+    assert_eq!(
+        crate::groups::leave(&mut client, 3, "g", &member_id).error_code,
+        NONE
+    );
+    // OffsetDelete of an Empty group: a tombstone for the offset.
+    let request = od::OffsetDeleteRequest {
+        group_id: "g".into(),
+        topics: vec![od::OffsetDeleteRequestTopic {
+            name: "t".into(),
+            partitions: vec![od::OffsetDeleteRequestPartition { partition_index: 0 }],
+        }],
+    };
+    let response = client.call(
+        od::API_KEY,
+        0,
+        |e| request.encode(e, 0),
+        od::OffsetDeleteResponse::decode,
+    );
+    assert_eq!(response.topics[0].partitions[0].error_code, NONE);
+    let offset_key = |p: i32| {
+        let mut k = key(1, &["g", "t"]);
+        k.extend(p.to_be_bytes());
+        k
+    };
+    let records = offsets_records(&broker.log_dir, "g");
+    assert_eq!(values_of(&records, &offset_key(0)).last(), Some(&None));
+    assert!(
+        values_of(&records, &offset_key(1))
+            .last()
+            .unwrap()
+            .is_some()
+    );
+    // The Empty generation (2) was stored when the member left.
+    let stored = values_of(&records, &key(2, &["g"]));
+    assert_eq!(
+        stored.last().unwrap().as_ref().unwrap()[12..16],
+        [0, 0, 0, 2]
+    );
+
+    // DeleteGroups: tombstones for the other offset and for the group's metadata.
+    let request = dlg::DeleteGroupsRequest {
+        groups_names: vec!["g".into()],
+    };
+    let deleted = client.call(
+        dlg::API_KEY,
+        2,
+        |e| request.encode(e, 2),
+        dlg::DeleteGroupsResponse::decode,
+    );
+    assert_eq!(deleted.results[0].error_code, NONE);
+    let records = offsets_records(&broker.log_dir, "g");
+    assert_eq!(values_of(&records, &offset_key(1)).last(), Some(&None));
+    assert_eq!(values_of(&records, &key(2, &["g"])).last(), Some(&None));
+    drop(client);
+    broker.kill_and_restart();
+    let mut client = broker.connect();
+    assert!(list_groups(&mut client, 4, &[]).is_empty());
+    assert_eq!(
+        describe(&mut client, 5, &["g"]).groups[0].group_state,
+        "Dead"
+    );
+}
