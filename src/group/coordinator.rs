@@ -927,6 +927,14 @@ impl GroupCoordinator {
         }
     }
 
+    /// Creates `__consumer_offsets` if it does not exist yet (Kafka's FindCoordinator does). A
+    /// failure is logged; the first append tries again.
+    pub fn ensure_offsets_topic(&self, ctx: &BrokerContext) {
+        if ctx.topic(CONSUMER_OFFSETS_TOPIC).is_none() {
+            let _ = self.create_offsets_topic(ctx);
+        }
+    }
+
     /// The partition of `__consumer_offsets` that holds `group_id`, creating the topic first if
     /// needed. An existing topic's partition count wins over `offsets.topic.num.partitions`, as
     /// in Kafka, so that groups do not move if the setting changes.
