@@ -9,8 +9,8 @@
 //! and sync timeouts), sleeping until the earliest deadline of all groups or until a request
 //! brings one forward.
 //!
-//! Committed offsets are records in the internal topic `__consumer_offsets` (created on the first
-//! commit through the `log-writer` thread, like any topic). A commit is answered only after the
+//! Committed offsets are records in the internal topic `__consumer_offsets` (created by the first
+//! FindCoordinator or append through the `log-writer` thread, like any topic). A commit is answered only after the
 //! writer has appended its batch, and the in-memory offsets change only then. A classic group's
 //! metadata (GroupMetadata) is written at each generation: when the leader's assignment is
 //! stored, before the leader is answered, and when the group becomes Empty; a KIP-848 group's
@@ -26,6 +26,9 @@
 //!
 //! Lock order: a group's `commit_lock`, then the map of groups, then a group's state. The map lock
 //! is never held while waiting or doing I/O; a group's state lock is never held across an append.
+//! KIP-848 groups: `consumer_log` (held across a change and its append), then the metadata
+//! image's read lock, then the map of consumer groups; only `consumer_log` is held across the
+//! append, because creating `__consumer_offsets` takes the metadata write lock.
 
 use super::consumer::{ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatResult};
 use super::consumer_records::ConsumerGroupRecord;
