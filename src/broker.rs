@@ -217,6 +217,7 @@ impl Broker {
             zero_copy_fetch,
             authorizer,
         });
+        context.group_coordinator.attach(&context);
         context.group_coordinator.start_expiration_thread()?;
         let writer = LogWriter::new(context.clone(), logs);
         let writer_thread = std::thread::Builder::new()

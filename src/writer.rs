@@ -859,6 +859,7 @@ impl LogWriter {
             }
         }
         self.ctx.metrics.forget_topic(&topic.name);
+        self.ctx.group_coordinator.on_topic_deleted(&topic.name);
         info!("deleted topic {} ({topic_id})", topic.name);
         Ok(topic.name.clone())
     }

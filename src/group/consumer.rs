@@ -10,9 +10,16 @@
 //! owned by two members at once. Members that stop heartbeating are removed after the session
 //! timeout; members that do not release partitions within their rebalance timeout are fenced.
 //!
-//! The state lives in memory: after a restart members rejoin with epoch 0 and resume from the
-//! offsets committed in `__consumer_offsets`, which do survive.
+//! Every change is written to `__consumer_offsets` as Kafka's records (see
+//! [`super::consumer_records`]): [`ConsumerGroup::records`] gives the records of the group as it
+//! is, the coordinator writes the difference after each heartbeat, and
+//! [`ConsumerGroup::replay`] rebuilds the group from them at start-up. Restored members keep their
+//! epochs and assignments and must heartbeat within the session timeout after the restart.
 
+use super::consumer_records::{
+    ConsumerGroupRecord, CurrentAssignment, MEMBER_STATE_STABLE,
+    MEMBER_STATE_UNRELEASED_PARTITIONS, MEMBER_STATE_UNREVOKED_PARTITIONS, MemberMetadata,
+};
 use crate::metadata::MetadataImage;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::wire::Uuid;
@@ -186,8 +193,15 @@ impl ConsumerGroup {
             .collect()
     }
 
+    /// Whether a member's session or revocation deadline has passed.
+    pub fn has_expired_members(&self, now: Instant) -> bool {
+        self.members
+            .values()
+            .any(|m| m.session_deadline <= now || m.revoke_deadline.is_some_and(|d| d <= now))
+    }
+
     /// Removes members whose session or revocation deadline has passed.
-    fn expire(&mut self, now: Instant) {
+    pub fn expire(&mut self, now: Instant) {
         let expired: Vec<String> = self
             .members
             .values()
@@ -244,6 +258,176 @@ impl ConsumerGroup {
         let target = assign(&assignor, &subscriptions, &self.topic_shape, &previous);
         self.target = target;
         self.assignment_epoch = self.epoch;
+    }
+}
+
+impl ConsumerGroup {
+    /// The records that describe the group as it is now, in the order Kafka writes them: member
+    /// metadata, subscription metadata and group epoch, target assignment, current assignments.
+    pub fn records(&self, group_id: &str) -> Vec<ConsumerGroupRecord> {
+        let g = || group_id.to_string();
+        let mut out = Vec::with_capacity(3 * self.members.len() + 3);
+        for m in self.members.values() {
+            out.push(ConsumerGroupRecord::MemberMetadata {
+                group_id: g(),
+                member_id: m.member_id.clone(),
+                value: Some(MemberMetadata {
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: m.subscribed.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128)
+                        as i32,
+                    server_assignor: m.assignor.clone(),
+                }),
+            });
+        }
+        out.push(ConsumerGroupRecord::PartitionMetadata {
+            group_id: g(),
+            topics: Some(
+                self.topic_shape
+                    .iter()
+                    .map(|(name, (id, count))| (*id, name.clone(), *count))
+                    .collect(),
+            ),
+        });
+        out.push(ConsumerGroupRecord::Metadata {
+            group_id: g(),
+            epoch: Some(self.epoch),
+        });
+        let mut targets: Vec<(&String, &Partitions)> = self.target.iter().collect();
+        targets.sort();
+        for (member_id, partitions) in targets {
+            out.push(ConsumerGroupRecord::TargetAssignmentMember {
+                group_id: g(),
+                member_id: member_id.clone(),
+                partitions: Some(partitions.clone()),
+            });
+        }
+        out.push(ConsumerGroupRecord::TargetAssignmentMetadata {
+            group_id: g(),
+            assignment_epoch: Some(self.assignment_epoch),
+        });
+        for m in self.members.values() {
+            let state = if !m.revoking.is_empty() {
+                MEMBER_STATE_UNREVOKED_PARTITIONS
+            } else if m.epoch != self.assignment_epoch {
+                MEMBER_STATE_UNRELEASED_PARTITIONS
+            } else {
+                MEMBER_STATE_STABLE
+            };
+            out.push(ConsumerGroupRecord::CurrentMemberAssignment {
+                group_id: g(),
+                member_id: m.member_id.clone(),
+                value: Some(CurrentAssignment {
+                    member_epoch: m.epoch,
+                    previous_member_epoch: m.previous_epoch,
+                    state,
+                    assigned: m.assigned.clone(),
+                    pending_revocation: m.revoking.clone(),
+                }),
+            });
+        }
+        out
+    }
+
+    /// Applies one record read back from `__consumer_offsets` at start-up. A restored member
+    /// must heartbeat by `session_deadline`; its assignment is sent again on its next heartbeat.
+    pub fn replay(&mut self, record: ConsumerGroupRecord, session_deadline: Instant) {
+        fn member(
+            members: &mut BTreeMap<String, Member>,
+            id: String,
+            deadline: Instant,
+        ) -> &mut Member {
+            members
+                .entry(id.clone())
+                .or_insert_with(|| Member::restored(&id, deadline))
+        }
+        match record {
+            ConsumerGroupRecord::Metadata { epoch, .. } => self.epoch = epoch.unwrap_or(0),
+            ConsumerGroupRecord::PartitionMetadata { topics, .. } => {
+                self.topic_shape = topics
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(id, name, count)| (name, (id, count)))
+                    .collect();
+            }
+            ConsumerGroupRecord::TargetAssignmentMetadata {
+                assignment_epoch, ..
+            } => self.assignment_epoch = assignment_epoch.unwrap_or(0),
+            ConsumerGroupRecord::TargetAssignmentMember {
+                member_id,
+                partitions,
+                ..
+            } => match partitions {
+                Some(p) => {
+                    self.target.insert(member_id, p);
+                }
+                None => {
+                    self.target.remove(&member_id);
+                }
+            },
+            ConsumerGroupRecord::MemberMetadata {
+                member_id,
+                value: None,
+                ..
+            } => {
+                self.members.remove(&member_id);
+            }
+            ConsumerGroupRecord::MemberMetadata {
+                member_id,
+                value: Some(v),
+                ..
+            } => {
+                let m = member(&mut self.members, member_id, session_deadline);
+                m.instance_id = v.instance_id;
+                m.rack_id = v.rack_id;
+                m.client_id = v.client_id;
+                m.client_host = v.client_host;
+                m.subscribed = v.subscribed_topic_names;
+                m.rebalance_timeout = Duration::from_millis(v.rebalance_timeout_ms.max(0) as u64);
+                m.assignor = v.server_assignor;
+            }
+            ConsumerGroupRecord::CurrentMemberAssignment {
+                member_id,
+                value: Some(a),
+                ..
+            } => {
+                let m = member(&mut self.members, member_id, session_deadline);
+                m.epoch = a.member_epoch;
+                m.previous_epoch = a.previous_member_epoch;
+                m.assigned = a.assigned;
+                m.revoking = a.pending_revocation;
+                // The member gets a new rebalance timeout to finish revoking after the restart.
+                m.revoke_deadline = (!m.revoking.is_empty()).then_some(session_deadline);
+            }
+            // The member metadata tombstone removes the member.
+            ConsumerGroupRecord::CurrentMemberAssignment { value: None, .. } => {}
+        }
+    }
+}
+
+impl Member {
+    /// A member rebuilt from records, before its fields are applied.
+    fn restored(member_id: &str, session_deadline: Instant) -> Member {
+        Member {
+            member_id: member_id.to_string(),
+            instance_id: None,
+            rack_id: None,
+            epoch: 0,
+            previous_epoch: 0,
+            client_id: String::new(),
+            client_host: String::new(),
+            subscribed: Vec::new(),
+            assignor: None,
+            rebalance_timeout: Duration::ZERO,
+            session_deadline,
+            assigned: Partitions::new(),
+            revoking: Partitions::new(),
+            revoke_deadline: None,
+            sent: None,
+        }
     }
 }
 
@@ -725,5 +909,68 @@ mod tests {
         assert_eq!(flatten(&got).count(), 2);
         assert!(flatten(&got).all(|tp| !flatten(&kept).any(|k| k == tp)));
         assert_eq!(group.state(), "Stable");
+    }
+
+    #[test]
+    fn records_replay_to_the_same_group() {
+        let mut image = MetadataImage::default();
+        image.apply(&crate::metadata::MetadataRecord::Topic(
+            crate::metadata::records::topic_record::TopicRecord {
+                name: "t".into(),
+                topic_id: Uuid([7; 16]),
+            },
+        ));
+        for p in 0..4 {
+            image.apply(&crate::controller::partition_record(1, Uuid([7; 16]), p));
+        }
+        let config = ConsumerGroupConfig::default();
+        let mut group = ConsumerGroup::default();
+        let now = Instant::now();
+        let join = |id: &str| Heartbeat {
+            group_id: "g".into(),
+            member_id: id.into(),
+            member_epoch: 0,
+            instance_id: Some(format!("{id}-instance")),
+            rack_id: None,
+            rebalance_timeout_ms: 30000,
+            subscribed: Some(vec!["t".into()]),
+            assignor: Some("range".into()),
+            owned: Some(Partitions::new()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+        };
+        group.heartbeat(join("a"), &image, &config, || unreachable!(), now);
+        // b joins: a must revoke, so the records hold a pending revocation too.
+        group.heartbeat(join("b"), &image, &config, || unreachable!(), now);
+        let mut beat = join("a");
+        beat.member_epoch = 1;
+        beat.subscribed = None;
+        beat.owned = None;
+        group.heartbeat(beat, &image, &config, || unreachable!(), now);
+        let records = group.records("g");
+        assert!(records.iter().any(|r| matches!(
+            r,
+            ConsumerGroupRecord::CurrentMemberAssignment { value: Some(a), .. }
+                if a.state == MEMBER_STATE_UNREVOKED_PARTITIONS && !a.pending_revocation.is_empty()
+        )));
+        let mut restored = ConsumerGroup::default();
+        let later = now + Duration::from_secs(5);
+        for r in records.clone() {
+            restored.replay(r, later);
+        }
+        assert_eq!(restored.records("g"), records);
+        assert_eq!((restored.epoch, restored.assignment_epoch), (2, 2));
+        assert_eq!(restored.state(), group.state());
+        assert_eq!(restored.members["a"].session_deadline, later);
+        // A member tombstone removes it.
+        restored.replay(
+            ConsumerGroupRecord::MemberMetadata {
+                group_id: "g".into(),
+                member_id: "b".into(),
+                value: None,
+            },
+            later,
+        );
+        assert!(!restored.members.contains_key("b"));
     }
 }

@@ -9,18 +9,33 @@
 //! and sync timeouts), sleeping until the earliest deadline of all groups or until a request
 //! brings one forward.
 //!
-//! Committed offsets are records in the internal topic `__consumer_offsets` (created on the first
-//! commit through the `log-writer` thread, like any topic). A commit is answered only after the
-//! writer has appended its batch, and the in-memory offsets change only then. At start-up
-//! [`GroupCoordinator::load`] replays every partition of that topic.
+//! Committed offsets are records in the internal topic `__consumer_offsets` (created by the first
+//! FindCoordinator or append through the `log-writer` thread, like any topic). A commit is answered only after the
+//! writer has appended its batch, and the in-memory offsets change only then. A classic group's
+//! metadata (GroupMetadata) is written at each generation: when the leader's assignment is
+//! stored, before the leader is answered, and when the group becomes Empty; a KIP-848 group's
+//! records are written after every heartbeat that changed them, before it is answered. At
+//! start-up [`GroupCoordinator::load`] replays every partition of that topic, so groups come back
+//! with their generation (or epochs) and members, who must heartbeat within their session
+//! timeout.
+//!
+//! Every `offsets.retention.check.interval.ms` the `group-coordinator` thread expires offsets
+//! past `offsets.retention.minutes` (Kafka's `cleanupGroupMetadata`) with tombstones, and removes
+//! Empty groups left without offsets (a GroupMetadata tombstone). Offsets of deleted topics are
+//! tombstoned as soon as the `log-writer` reports the deletion ([`GroupCoordinator::on_topic_deleted`]).
 //!
 //! Lock order: a group's `commit_lock`, then the map of groups, then a group's state. The map lock
 //! is never held while waiting or doing I/O; a group's state lock is never held across an append.
+//! KIP-848 groups: `consumer_log` (held across a change and its append), then the metadata
+//! image's read lock, then the map of consumer groups; only `consumer_log` is held across the
+//! append, because creating `__consumer_offsets` takes the metadata write lock.
 
 use super::consumer::{ConsumerGroup, ConsumerGroupConfig, Heartbeat, HeartbeatResult};
+use super::consumer_records::ConsumerGroupRecord;
 use super::offsets::{
-    OFFSET_METADATA_MAX_BYTES, OFFSETS_TOPIC_SEGMENT_BYTES, OffsetAndMetadata, OffsetsRecord,
-    decode_record, offset_commit_key, offset_commit_value, partition_for,
+    GroupMetadataValue, OFFSET_METADATA_MAX_BYTES, OFFSETS_TOPIC_SEGMENT_BYTES, OffsetAndMetadata,
+    OffsetsRecord, decode_record, group_metadata_key, group_metadata_value, offset_commit_key,
+    offset_commit_value, partition_for,
 };
 use super::state::{
     Group, GroupConfig, GroupState, GroupSummary, JoinRequest, JoinResult, LeavingMember, Reply,
@@ -29,7 +44,7 @@ use super::state::{
 use crate::broker::{BrokerContext, random_uuid};
 use crate::config::BrokerConfig;
 use crate::controller::NewTopic;
-use crate::metadata::{CONSUMER_OFFSETS_TOPIC, MetadataImage};
+use crate::metadata::CONSUMER_OFFSETS_TOPIC;
 use crate::protocol::error_code::ErrorCode;
 use crate::server::apis::now_ms;
 use crate::storage::log::{Partition, TopicPartition};
@@ -37,9 +52,9 @@ use crate::storage::record_batch::{BatchHeader, Batches, Record, build_batch, de
 use crate::writer::{PartitionAppend, WriterCommand};
 use log::{error, info, warn};
 use parking_lot::{Condvar, Mutex, MutexGuard};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -53,9 +68,9 @@ const WAIT_SLACK: Duration = Duration::from_secs(5);
 /// The `group-coordinator` thread wakes at least this often, whatever the deadlines.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
-/// How often groups that are Empty and hold no offsets are forgotten (Kafka's
-/// `offsets.retention.check.interval.ms` default).
-const EMPTY_GROUP_CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
+/// Kafka's `offsets.retention.check.interval.ms` default: how often offsets expire and Empty
+/// groups without offsets are removed.
+const DEFAULT_RETENTION_CHECK_INTERVAL_MS: u64 = 600_000;
 
 /// How many bytes of `__consumer_offsets` are read at a time at start-up (Kafka's
 /// `offsets.load.buffer.size` default).
@@ -156,10 +171,21 @@ pub struct GroupCoordinator {
     /// KIP-848 consumer groups, by id (a group id is either classic or consumer).
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     consumer_config: ConsumerGroupConfig,
+    /// Held across a KIP-848 heartbeat's change and the append of its records, so that the log
+    /// sees the changes of consumer groups in the order they were made.
+    consumer_log: Mutex<()>,
     timer: Wakeup,
     last_cleanup: Mutex<Instant>,
     /// Offsets of transactions not yet ended (see [`txn_offsets`]).
     txn_offsets: txn_offsets::TxnOffsets,
+    /// `offsets.retention.minutes` in ms (`sprat.offsets.retention.ms`, for tests, wins).
+    offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    retention_check_interval: Duration,
+    /// Topics the `log-writer` deleted whose offsets still need tombstones.
+    deleted_topics: Mutex<Vec<String>>,
+    /// The broker, for appends made outside a request (timers, retention); set once it exists.
+    context: OnceLock<Weak<BrokerContext>>,
 }
 
 impl GroupCoordinator {
@@ -175,9 +201,79 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
             consumer_config: ConsumerGroupConfig::from_broker(config),
+            consumer_log: Mutex::new(()),
             timer: Wakeup::default(),
             last_cleanup: Mutex::new(Instant::now()),
             txn_offsets: txn_offsets::TxnOffsets::default(),
+            offsets_retention_ms: config
+                .get("sprat.offsets.retention.ms")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|&ms| ms > 0)
+                .unwrap_or(
+                    config
+                        .offsets_retention_minutes
+                        .max(1)
+                        .saturating_mul(60_000),
+                ),
+            retention_check_interval: Duration::from_millis(
+                config
+                    .get("offsets.retention.check.interval.ms")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .filter(|&ms| ms > 0)
+                    .unwrap_or(DEFAULT_RETENTION_CHECK_INTERVAL_MS),
+            ),
+            deleted_topics: Mutex::new(Vec::new()),
+            context: OnceLock::new(),
+        }
+    }
+
+    /// Gives the coordinator the broker it writes through outside requests (timers, retention,
+    /// deleted topics). Called once, when the broker context exists.
+    pub fn attach(&self, ctx: &Arc<BrokerContext>) {
+        let _ = self.context.set(Arc::downgrade(ctx));
+    }
+
+    fn context(&self) -> Option<Arc<BrokerContext>> {
+        self.context.get().and_then(Weak::upgrade)
+    }
+
+    /// Kafka's `onPartitionsDeleted`, called by the `log-writer` thread after it deleted a topic:
+    /// the topic's committed offsets get tombstones, written by the `group-coordinator` thread
+    /// (the writer cannot wait on its own appends).
+    pub fn on_topic_deleted(&self, topic: &str) {
+        self.deleted_topics.lock().push(topic.to_string());
+        self.timer.poke_if_before(Instant::now());
+    }
+
+    /// Writes a classic group's GroupMetadata record if one is due (see [`Group::take_store_due`]).
+    /// Taken under the group's `commit_lock`, so that records reach the log in the order of the
+    /// states they describe. A failed append is logged: the group stays as it is in memory.
+    fn persist(&self, handle: &GroupHandle) {
+        let Some(ctx) = self.context() else {
+            return;
+        };
+        let _commits = handle.commit_lock.lock();
+        let (group_id, value) = {
+            let mut group = handle.state.lock();
+            if !group.take_store_due() {
+                return;
+            }
+            let now = now_ms();
+            if group.state() == GroupState::Empty {
+                group.empty_since_ms = Some(now);
+            }
+            (group.group_id.clone(), group.metadata_value(now))
+        };
+        let record = Record {
+            key: Some(group_metadata_key(&group_id)),
+            value: Some(group_metadata_value(&value)),
+            ..Record::default()
+        };
+        if let Err(code) = self.append(&ctx, &group_id, &[record]) {
+            error!(
+                "could not store generation {} of group {group_id}: {code:?}",
+                value.generation
+            );
         }
     }
 
@@ -276,8 +372,11 @@ impl GroupCoordinator {
         let now = Instant::now();
         let reply = group.join(request, now);
         self.changed(&handle, &group);
-        match reply {
-            Reply::Ready(result) => result,
+        let result = match reply {
+            Reply::Ready(result) => {
+                drop(group);
+                result
+            }
             Reply::Pending(ticket) => {
                 let longest = rebalance_timeout_ms.max(group.rebalance_timeout_ms());
                 let cap = (now
@@ -294,7 +393,9 @@ impl GroupCoordinator {
                     Group::abandon_join,
                 )
             }
-        }
+        };
+        self.persist(&handle);
+        result
     }
 
     /// SyncGroup: a follower blocks until the leader's assignment arrives.
@@ -309,8 +410,11 @@ impl GroupCoordinator {
         let now = Instant::now();
         let reply = group.sync(request, now);
         self.changed(&handle, &group);
-        match reply {
-            Reply::Ready(result) => result,
+        let result = match reply {
+            Reply::Ready(result) => {
+                drop(group);
+                result
+            }
             Reply::Pending(ticket) => {
                 let cap = (now + millis(group.rebalance_timeout_ms()) + WAIT_SLACK)
                     .min(now + self.max_request_wait);
@@ -323,7 +427,10 @@ impl GroupCoordinator {
                     Group::abandon_sync,
                 )
             }
-        }
+        };
+        // The leader is answered once its assignment is stored, as in Kafka.
+        self.persist(&handle);
+        result
     }
 
     pub fn heartbeat(
@@ -357,9 +464,13 @@ impl GroupCoordinator {
         let Some(handle) = self.group(group_id) else {
             return Ok(vec![ErrorCode::UnknownMemberId; members.len()]);
         };
-        let mut group = handle.state.lock();
-        let result = group.leave(members, Instant::now());
-        self.changed(&handle, &group);
+        let result = {
+            let mut group = handle.state.lock();
+            let result = group.leave(members, Instant::now());
+            self.changed(&handle, &group);
+            result
+        };
+        self.persist(&handle);
         result
     }
 
@@ -383,7 +494,9 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat: refused for a group id that a classic group with members uses.
-    pub fn consumer_heartbeat(&self, image: &MetadataImage, h: Heartbeat) -> HeartbeatResult {
+    /// The group's records are appended before the answer, with no lock but `consumer_log`
+    /// held (creating `__consumer_offsets` needs the metadata lock).
+    pub fn consumer_heartbeat(&self, ctx: &BrokerContext, h: Heartbeat) -> HeartbeatResult {
         if let Some(classic) = self.group(&h.group_id)
             && !matches!(
                 classic.state.lock().state(),
@@ -398,15 +511,62 @@ impl GroupCoordinator {
                 ..HeartbeatResult::default()
             };
         }
-        let mut groups = self.consumer_groups.lock();
-        let group = groups.entry(h.group_id.clone()).or_default();
-        group.heartbeat(
-            h,
-            image,
-            &self.consumer_config,
-            || random_uuid().to_string(),
-            Instant::now(),
-        )
+        let _log = self.consumer_log.lock();
+        let group_id = h.group_id.clone();
+        let (result, records) = {
+            let image = ctx.metadata.read();
+            let mut groups = self.consumer_groups.lock();
+            let group = groups.entry(group_id.clone()).or_default();
+            let before = group.records(&group_id);
+            let result = group.heartbeat(
+                h,
+                &image,
+                &self.consumer_config,
+                || random_uuid().to_string(),
+                Instant::now(),
+            );
+            (result, changed_records(&before, &group.records(&group_id)))
+        };
+        if records.is_empty() {
+            return result;
+        }
+        match self.append(ctx, &group_id, &records) {
+            Ok(()) => result,
+            // Kafka answers with the append's error; the change stays in memory, and is
+            // written again with the next one.
+            Err(code) => HeartbeatResult {
+                error: Some((code, String::new())),
+                ..HeartbeatResult::default()
+            },
+        }
+    }
+
+    /// Removes KIP-848 members whose session ran out, writing their tombstones.
+    fn expire_consumer_groups(&self, now: Instant) {
+        let _log = self.consumer_log.lock();
+        let mut writes: Vec<(String, Vec<Record>)> = Vec::new();
+        {
+            let mut groups = self.consumer_groups.lock();
+            for (group_id, group) in groups.iter_mut() {
+                if !group.has_expired_members(now) {
+                    continue;
+                }
+                let before = group.records(group_id);
+                group.expire(now);
+                let records = changed_records(&before, &group.records(group_id));
+                if !records.is_empty() {
+                    writes.push((group_id.clone(), records));
+                }
+            }
+        }
+        let Some(ctx) = self.context() else {
+            return;
+        };
+        for (group_id, records) in writes {
+            if let Err(code) = self.append(&ctx, &group_id, &records) {
+                error!("could not write expired members of group {group_id}: {code:?}");
+            }
+        }
     }
 
     /// Every KIP-848 consumer group: (id, state).
@@ -430,6 +590,11 @@ impl GroupCoordinator {
         self.consumer_groups.lock().get(group_id).map(f)
     }
 
+    /// Whether `group_id` is a KIP-848 consumer group.
+    pub fn is_consumer_group(&self, group_id: &str) -> bool {
+        self.consumer_groups.lock().contains_key(group_id)
+    }
+
     pub fn consumer_group_config(&self) -> &ConsumerGroupConfig {
         &self.consumer_config
     }
@@ -451,6 +616,12 @@ impl GroupCoordinator {
     }
 
     fn delete_group(&self, ctx: &BrokerContext, group_id: &str) -> ErrorCode {
+        match self.delete_consumer_group(ctx, group_id) {
+            // Its offsets are kept by a classic group of the same id, if it committed any.
+            Ok(true) if self.group(group_id).is_none() => return ErrorCode::None,
+            Ok(_) => {}
+            Err(code) => return code,
+        }
         let Some(handle) = self.group(group_id) else {
             return ErrorCode::GroupIdNotFound;
         };
@@ -474,12 +645,38 @@ impl GroupCoordinator {
             std::mem::take(&mut group.offsets)
         };
         let removed: Vec<(String, i32)> = offsets.into_keys().collect();
-        self.write_tombstones(ctx, group_id, &removed);
+        self.write_tombstones(ctx, group_id, &removed, true);
         info!(
             "deleted group {group_id} and its {} committed offsets",
             removed.len()
         );
         ErrorCode::None
+    }
+
+    /// Deletes a KIP-848 group without members, with tombstones for all its records. Ok(false):
+    /// there is no such group; NON_EMPTY_GROUP while it has members.
+    fn delete_consumer_group(
+        &self,
+        ctx: &BrokerContext,
+        group_id: &str,
+    ) -> Result<bool, ErrorCode> {
+        let _log = self.consumer_log.lock();
+        let records = {
+            let mut groups = self.consumer_groups.lock();
+            let Some(group) = groups.get(group_id) else {
+                return Ok(false);
+            };
+            if !group.members.is_empty() {
+                return Err(ErrorCode::NonEmptyGroup);
+            }
+            let records = changed_records(&group.records(group_id), &[]);
+            groups.remove(group_id);
+            records
+        };
+        if let Err(code) = self.append(ctx, group_id, &records) {
+            error!("could not write the tombstones of consumer group {group_id}: {code:?}");
+        }
+        Ok(true)
     }
 
     // ---- Offsets ------------------------------------------------------------------------------
@@ -654,17 +851,21 @@ impl GroupCoordinator {
             }
             (errors, removed)
         };
-        self.write_tombstones(ctx, group_id, &removed);
+        self.write_tombstones(ctx, group_id, &removed, false);
         Ok(errors)
     }
 
-    /// Appends tombstones for removed offsets. As in Kafka, a failure is logged and not
-    /// reported: the offsets are already gone from memory, and would come back only on restart.
-    fn write_tombstones(&self, ctx: &BrokerContext, group_id: &str, removed: &[(String, i32)]) {
-        if removed.is_empty() {
-            return;
-        }
-        let records: Vec<Record> = removed
+    /// Appends tombstones for removed offsets, and for the group's metadata when `group_too`
+    /// (the group is gone). As in Kafka, a failure is logged and not reported: the offsets are
+    /// already gone from memory, and would come back only on restart.
+    fn write_tombstones(
+        &self,
+        ctx: &BrokerContext,
+        group_id: &str,
+        removed: &[(String, i32)],
+        group_too: bool,
+    ) {
+        let mut records: Vec<Record> = removed
             .iter()
             .map(|(topic, partition)| Record {
                 key: Some(offset_commit_key(group_id, topic, *partition)),
@@ -672,6 +873,16 @@ impl GroupCoordinator {
                 ..Record::default()
             })
             .collect();
+        if group_too {
+            records.push(Record {
+                key: Some(group_metadata_key(group_id)),
+                value: None,
+                ..Record::default()
+            });
+        }
+        if records.is_empty() {
+            return;
+        }
         if let Err(code) = self.append(ctx, group_id, &records) {
             error!(
                 "could not write {} offset tombstones of group {group_id}: {code:?}",
@@ -733,6 +944,14 @@ impl GroupCoordinator {
                 other => other,
             }),
             None => Err(ErrorCode::CoordinatorNotAvailable),
+        }
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet (Kafka's FindCoordinator does). A
+    /// failure is logged; the first append tries again.
+    pub fn ensure_offsets_topic(&self, ctx: &BrokerContext) {
+        if ctx.topic(CONSUMER_OFFSETS_TOPIC).is_none() {
+            let _ = self.create_offsets_topic(ctx);
         }
     }
 
@@ -805,9 +1024,10 @@ impl GroupCoordinator {
 
     // ---- Start-up and timers ------------------------------------------------------------------
 
-    /// Rebuilds committed offsets from every partition of `__consumer_offsets`, before the
-    /// broker accepts connections. Groups come back Empty, holding their offsets; members
-    /// rejoin as they would after a coordinator move.
+    /// Rebuilds groups from every partition of `__consumer_offsets`, before the broker accepts
+    /// connections: committed offsets, each classic group's last GroupMetadata (generation,
+    /// protocol, leader, members) and each KIP-848 group's records. Restored members must
+    /// heartbeat within their session timeout, as after Kafka loads a group.
     pub fn load(&self, partitions: &HashMap<TopicPartition, Arc<Partition>>) -> io::Result<()> {
         let mut logs: Vec<&Arc<Partition>> = partitions
             .iter()
@@ -815,27 +1035,50 @@ impl GroupCoordinator {
             .map(|(_, p)| p)
             .collect();
         logs.sort_by_key(|p| p.topic_partition.partition);
-        let mut loaded: HashMap<String, BTreeMap<(String, i32), OffsetAndMetadata>> =
-            HashMap::new();
         let mut txn_load = txn_offsets::TxnOffsetsLoad::default();
+        let now = Instant::now();
+        let mut loaded = Loaded {
+            consumer_session_deadline: Some(now + millis(self.consumer_config.session_timeout_ms)),
+            ..Loaded::default()
+        };
         for log in &logs {
             replay_partition(log, &mut loaded, &mut txn_load)?;
         }
         self.finish_txn_offsets_load(txn_load);
+        let Loaded {
+            offsets,
+            metadata,
+            consumer_groups,
+            ..
+        } = loaded;
         let mut groups = self.groups.lock();
         let mut offset_count = 0;
-        for (group_id, offsets) in loaded {
-            if offsets.is_empty() {
+        let mut ids: HashSet<&String> = offsets.keys().collect();
+        ids.extend(
+            metadata
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(id, _)| id),
+        );
+        for group_id in ids {
+            let no_offsets = offsets.get(group_id).is_none_or(BTreeMap::is_empty);
+            if no_offsets && metadata.get(group_id).is_none_or(Option::is_none) {
                 continue;
             }
-            offset_count += offsets.len();
-            let mut group = Group::new(group_id.clone(), self.config);
-            group.offsets = offsets;
-            groups.insert(group_id, Arc::new(GroupHandle::new(group)));
+            let mut group = match metadata.get(group_id).and_then(Option::as_ref) {
+                Some(value) => Group::restore(group_id.clone(), self.config, value, now),
+                None => Group::new(group_id.clone(), self.config),
+            };
+            group.offsets = offsets.get(group_id).cloned().unwrap_or_default();
+            offset_count += group.offsets.len();
+            groups.insert(group_id.clone(), Arc::new(GroupHandle::new(group)));
         }
+        let consumer_count = consumer_groups.len();
+        *self.consumer_groups.lock() = consumer_groups;
         if !logs.is_empty() {
             info!(
-                "loaded {offset_count} committed offsets of {} groups from {} partitions of {CONSUMER_OFFSETS_TOPIC}",
+                "loaded {offset_count} committed offsets, {} classic groups and {consumer_count} \
+                 consumer groups from {} partitions of {CONSUMER_OFFSETS_TOPIC}",
                 groups.len(),
                 logs.len()
             );
@@ -843,35 +1086,109 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Runs every group's due timers. Returns the earliest deadline still ahead.
+    /// Runs every group's due timers, the retention check when it is due, and the tombstones of
+    /// deleted topics. Returns the earliest deadline still ahead.
     pub fn expire(&self, now: Instant) -> Option<Instant> {
         let handles: Vec<Arc<GroupHandle>> = self.groups.lock().values().cloned().collect();
         let mut next: Option<Instant> = None;
         for handle in &handles {
-            let mut group = handle.state.lock();
-            if group.tick(now) {
-                handle.changed.notify_all();
+            {
+                let mut group = handle.state.lock();
+                if group.tick(now) {
+                    handle.changed.notify_all();
+                }
+                if let Some(d) = group.next_deadline() {
+                    next = Some(next.map_or(d, |n| n.min(d)));
+                }
             }
-            if let Some(d) = group.next_deadline() {
-                next = Some(next.map_or(d, |n| n.min(d)));
+            if handle.state.lock().is_store_due() {
+                self.persist(handle);
             }
         }
-        self.forget_idle_groups(now);
+        // Forgetting a group needs to be its only holder.
+        drop(handles);
+        self.expire_consumer_groups(now);
+        self.tombstone_deleted_topics();
+        self.cleanup_group_metadata(now);
         next
     }
 
-    /// Now and then, forgets groups that are Empty, hold no offsets and expect no member (Kafka
-    /// does this in its offsets retention check).
-    fn forget_idle_groups(&self, now: Instant) {
+    /// Kafka's `onPartitionsDeleted`: tombstones for the committed offsets of deleted topics.
+    fn tombstone_deleted_topics(&self) {
+        let topics: HashSet<String> = std::mem::take(&mut *self.deleted_topics.lock())
+            .into_iter()
+            .collect();
+        if topics.is_empty() {
+            return;
+        }
+        self.remove_offsets(|group| {
+            let keys = group.offsets.keys();
+            keys.filter(|(topic, _)| topics.contains(topic))
+                .cloned()
+                .collect()
+        });
+    }
+
+    /// Kafka's `cleanupGroupMetadata`, every `offsets.retention.check.interval.ms`: expires
+    /// offsets past their retention, then removes Empty groups left without offsets.
+    fn cleanup_group_metadata(&self, now: Instant) {
         {
             let mut last = self.last_cleanup.lock();
-            if now.duration_since(*last) < EMPTY_GROUP_CLEANUP_INTERVAL {
+            if now.duration_since(*last) < self.retention_check_interval {
                 return;
             }
             *last = now;
         }
-        let mut groups = self.groups.lock();
-        groups.retain(|_, handle| {
+        let wall_ms = now_ms();
+        let consumer_topics: HashMap<String, HashSet<String>> = self
+            .consumer_groups
+            .lock()
+            .iter()
+            .map(|(id, g)| {
+                let topics = g.members.values().flat_map(|m| m.subscribed.clone());
+                (id.clone(), topics.collect())
+            })
+            .collect();
+        let retention_ms = self.offsets_retention_ms;
+        let expired = self.remove_offsets(|group| {
+            group.expired_offsets(wall_ms, retention_ms, consumer_topics.get(&group.group_id))
+        });
+        if expired > 0 {
+            info!("removed {expired} expired offsets");
+        }
+        self.forget_empty_groups();
+    }
+
+    /// Removes offsets from every group and writes their tombstones; `select` picks a group's
+    /// offsets to remove. Returns how many were removed.
+    fn remove_offsets(&self, select: impl Fn(&Group) -> Vec<(String, i32)>) -> usize {
+        let Some(ctx) = self.context() else {
+            return 0;
+        };
+        let handles: Vec<Arc<GroupHandle>> = self.groups.lock().values().cloned().collect();
+        let mut count = 0;
+        for handle in handles {
+            let _commits = handle.commit_lock.lock();
+            let (group_id, removed) = {
+                let mut group = handle.state.lock();
+                let keys = select(&group);
+                for key in &keys {
+                    group.offsets.remove(key);
+                }
+                (group.group_id.clone(), keys)
+            };
+            count += removed.len();
+            self.write_tombstones(&ctx, &group_id, &removed, false);
+        }
+        count
+    }
+
+    /// Forgets groups that are Empty, hold no offsets and expect no member, with a
+    /// GroupMetadata tombstone for those that had stored one; and KIP-848 groups without
+    /// members or offsets, with tombstones for their records (Kafka makes both Dead).
+    fn forget_empty_groups(&self) {
+        let mut gone: Vec<(String, bool)> = Vec::new();
+        self.groups.lock().retain(|group_id, handle| {
             // A group a request is working with right now is kept; the next round will see it.
             // Requests take their handle under the map lock, which is held here.
             if Arc::strong_count(handle) > 1 {
@@ -883,12 +1200,73 @@ impl GroupCoordinator {
             let idle = group.state() == GroupState::Empty
                 && group.offsets.is_empty()
                 && group.next_deadline().is_none();
+            if idle {
+                gone.push((group_id.clone(), group.generation_id() > 0));
+            }
             !idle
         });
+        let Some(ctx) = self.context() else {
+            return;
+        };
+        for (group_id, stored) in &gone {
+            if *stored {
+                self.write_tombstones(&ctx, group_id, &[], true);
+            }
+        }
+        let empty_consumer_groups: Vec<String> = self
+            .consumer_groups
+            .lock()
+            .iter()
+            .filter(|(id, g)| g.members.is_empty() && self.group(id).is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for group_id in empty_consumer_groups {
+            let _ = self.delete_consumer_group(&ctx, &group_id);
+        }
     }
 }
 
-/// The loop of the `group-coordinator` thread.
+/// The records to write to get from the group as `before` describes it to `after`: new or
+/// changed values in `after`'s order, then tombstones for what `after` no longer has.
+fn changed_records(before: &[ConsumerGroupRecord], after: &[ConsumerGroupRecord]) -> Vec<Record> {
+    let old: HashMap<Vec<u8>, Option<Vec<u8>>> =
+        before.iter().map(|r| (r.key(), r.value())).collect();
+    let new_keys: HashSet<Vec<u8>> = after.iter().map(ConsumerGroupRecord::key).collect();
+    let mut out = Vec::new();
+    for record in after {
+        let (key, value) = (record.key(), record.value());
+        if old.get(&key) != Some(&value) {
+            out.push(Record {
+                key: Some(key),
+                value,
+                ..Record::default()
+            });
+        }
+    }
+    // Kafka's tombstone order: each member's assignment, target and metadata, then the group's
+    // target epoch, subscription metadata and epoch, so that the epoch's tombstone comes last.
+    let rank = |r: &ConsumerGroupRecord| match r.key_version() {
+        8 => 0,
+        7 => 1,
+        5 => 2,
+        6 => 3,
+        4 => 4,
+        _ => 5,
+    };
+    let mut gone: Vec<&ConsumerGroupRecord> = before
+        .iter()
+        .filter(|r| !new_keys.contains(&r.key()))
+        .collect();
+    gone.sort_by_key(|r| rank(r));
+    out.extend(gone.into_iter().map(|r| Record {
+        key: Some(r.key()),
+        value: None,
+        ..Record::default()
+    }));
+    out
+}
+
+/// The `group-coordinator` thread's loop.
 fn run_expiration(coordinator: Weak<GroupCoordinator>) {
     loop {
         let Some(c) = coordinator.upgrade() else {
@@ -902,11 +1280,22 @@ fn run_expiration(coordinator: Weak<GroupCoordinator>) {
     }
 }
 
+/// What start-up reads from `__consumer_offsets`, the latest record of each key winning.
+#[derive(Default)]
+struct Loaded {
+    offsets: HashMap<String, BTreeMap<(String, i32), OffsetAndMetadata>>,
+    /// Each classic group's last GroupMetadata value; `None` after a tombstone.
+    metadata: HashMap<String, Option<GroupMetadataValue>>,
+    consumer_groups: HashMap<String, ConsumerGroup>,
+    /// When restored KIP-848 members must have heartbeated by.
+    consumer_session_deadline: Option<Instant>,
+}
+
 /// Applies the records of one `__consumer_offsets` partition, from its log start to its high
 /// watermark.
 fn replay_partition(
     log: &Partition,
-    loaded: &mut HashMap<String, BTreeMap<(String, i32), OffsetAndMetadata>>,
+    loaded: &mut Loaded,
     txn_load: &mut txn_offsets::TxnOffsetsLoad,
 ) -> io::Result<()> {
     let tp = &log.topic_partition;
@@ -943,7 +1332,7 @@ fn replay_partition(
                         records.iter().for_each(|r| apply(tp, r, loaded))
                     }
                     txn_offsets::LoadAction::ApplyCommitted(offsets) => {
-                        txn_offsets::apply_loaded(offsets, loaded)
+                        txn_offsets::apply_loaded(offsets, &mut loaded.offsets)
                     }
                     txn_offsets::LoadAction::Done => {}
                 },
@@ -962,11 +1351,7 @@ fn replay_partition(
     Ok(())
 }
 
-fn apply(
-    tp: &TopicPartition,
-    record: &Record,
-    loaded: &mut HashMap<String, BTreeMap<(String, i32), OffsetAndMetadata>>,
-) {
+fn apply(tp: &TopicPartition, record: &Record, loaded: &mut Loaded) {
     let Some(key) = &record.key else {
         return;
     };
@@ -977,7 +1362,7 @@ fn apply(
             partition,
             offset,
         }) => {
-            let offsets = loaded.entry(group_id).or_default();
+            let offsets = loaded.offsets.entry(group_id).or_default();
             match offset {
                 Some(o) => {
                     offsets.insert((topic, partition), o);
@@ -987,7 +1372,29 @@ fn apply(
                 }
             }
         }
-        Ok(OffsetsRecord::GroupMetadata { .. }) => {}
+        Ok(OffsetsRecord::GroupMetadata { group_id, value }) => {
+            loaded.metadata.insert(group_id, value);
+        }
+        Ok(OffsetsRecord::ConsumerGroup(record)) => {
+            let group_id = record.group_id().to_string();
+            // The group epoch's tombstone is the last record of a deleted group.
+            if matches!(record, ConsumerGroupRecord::Metadata { epoch: None, .. }) {
+                loaded.consumer_groups.remove(&group_id);
+                return;
+            }
+            // Other tombstones of a group that is gone do not bring it back.
+            if record.is_tombstone() && !loaded.consumer_groups.contains_key(&group_id) {
+                return;
+            }
+            let deadline = loaded
+                .consumer_session_deadline
+                .unwrap_or_else(Instant::now);
+            loaded
+                .consumer_groups
+                .entry(group_id)
+                .or_default()
+                .replay(record, deadline);
+        }
         Ok(OffsetsRecord::Unknown { key_version }) => {
             warn!("{tp}: skipping a record with unknown key version {key_version}")
         }

@@ -6,11 +6,12 @@
 //!   `GroupCoordinator`), pure and driven by the time it is given.
 //! - [`offsets`]: the records of `__consumer_offsets`, and which partition holds a group.
 //! - [`consumer`]: KIP-848 consumer groups (the `consumer` protocol), side by side with the
-//!   classic ones.
+//!   classic ones; [`consumer_records`]: their records in `__consumer_offsets`.
 //! - [`coordinator`]: locking, blocking waits, the `group-coordinator` timer thread, and offset
 //!   storage through the `log-writer` thread.
 
 pub mod consumer;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod offsets;
 pub mod state;

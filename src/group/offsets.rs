@@ -6,11 +6,16 @@
 //! | record              | key                                                        | value |
 //! |---------------------|------------------------------------------------------------|-------|
 //! | offset commit       | OffsetCommitKey v0/v1: version, group, topic, partition    | OffsetCommitValue v0-v4, or null (tombstone) |
-//! | group metadata      | GroupMetadataKey v2: version, group                        | GroupMetadataValue (sprat does not write or read it) |
+//! | group metadata      | GroupMetadataKey v2: version, group                        | GroupMetadataValue v0-v4, or null (the group was deleted) |
+//! | consumer group      | ConsumerGroup*Key v3-v8 (see [`crate::group::consumer_records`]) | flexible v0 values |
 //!
-//! sprat writes key version 1 and value version 3 (offset int64, leader epoch int32, metadata
-//! string, commit timestamp int64), as Kafka 3.9 does. A null value deletes the offset. Reading
-//! accepts every version Kafka ever wrote, so that a log directory written by Kafka loads too.
+//! For offsets sprat writes key version 1 and value version 3 (offset int64, leader epoch int32,
+//! metadata string, commit timestamp int64), as Kafka 3.9 does. A null value deletes the offset.
+//! For a classic group's metadata it writes value version 3 (protocol type, generation, protocol,
+//! leader, current state timestamp, then each member with its group instance id, client id and
+//! host, rebalance and session timeouts, subscription and assignment bytes), as Kafka 3.9 does.
+//! Reading accepts every version Kafka ever wrote, so that a log directory written by Kafka
+//! loads too.
 //!
 //! Everything here is pure.
 
@@ -29,6 +34,116 @@ pub const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 pub const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
 /// The key version of group metadata records.
 pub const GROUP_METADATA_KEY_VERSION: i16 = 2;
+/// The value version sprat writes for group metadata (Kafka 3.9's
+/// `MetadataVersion.groupMetadataValueVersion`).
+pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
+
+/// A classic group's metadata as Kafka stores it at each generation (GroupMetadataValue).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupMetadataValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    /// When the group entered its current state (-1: unknown, before value version 2).
+    pub current_state_timestamp_ms: i64,
+    pub members: Vec<MemberMetadataValue>,
+}
+
+/// One member in a [`GroupMetadataValue`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberMetadataValue {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// -1 before value version 1.
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    /// The member's metadata for the group's protocol.
+    pub subscription: Vec<u8>,
+    pub assignment: Vec<u8>,
+}
+
+/// The key of a classic group's metadata record (GroupMetadataKey version 2).
+pub fn group_metadata_key(group_id: &str) -> Vec<u8> {
+    let mut e = Encoder::with_capacity(4 + group_id.len());
+    e.i16(GROUP_METADATA_KEY_VERSION);
+    e.string(false, group_id);
+    e.into_inner()
+}
+
+/// The value of a classic group's metadata record (GroupMetadataValue version 3).
+pub fn group_metadata_value(value: &GroupMetadataValue) -> Vec<u8> {
+    let mut e = Encoder::new();
+    e.i16(GROUP_METADATA_VALUE_VERSION);
+    e.string(false, &value.protocol_type);
+    e.i32(value.generation);
+    e.nullable_string(false, value.protocol.as_deref());
+    e.nullable_string(false, value.leader.as_deref());
+    e.i64(value.current_state_timestamp_ms);
+    e.array(false, &value.members, |e, m| {
+        e.string(false, &m.member_id);
+        e.nullable_string(false, m.group_instance_id.as_deref());
+        e.string(false, &m.client_id);
+        e.string(false, &m.client_host);
+        e.i32(m.rebalance_timeout_ms);
+        e.i32(m.session_timeout_ms);
+        e.bytes(false, &m.subscription);
+        e.bytes(false, &m.assignment);
+    });
+    e.into_inner()
+}
+
+/// Decodes GroupMetadataValue versions 0-4 (v4 is the first flexible one).
+fn decode_group_metadata_value(value: &[u8]) -> DecodeResult<GroupMetadataValue> {
+    let mut d = Decoder::new(value);
+    let version = d.i16()?;
+    let flexible = version >= 4;
+    let protocol_type = d.string(flexible)?;
+    let generation = d.i32()?;
+    let protocol = d.nullable_string(flexible)?;
+    let leader = d.nullable_string(flexible)?;
+    let current_state_timestamp_ms = if version >= 2 { d.i64()? } else { -1 };
+    let members = d.array(flexible, |d| {
+        let member_id = d.string(flexible)?;
+        let group_instance_id = if version >= 3 {
+            d.nullable_string(flexible)?
+        } else {
+            None
+        };
+        let client_id = d.string(flexible)?;
+        let client_host = d.string(flexible)?;
+        let rebalance_timeout_ms = if version >= 1 { d.i32()? } else { -1 };
+        let session_timeout_ms = d.i32()?;
+        let subscription = d.bytes(flexible)?;
+        let assignment = d.bytes(flexible)?;
+        if flexible {
+            d.skip_tagged_fields()?;
+        }
+        Ok(MemberMetadataValue {
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            session_timeout_ms,
+            subscription,
+            assignment,
+        })
+    })?;
+    if flexible {
+        d.skip_tagged_fields()?;
+    }
+    Ok(GroupMetadataValue {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        current_state_timestamp_ms,
+        members,
+    })
+}
 
 /// One committed offset (Kafka's `OffsetAndMetadata`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +207,13 @@ pub enum OffsetsRecord {
         partition: i32,
         offset: Option<OffsetAndMetadata>,
     },
-    /// Group membership metadata, which sprat keeps in memory only.
-    GroupMetadata { group_id: String },
+    /// A classic group's metadata; `None` is a tombstone (the group was deleted).
+    GroupMetadata {
+        group_id: String,
+        value: Option<GroupMetadataValue>,
+    },
+    /// A KIP-848 consumer group record (key versions 3-8).
+    ConsumerGroup(super::consumer_records::ConsumerGroupRecord),
     /// A key version no Kafka release writes.
     Unknown { key_version: i16 },
 }
@@ -117,7 +237,11 @@ pub fn decode_record(key: &[u8], value: Option<&[u8]>) -> DecodeResult<OffsetsRe
         }
         GROUP_METADATA_KEY_VERSION => Ok(OffsetsRecord::GroupMetadata {
             group_id: d.string(false)?,
+            value: value.map(decode_group_metadata_value).transpose()?,
         }),
+        3..=8 => Ok(OffsetsRecord::ConsumerGroup(
+            super::consumer_records::decode(key_version, &mut d, value)?,
+        )),
         other => Ok(OffsetsRecord::Unknown { key_version: other }),
     }
 }
@@ -256,16 +380,77 @@ mod tests {
     }
 
     #[test]
-    fn group_metadata_and_unknown_keys() {
-        let mut e = Encoder::new();
-        e.i16(2);
-        e.string(false, "g");
+    fn group_metadata_record_bytes() {
+        let key = group_metadata_key("g");
+        assert_eq!(key, [0, 2, 0, 1, b'g']);
+        let value = GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 5,
+            protocol: Some("range".into()),
+            leader: Some("m".into()),
+            current_state_timestamp_ms: 0x0a0b,
+            members: vec![MemberMetadataValue {
+                member_id: "m".into(),
+                group_instance_id: None,
+                client_id: "c".into(),
+                client_host: "/h".into(),
+                rebalance_timeout_ms: 300,
+                session_timeout_ms: 45,
+                subscription: vec![9],
+                assignment: vec![8, 7],
+            }],
+        };
+        let bytes = group_metadata_value(&value);
+        #[rustfmt::skip]
+        let expected: Vec<u8> = [
+            &[0u8, 3][..],                                      // version 3
+            &[0, 8], b"consumer",                               // protocol type
+            &[0, 0, 0, 5],                                      // generation
+            &[0, 5], b"range",                                  // protocol
+            &[0, 1], b"m",                                      // leader
+            &[0, 0, 0, 0, 0, 0, 0x0a, 0x0b],                    // current state timestamp
+            &[0, 0, 0, 1],                                      // one member
+            &[0, 1], b"m",                                      // member id
+            &[0xff, 0xff],                                      // group instance id: null
+            &[0, 1], b"c",                                      // client id
+            &[0, 2], b"/h",                                     // client host
+            &[0, 0, 1, 44],                                     // rebalance timeout
+            &[0, 0, 0, 45],                                     // session timeout
+            &[0, 0, 0, 1, 9],                                   // subscription
+            &[0, 0, 0, 2, 8, 7],                                // assignment
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
         assert_eq!(
-            decode_record(&e.buf, Some(&[1, 2, 3])).unwrap(),
+            decode_record(&key, Some(&bytes)).unwrap(),
             OffsetsRecord::GroupMetadata {
-                group_id: "g".into()
+                group_id: "g".into(),
+                value: Some(value.clone()),
             }
         );
+        assert_eq!(
+            decode_record(&key, None).unwrap(),
+            OffsetsRecord::GroupMetadata {
+                group_id: "g".into(),
+                value: None,
+            }
+        );
+        // Version 0: no state timestamp, instance id or rebalance timeout.
+        #[rustfmt::skip]
+        let v0: Vec<u8> = [
+            &[0u8, 0][..], &[0, 1], b"x", &[0, 0, 0, 2], &[0xff, 0xff], &[0xff, 0xff],
+            &[0, 0, 0, 1], &[0, 1], b"m", &[0, 1], b"c", &[0, 1], b"h", &[0, 0, 0, 10],
+            &[0, 0, 0, 0], &[0, 0, 0, 0],
+        ]
+        .concat();
+        let OffsetsRecord::GroupMetadata { value: Some(v), .. } =
+            decode_record(&key, Some(&v0)).unwrap()
+        else {
+            panic!("not group metadata");
+        };
+        assert_eq!((v.generation, v.current_state_timestamp_ms), (2, -1));
+        assert_eq!(v.members[0].rebalance_timeout_ms, -1);
+        assert!(decode_record(&key, Some(&bytes[..20])).is_err());
         assert_eq!(
             decode_record(&[0, 9], None).unwrap(),
             OffsetsRecord::Unknown { key_version: 9 }

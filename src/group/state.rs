@@ -20,7 +20,7 @@
 //!
 //! Not thread-safe by itself: the coordinator keeps each group behind its own lock.
 
-use crate::group::offsets::OffsetAndMetadata;
+use crate::group::offsets::{GroupMetadataValue, MemberMetadataValue, OffsetAndMetadata};
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::consumer_protocol_subscription::{
     self as subscription, ConsumerProtocolSubscription,
@@ -319,6 +319,12 @@ pub struct Group {
     sync_results: HashMap<Ticket, SyncResult>,
     /// Committed offsets by (topic, partition).
     pub offsets: BTreeMap<(String, i32), OffsetAndMetadata>,
+    /// The group reached a point where Kafka stores its metadata (a leader's assignment, the
+    /// group became Empty); the coordinator writes a GroupMetadata record and clears it.
+    store_due: bool,
+    /// Wall-clock ms at which the group became Empty, when known: offsets retention of an Empty
+    /// group counts from then (Kafka's `currentStateTimestamp`). Kept by the coordinator.
+    pub empty_since_ms: Option<i64>,
 }
 
 fn millis(ms: impl Into<i64>) -> Duration {
@@ -348,6 +354,142 @@ impl Group {
             join_results: HashMap::new(),
             sync_results: HashMap::new(),
             offsets: BTreeMap::new(),
+            store_due: false,
+            empty_since_ms: None,
+        }
+    }
+
+    /// A group rebuilt from its last GroupMetadata record, as Kafka's `GroupMetadata.loadGroup`
+    /// does: Empty without members, else Stable in the stored generation. Every member must
+    /// heartbeat within its session timeout from `now`, or it is removed.
+    pub fn restore(
+        group_id: impl Into<String>,
+        config: GroupConfig,
+        value: &GroupMetadataValue,
+        now: Instant,
+    ) -> Group {
+        let mut group = Group::new(group_id, config);
+        group.generation_id = value.generation;
+        group.protocol_type = Some(value.protocol_type.clone()).filter(|t| !t.is_empty());
+        group.protocol_name = value.protocol.clone();
+        group.leader_id = value.leader.clone();
+        let protocol = value.protocol.clone().unwrap_or_default();
+        for m in &value.members {
+            if let Some(instance) = &m.group_instance_id {
+                group
+                    .static_members
+                    .insert(instance.clone(), m.member_id.clone());
+            }
+            group.members.push(Member {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                rebalance_timeout_ms: if m.rebalance_timeout_ms < 0 {
+                    m.session_timeout_ms
+                } else {
+                    m.rebalance_timeout_ms
+                },
+                session_timeout_ms: m.session_timeout_ms,
+                protocols: vec![(protocol.clone(), m.subscription.clone())],
+                assignment: m.assignment.clone(),
+                is_new: false,
+                awaiting_join: None,
+                awaiting_sync: None,
+                heartbeat_deadline: now + millis(m.session_timeout_ms),
+            });
+        }
+        if group.members.is_empty() {
+            group.state = GroupState::Empty;
+            group.leader_id = None;
+            group.empty_since_ms = Some(value.current_state_timestamp_ms).filter(|&ts| ts >= 0);
+        } else {
+            group.state = GroupState::Stable;
+            if group
+                .leader_id
+                .as_deref()
+                .is_none_or(|l| !group.has_member(l))
+            {
+                group.leader_id = Some(group.members[0].member_id.clone());
+            }
+        }
+        group.subscribed_topics = group.compute_subscribed_topics();
+        group
+    }
+
+    pub fn is_store_due(&self) -> bool {
+        self.store_due
+    }
+
+    /// Whether a GroupMetadata record is due; clears the flag.
+    pub fn take_store_due(&mut self) -> bool {
+        std::mem::take(&mut self.store_due)
+    }
+
+    /// The group's GroupMetadata record value, stamped `now_ms` (Kafka's `storeGroup`).
+    pub fn metadata_value(&self, now_ms: i64) -> GroupMetadataValue {
+        let protocol = self.protocol_name.clone();
+        let chosen = protocol.as_deref().unwrap_or("");
+        GroupMetadataValue {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation_id,
+            protocol: protocol.clone(),
+            leader: self.leader_id.clone(),
+            current_state_timestamp_ms: now_ms,
+            members: self
+                .members
+                .iter()
+                .map(|m| MemberMetadataValue {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata(chosen).to_vec(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Kafka's `GroupMetadata.removeExpiredOffsets` (2.1+), deciding only: the offsets whose
+    /// retention has run out at `now_ms`. An Empty group's offsets count from when it became
+    /// Empty (else from their commit); a group without a protocol (standalone commits) counts
+    /// from each commit; a Stable consumer group expires only offsets of topics it no longer
+    /// subscribes to. `consumer_group_topics`: the group id belongs to a KIP-848 group, with
+    /// these subscribed topics, whose offsets expire by commit time unless subscribed.
+    pub fn expired_offsets(
+        &self,
+        now_ms: i64,
+        retention_ms: i64,
+        consumer_group_topics: Option<&HashSet<String>>,
+    ) -> Vec<(String, i32)> {
+        let expired = |base: i64| now_ms.saturating_sub(base) >= retention_ms;
+        let pick = |f: &dyn Fn(&(String, i32), &OffsetAndMetadata) -> bool| {
+            self.offsets
+                .iter()
+                .filter(|(k, o)| f(k, o))
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        if let Some(topics) = consumer_group_topics {
+            return pick(&|(t, _), o| !topics.contains(t) && expired(o.commit_timestamp_ms));
+        }
+        match (&self.protocol_type, self.state) {
+            (Some(_), GroupState::Empty) => {
+                pick(&|_, o| expired(self.empty_since_ms.unwrap_or(o.commit_timestamp_ms)))
+            }
+            (Some(_), GroupState::Stable) if self.is_consumer_group() => {
+                match &self.subscribed_topics {
+                    Some(topics) => {
+                        pick(&|(t, _), o| !topics.contains(t) && expired(o.commit_timestamp_ms))
+                    }
+                    None => Vec::new(),
+                }
+            }
+            (None, _) => pick(&|_, o| expired(o.commit_timestamp_ms)),
+            _ => Vec::new(),
         }
     }
 
@@ -567,6 +709,8 @@ impl Group {
                 let member = &mut self.members[index];
                 member.rebalance_timeout_ms = request.rebalance_timeout_ms;
                 member.session_timeout_ms = request.session_timeout_ms;
+                // The new member id replaces the old one in the stored group, as in Kafka.
+                self.store_due = true;
                 // The old leader id is returned so that the new member does not compute an
                 // assignment that a Stable group would not distribute.
                 Reply::Ready(JoinResult {
@@ -827,6 +971,8 @@ impl Group {
         if self.members.is_empty() {
             self.protocol_name = None;
             self.state = GroupState::Empty;
+            // Kafka stores an Empty group's new generation at once.
+            self.store_due = true;
         } else {
             self.protocol_name = Some(self.select_protocol());
             self.state = GroupState::CompletingRebalance;
@@ -1002,6 +1148,7 @@ impl Group {
                 .map(|(_, a)| a.clone())
                 .unwrap_or_default();
         }
+        self.store_due = true;
         self.propagate_assignment(ErrorCode::None, now);
     }
 
@@ -1792,6 +1939,126 @@ mod tests {
             Err(ErrorCode::UnknownMemberId),
             "only members commit to a non-empty group"
         );
+    }
+
+    /// A Stable group of one at generation 1, its assignment stored.
+    fn stable_group(now: Instant) -> Group {
+        let (mut g, _) = group_with_leader(now);
+        let t = pending(g.sync(
+            SyncRequest {
+                member_id: "a".into(),
+                generation_id: 1,
+                assignments: vec![("a".into(), vec![7])],
+                ..SyncRequest::default()
+            },
+            now,
+        ));
+        g.take_sync_result(t).unwrap();
+        g
+    }
+
+    #[test]
+    fn generations_are_stored_and_restored() {
+        let now = Instant::now();
+        let (mut g, _) = group_with_leader(now);
+        assert!(
+            !g.take_store_due(),
+            "nothing to store before the leader syncs"
+        );
+        let t = pending(g.sync(
+            SyncRequest {
+                member_id: "a".into(),
+                generation_id: 1,
+                assignments: vec![("a".into(), vec![7])],
+                ..SyncRequest::default()
+            },
+            now,
+        ));
+        g.take_sync_result(t).unwrap();
+        assert!(g.take_store_due(), "the leader's assignment is stored");
+        assert!(!g.take_store_due());
+        let value = g.metadata_value(42);
+        assert_eq!(
+            (
+                value.generation,
+                value.protocol.as_deref(),
+                value.leader.as_deref()
+            ),
+            (1, Some("range"), Some("a"))
+        );
+        assert_eq!(
+            value.members[0].subscription,
+            vec![1],
+            "the chosen protocol's metadata"
+        );
+        assert_eq!(value.members[0].assignment, vec![7]);
+
+        let later = now + Duration::from_secs(1);
+        let mut restored = Group::restore("g", CONFIG, &value, later);
+        assert_eq!(restored.state(), GroupState::Stable);
+        assert_eq!(restored.generation_id(), 1);
+        assert_eq!(restored.summary(), g.summary());
+        assert_eq!(
+            restored.next_deadline(),
+            Some(later + Duration::from_millis(5000)),
+            "the member must heartbeat within its session timeout"
+        );
+        assert_eq!(restored.heartbeat("a", None, 1, later), ErrorCode::None);
+        // Without heartbeats it expires; the group's Empty generation is then stored.
+        assert!(restored.tick(later + Duration::from_secs(10)));
+        assert_eq!(restored.state(), GroupState::Empty);
+        assert!(restored.take_store_due());
+        let empty = restored.metadata_value(43);
+        assert_eq!((empty.generation, empty.members.len()), (2, 0));
+        let again = Group::restore("g", CONFIG, &empty, later);
+        assert_eq!(again.state(), GroupState::Empty);
+        assert_eq!(again.empty_since_ms, Some(43));
+    }
+
+    #[test]
+    fn expired_offsets_follow_kafkas_rules() {
+        let now = Instant::now();
+        let offset = |commit_timestamp_ms| OffsetAndMetadata {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms,
+        };
+        let with_offsets = |mut g: Group| {
+            g.offsets.insert(("t".into(), 0), offset(100));
+            g.offsets.insert(("other".into(), 0), offset(900));
+            g
+        };
+        let t0 = ("t".to_string(), 0);
+        let other = ("other".to_string(), 0);
+        // No protocol (standalone commits): from each commit.
+        let standalone = with_offsets(Group::new("g", CONFIG));
+        assert_eq!(
+            standalone.expired_offsets(1000, 500, None),
+            std::slice::from_ref(&t0)
+        );
+        assert_eq!(
+            standalone.expired_offsets(1400, 500, None),
+            [other.clone(), t0.clone()]
+        );
+        // Stable consumer group subscribed to t: only the other topic's offsets, by commit.
+        let mut stable = with_offsets(stable_group(now));
+        stable.subscribed_topics = Some(["t".to_string()].into_iter().collect());
+        assert!(stable.expired_offsets(1000, 500, None).is_empty());
+        assert_eq!(
+            stable.expired_offsets(1400, 500, None),
+            std::slice::from_ref(&other)
+        );
+        // Empty with a protocol: from when it became Empty, whatever the commits.
+        let mut empty = with_offsets(stable_group(now));
+        assert!(empty.tick(now + Duration::from_secs(60)));
+        assert_eq!(empty.state(), GroupState::Empty);
+        empty.empty_since_ms = Some(2000);
+        assert!(empty.expired_offsets(2400, 500, None).is_empty());
+        assert_eq!(empty.expired_offsets(2500, 500, None).len(), 2);
+        // A KIP-848 group: unsubscribed topics, by commit.
+        let topics: HashSet<String> = ["other".to_string()].into_iter().collect();
+        assert_eq!(standalone.expired_offsets(1400, 500, Some(&topics)), [t0]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ const FENCED_MEMBER_EPOCH: i16 = 110;
 const UNSUPPORTED_ASSIGNOR: i16 = 112;
 const STALE_MEMBER_EPOCH: i16 = 113;
 
-fn heartbeat(
+pub(crate) fn heartbeat(
     client: &mut Client,
     version: i16,
     request: &cgh::ConsumerGroupHeartbeatRequest,
@@ -32,7 +32,7 @@ fn heartbeat(
     )
 }
 
-fn join(member_id: &str) -> cgh::ConsumerGroupHeartbeatRequest {
+pub(crate) fn join(member_id: &str) -> cgh::ConsumerGroupHeartbeatRequest {
     cgh::ConsumerGroupHeartbeatRequest {
         group_id: "g".into(),
         member_id: member_id.into(),
@@ -44,7 +44,7 @@ fn join(member_id: &str) -> cgh::ConsumerGroupHeartbeatRequest {
     }
 }
 
-fn beat(
+pub(crate) fn beat(
     member_id: &str,
     epoch: i32,
     owned: Option<&cgh::Assignment>,
@@ -58,7 +58,7 @@ fn beat(
     }
 }
 
-fn partitions(a: &cgh::Assignment) -> BTreeSet<i32> {
+pub(crate) fn partitions(a: &cgh::Assignment) -> BTreeSet<i32> {
     a.topic_partitions
         .iter()
         .flat_map(|t| t.partitions.iter().copied())

@@ -27,13 +27,13 @@ const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 
 /// Group timings short enough for tests: no initial rebalance delay, sessions down to 100 ms,
 /// and a small offsets topic.
-const GROUP_PROPERTIES: &[&str] = &[
+pub(crate) const GROUP_PROPERTIES: &[&str] = &[
     "group.initial.rebalance.delay.ms=0",
     "group.min.session.timeout.ms=100",
     "offsets.topic.num.partitions=3",
 ];
 
-fn start(name: &str) -> TestBroker {
+pub(crate) fn start(name: &str) -> TestBroker {
     TestBroker::start_with(name, |_| {}, GROUP_PROPERTIES)
 }
 
@@ -58,7 +58,7 @@ pub(crate) fn create_topic(client: &mut Client, name: &str, partitions: i32) {
 }
 
 /// A consumer-protocol subscription (version 1) to `topics`, as member metadata.
-fn subscription(topics: &[&str]) -> Vec<u8> {
+pub(crate) fn subscription(topics: &[&str]) -> Vec<u8> {
     let mut e = Encoder::new();
     e.i16(1);
     ConsumerProtocolSubscription {
@@ -69,16 +69,16 @@ fn subscription(topics: &[&str]) -> Vec<u8> {
     e.into_inner()
 }
 
-struct Join<'a> {
-    group: &'a str,
-    member_id: &'a str,
-    session_timeout_ms: i32,
-    rebalance_timeout_ms: i32,
-    protocols: Vec<(&'a str, Vec<u8>)>,
+pub(crate) struct Join<'a> {
+    pub(crate) group: &'a str,
+    pub(crate) member_id: &'a str,
+    pub(crate) session_timeout_ms: i32,
+    pub(crate) rebalance_timeout_ms: i32,
+    pub(crate) protocols: Vec<(&'a str, Vec<u8>)>,
 }
 
 impl<'a> Join<'a> {
-    fn new(group: &'a str, member_id: &'a str) -> Join<'a> {
+    pub(crate) fn new(group: &'a str, member_id: &'a str) -> Join<'a> {
         Join {
             group,
             member_id,
@@ -88,7 +88,7 @@ impl<'a> Join<'a> {
         }
     }
 
-    fn send(&self, client: &mut Client, version: i16) -> jg::JoinGroupResponse {
+    pub(crate) fn send(&self, client: &mut Client, version: i16) -> jg::JoinGroupResponse {
         let request = jg::JoinGroupRequest {
             group_id: self.group.into(),
             session_timeout_ms: self.session_timeout_ms,
@@ -114,7 +114,7 @@ impl<'a> Join<'a> {
     }
 
     /// Joins, answering MEMBER_ID_REQUIRED (v4+) with a second JoinGroup as clients do.
-    fn send_with_id(&self, client: &mut Client, version: i16) -> jg::JoinGroupResponse {
+    pub(crate) fn send_with_id(&self, client: &mut Client, version: i16) -> jg::JoinGroupResponse {
         let first = self.send(client, version);
         if first.error_code != MEMBER_ID_REQUIRED {
             return first;
@@ -128,7 +128,7 @@ impl<'a> Join<'a> {
     }
 }
 
-fn sync(
+pub(crate) fn sync(
     client: &mut Client,
     version: i16,
     group: &str,
@@ -159,7 +159,12 @@ fn sync(
     )
 }
 
-fn heartbeat(client: &mut Client, group: &str, generation_id: i32, member_id: &str) -> i16 {
+pub(crate) fn heartbeat(
+    client: &mut Client,
+    group: &str,
+    generation_id: i32,
+    member_id: &str,
+) -> i16 {
     let request = hb::HeartbeatRequest {
         group_id: group.into(),
         generation_id,
@@ -176,7 +181,7 @@ fn heartbeat(client: &mut Client, group: &str, generation_id: i32, member_id: &s
         .error_code
 }
 
-fn leave(
+pub(crate) fn leave(
     client: &mut Client,
     version: i16,
     group: &str,
@@ -286,7 +291,11 @@ pub(crate) fn fetch(
         .collect()
 }
 
-fn describe(client: &mut Client, version: i16, groups: &[&str]) -> dg::DescribeGroupsResponse {
+pub(crate) fn describe(
+    client: &mut Client,
+    version: i16,
+    groups: &[&str],
+) -> dg::DescribeGroupsResponse {
     let request = dg::DescribeGroupsRequest {
         groups: groups.iter().map(|g| g.to_string()).collect(),
         include_authorized_operations: version >= 3,
@@ -300,7 +309,7 @@ fn describe(client: &mut Client, version: i16, groups: &[&str]) -> dg::DescribeG
 }
 
 /// Joins `group` alone and syncs with `assignment`: a Stable group of one at generation 1.
-fn stable_member(client: &mut Client, group: &str, assignment: &[u8]) -> (String, i32) {
+pub(crate) fn stable_member(client: &mut Client, group: &str, assignment: &[u8]) -> (String, i32) {
     let joined = Join::new(group, "").send_with_id(client, 5);
     assert_eq!(joined.error_code, NONE);
     assert_eq!(joined.leader, joined.member_id);
@@ -708,9 +717,10 @@ fn committed_offsets_survive_kill_9() {
     );
     assert_eq!(fetch(&mut client, 7, "members", None)[0].2, 99);
     assert!(fetch(&mut client, 7, "deleted", None).is_empty());
+    // The member's group comes back in its generation, until the member's session times out.
     assert_eq!(
         list_groups(&mut client, 4, &[]),
-        rows(&[("members", "Empty"), ("standalone", "Empty")])
+        rows(&[("members", "Stable"), ("standalone", "Empty")])
     );
 
     // The offsets live in the internal topic __consumer_offsets.
@@ -734,7 +744,11 @@ fn committed_offsets_survive_kill_9() {
 }
 
 /// ListGroups; returns (group id, state) pairs.
-fn list_groups(client: &mut Client, version: i16, states: &[&str]) -> Vec<(String, String)> {
+pub(crate) fn list_groups(
+    client: &mut Client,
+    version: i16,
+    states: &[&str],
+) -> Vec<(String, String)> {
     let request = lsg::ListGroupsRequest {
         states_filter: states.iter().map(|s| s.to_string()).collect(),
         ..lsg::ListGroupsRequest::default()
@@ -754,7 +768,7 @@ fn list_groups(client: &mut Client, version: i16, states: &[&str]) -> Vec<(Strin
 }
 
 /// Owned copies of (group id, state) rows, to compare with [`list_groups`].
-fn rows(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn rows(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))

@@ -8,6 +8,7 @@ mod codecrafters;
 mod compaction;
 mod consumer_groups;
 mod faults;
+mod group_persistence;
 mod groups;
 mod harness;
 mod hostile;

@@ -58,10 +58,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
             error: Some((ErrorCode::InvalidRequest, message)),
             ..Default::default()
         },
-        Ok(()) => {
-            let image = ctx.metadata.read();
-            ctx.group_coordinator.consumer_heartbeat(&image, heartbeat)
-        }
+        Ok(()) => ctx.group_coordinator.consumer_heartbeat(ctx, heartbeat),
     };
     let (error_code, error_message) = match result.error {
         Some((code, message)) => (code.code(), Some(message)),

@@ -1,9 +1,12 @@
 //! DescribeGroups (key 15), versions 0-5: state, protocol and members of each group. Member
 //! metadata and assignments are filled in only for a Stable group, and a group that does not
-//! exist is reported as Dead with no error, as Kafka does.
+//! exist is reported as Dead with no error, as Kafka does. So is a KIP-848 consumer group: Kafka
+//! 4.0's `GroupMetadataManager.describeGroups` describes classic groups only, and before v6
+//! answers any other id as Dead with no error (ConsumerGroupDescribe describes those).
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
+use crate::group::GroupSummary;
 use crate::protocol::RequestHeader;
 use crate::protocol::error_code::ErrorCode;
 use crate::protocol::messages::describe_groups::*;
@@ -33,7 +36,11 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                     ..DescribedGroup::default()
                 };
             }
-            let summary = ctx.group_coordinator.describe_group(group_id);
+            let summary = if ctx.group_coordinator.is_consumer_group(group_id) {
+                GroupSummary::dead()
+            } else {
+                ctx.group_coordinator.describe_group(group_id)
+            };
             DescribedGroup {
                 error_code: ErrorCode::None.code(),
                 group_id: group_id.clone(),

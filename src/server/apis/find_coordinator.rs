@@ -19,6 +19,11 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
     let request = FindCoordinatorRequest::decode(d, version)?;
     let (host, port) = ctx.advertised_host_port();
     let node_id = ctx.config.node_id;
+    if request.key_type == KEY_TYPE_GROUP {
+        // As Kafka does: the offsets topic exists before a group needs it, so that a SyncGroup
+        // (which stores the group) does not wait for 50 partitions to be created.
+        ctx.group_coordinator.ensure_offsets_topic(ctx);
+    }
     let (error, message) = if matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION) {
         // Kafka sends the error's message even on success, which for NONE is "NONE".
         (ErrorCode::None, "NONE".to_string())
