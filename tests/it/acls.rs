@@ -12,6 +12,10 @@ use sprat::protocol::messages::create_acls as ca;
 use sprat::protocol::messages::delete_acls as da;
 use sprat::protocol::messages::describe_acls as dsa;
 use sprat::protocol::messages::{
+    add_offsets_to_txn as aot, add_partitions_to_txn as apt, describe_producers as dp,
+    describe_transactions as dt, end_txn as et, list_transactions as lt, txn_offset_commit as toc,
+};
+use sprat::protocol::messages::{
     create_topics as ct, fetch, find_coordinator as fc, init_producer_id as ipi, join_group as jg,
     metadata as md, sasl_authenticate as sa, sasl_handshake as sh,
 };
@@ -26,6 +30,8 @@ const AUTHORIZER: &str =
 
 // Kafka's codes.
 const TOPIC: i8 = 2;
+const GROUP: i8 = 3;
+const TRANSACTIONAL_ID: i8 = 5;
 const CLUSTER: i8 = 4;
 const LITERAL: i8 = 3;
 const PREFIXED: i8 = 4;
@@ -752,4 +758,225 @@ fn create_acls_over_the_batch_limit_is_policy_violation() {
         "POLICY_VIOLATION for every entry"
     );
     assert!(flatten(&describe_acls(&mut admin, 3, &any_filter())).is_empty());
+}
+
+#[test]
+fn transaction_apis_check_acls() {
+    let (broker, addr) = secured_broker("acls_transactions");
+    let mut admin = login(addr, "admin");
+    assert_eq!(create_topic(&mut admin, "payments"), 0);
+    assert_eq!(create_topic(&mut admin, "other"), 0);
+    let mut alice = login(addr, "alice");
+    let init = |client: &mut Client| {
+        let request = ipi::InitProducerIdRequest {
+            transactional_id: Some("t1".into()),
+            transaction_timeout_ms: 60_000,
+            producer_id: -1,
+            producer_epoch: -1,
+        };
+        client.call(
+            ipi::API_KEY,
+            4,
+            |e| request.encode(e, 4),
+            ipi::InitProducerIdResponse::decode,
+        )
+    };
+    let list = |client: &mut Client| -> Vec<String> {
+        let request = lt::ListTransactionsRequest {
+            duration_filter: -1,
+            ..Default::default()
+        };
+        let response = client.call(
+            lt::API_KEY,
+            1,
+            |e| request.encode(e, 1),
+            lt::ListTransactionsResponse::decode,
+        );
+        response
+            .transaction_states
+            .into_iter()
+            .map(|t| t.transactional_id)
+            .collect()
+    };
+    assert_eq!(init(&mut alice).error_code, 53, "no Write on the id");
+    let codes = create_acls(
+        &mut admin,
+        3,
+        vec![
+            creation(TRANSACTIONAL_ID, "t1", LITERAL, "User:alice", WRITE, ALLOW),
+            creation(TOPIC, "payments", LITERAL, "User:alice", WRITE, ALLOW),
+        ],
+    );
+    assert_eq!(codes, [0, 0]);
+    let producer = init(&mut alice);
+    assert_eq!(producer.error_code, 0);
+    let (pid, epoch) = (producer.producer_id, producer.producer_epoch);
+
+    // Clients' AddPartitionsToTxn: Write on each topic; the others are not attempted.
+    let request = apt::AddPartitionsToTxnRequest {
+        v3_and_below_transactional_id: "t1".into(),
+        v3_and_below_producer_id: pid,
+        v3_and_below_producer_epoch: epoch,
+        v3_and_below_topics: ["payments", "other"]
+            .iter()
+            .map(|name| apt::AddPartitionsToTxnTopic {
+                name: name.to_string(),
+                partitions: vec![0],
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let response = alice.call(
+        apt::API_KEY,
+        3,
+        |e| request.encode(e, 3),
+        apt::AddPartitionsToTxnResponse::decode,
+    );
+    let codes: Vec<(String, i16)> = response
+        .results_by_topic_v3_and_below
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.results_by_partition[0].partition_error_code,
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [("payments".to_string(), 55), ("other".to_string(), 29)]
+    );
+    // Brokers' version needs ClusterAction.
+    let batched = apt::AddPartitionsToTxnRequest {
+        transactions: vec![apt::AddPartitionsToTxnTransaction {
+            transactional_id: "t1".into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            verify_only: true,
+            topics: Vec::new(),
+        }],
+        ..Default::default()
+    };
+    let response = alice.call(
+        apt::API_KEY,
+        4,
+        |e| batched.encode(e, 4),
+        apt::AddPartitionsToTxnResponse::decode,
+    );
+    assert_eq!(response.error_code, 31);
+
+    // AddOffsetsToTxn and TxnOffsetCommit: Write on the id, then Read on the group.
+    let request = aot::AddOffsetsToTxnRequest {
+        transactional_id: "t1".into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        group_id: "g".into(),
+    };
+    let response = alice.call(
+        aot::API_KEY,
+        3,
+        |e| request.encode(e, 3),
+        aot::AddOffsetsToTxnResponse::decode,
+    );
+    assert_eq!(response.error_code, 30);
+    let commit = |client: &mut Client, id: &str| -> Vec<i16> {
+        let request = toc::TxnOffsetCommitRequest {
+            transactional_id: id.into(),
+            group_id: "g".into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            generation_id: -1,
+            topics: vec![toc::TxnOffsetCommitRequestTopic {
+                name: "payments".into(),
+                partitions: vec![toc::TxnOffsetCommitRequestPartition {
+                    partition_index: 0,
+                    committed_offset: 1,
+                    committed_leader_epoch: -1,
+                    committed_metadata: None,
+                }],
+            }],
+            ..Default::default()
+        };
+        let response = client.call(
+            toc::API_KEY,
+            3,
+            |e| request.encode(e, 3),
+            toc::TxnOffsetCommitResponse::decode,
+        );
+        response
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect()
+    };
+    assert_eq!(commit(&mut alice, "t2"), [53]);
+    assert_eq!(commit(&mut alice, "t1"), [30]);
+    let codes = create_acls(
+        &mut admin,
+        3,
+        vec![creation(GROUP, "g", LITERAL, "User:alice", READ, ALLOW)],
+    );
+    assert_eq!(codes, [0]);
+    assert_eq!(commit(&mut alice, "t1"), [29], "no Read on the topic");
+
+    // EndTxn: Write on the id.
+    let end = |client: &mut Client, id: &str| {
+        let request = et::EndTxnRequest {
+            transactional_id: id.into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            committed: false,
+        };
+        client
+            .call(
+                et::API_KEY,
+                3,
+                |e| request.encode(e, 3),
+                et::EndTxnResponse::decode,
+            )
+            .error_code
+    };
+    assert_eq!(end(&mut alice, "t2"), 53);
+
+    // Describing: Describe on the id (implied by Write), Read on topics for producers.
+    assert_eq!(list(&mut alice), ["t1"]);
+    let describe = |client: &mut Client| {
+        let request = dt::DescribeTransactionsRequest {
+            transactional_ids: vec!["t1".into(), "t2".into()],
+        };
+        let response = client.call(
+            dt::API_KEY,
+            0,
+            |e| request.encode(e, 0),
+            dt::DescribeTransactionsResponse::decode,
+        );
+        response
+            .transaction_states
+            .iter()
+            .map(|t| t.error_code)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(describe(&mut alice), [0, 53]);
+    assert_eq!(describe(&mut admin), [0, 105]);
+    let request = dp::DescribeProducersRequest {
+        topics: vec![dp::TopicRequest {
+            name: "payments".into(),
+            partition_indexes: vec![0],
+        }],
+    };
+    let producers = |client: &mut Client| {
+        client
+            .call(
+                dp::API_KEY,
+                0,
+                |e| request.encode(e, 0),
+                dp::DescribeProducersResponse::decode,
+            )
+            .topics[0]
+            .partitions[0]
+            .error_code
+    };
+    assert_eq!(producers(&mut alice), 29);
+    assert_eq!(producers(&mut admin), 0);
+    broker.assert_no_panics();
 }
