@@ -37,6 +37,8 @@ use crate::storage::log::{
     PartitionLog, SealedFlush, TopicPartition,
 };
 use crate::storage::open_files;
+use crate::storage::producer_state::ProducerDescription;
+use crate::txn::TxnMarker;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
 use std::collections::{HashMap, HashSet};
@@ -57,6 +59,25 @@ const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 60_000;
 
 /// The shortest period of the time-based flush check, however small `flush.ms` is.
 const MIN_FLUSH_CHECK_MS: u64 = 1;
+
+/// The error code a failed append (or marker) is answered with.
+fn append_error_code(tp: &TopicPartition, e: AppendError) -> ErrorCode {
+    match e {
+        AppendError::Producer(code) => code,
+        AppendError::Io(e) => {
+            error!("append to {tp} failed: {e}");
+            ErrorCode::KafkaStorageError
+        }
+        AppendError::Offline => ErrorCode::KafkaStorageError,
+    }
+}
+
+/// A WriteTxnMarkers reply channel and each marker's per-partition results, sent after the
+/// group's fsyncs.
+type MarkerReply = (
+    Sender<Vec<crate::txn::MarkerResults>>,
+    Vec<Vec<(TopicPartition, Result<(), ErrorCode>)>>,
+);
 
 /// One partition's share of a produce request: validated batches, concatenated.
 pub struct PartitionAppend {
@@ -140,6 +161,11 @@ pub enum WriterCommand {
     WriteTxnMarkers {
         markers: Vec<crate::txn::TxnMarker>,
         reply: Sender<Vec<crate::txn::MarkerResults>>,
+    },
+    /// DescribeProducers: the producers of each partition, in order (`None`: no such log).
+    DescribeProducers {
+        partitions: Vec<TopicPartition>,
+        reply: Sender<Vec<Option<Vec<ProducerDescription>>>>,
     },
     /// Finishes queued work, flushes every log and stops.
     Shutdown { reply: Sender<()> },
@@ -297,6 +323,7 @@ impl LogWriter {
             Vec::with_capacity(group.len());
         let mut to_sync: HashSet<TopicPartition> = HashSet::new();
         let mut touched: HashSet<TopicPartition> = HashSet::new();
+        let mut marker_replies: Vec<MarkerReply> = Vec::new();
         let mut shutdown = None;
         self.ctx.metrics.record_group_commit(group.len());
         for command in group.drain(..) {
@@ -388,12 +415,18 @@ impl LogWriter {
                     let _ = reply.send(self.replace_cleaned_segments(&partition, &segments));
                 }
                 WriterCommand::WriteTxnMarkers { markers, reply } => {
-                    // Not written yet: every partition fails.
-                    let results = markers
+                    let results: Vec<Vec<(TopicPartition, Result<(), ErrorCode>)>> = markers
                         .iter()
-                        .map(|m| vec![Err(ErrorCode::UnknownServerError); m.partitions.len()])
+                        .map(|m| self.write_txn_marker(m, &mut touched))
                         .collect();
-                    let _ = reply.send(results);
+                    marker_replies.push((reply, results));
+                }
+                WriterCommand::DescribeProducers { partitions, reply } => {
+                    let described = partitions
+                        .iter()
+                        .map(|tp| self.logs.get(tp).map(PartitionLog::describe_producers))
+                        .collect();
+                    let _ = reply.send(described);
                 }
                 WriterCommand::Shutdown { reply } => shutdown = Some(reply),
             }
@@ -425,7 +458,62 @@ impl LogWriter {
             // A connection that went away no longer wants its answer.
             let _ = reply.send(results);
         }
+        for (reply, markers) in marker_replies {
+            let results = markers
+                .into_iter()
+                .map(|partitions| {
+                    partitions
+                        .into_iter()
+                        .map(|(tp, r)| {
+                            if failed.contains(&tp) {
+                                Err(ErrorCode::KafkaStorageError)
+                            } else {
+                                r
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let _ = reply.send(results);
+        }
         shutdown
+    }
+
+    /// Writes one marker's control batch on each of its partitions (fsynced with the group, like
+    /// an append); one result per partition, in order.
+    fn write_txn_marker(
+        &mut self,
+        marker: &TxnMarker,
+        touched: &mut HashSet<TopicPartition>,
+    ) -> Vec<(TopicPartition, Result<(), ErrorCode>)> {
+        marker
+            .partitions
+            .iter()
+            .map(|tp| {
+                let leader_epoch = self
+                    .ctx
+                    .topic(&tp.topic)
+                    .and_then(|t| t.partitions.get(&tp.partition).map(|p| p.leader_epoch))
+                    .unwrap_or(0);
+                let result = match self.logs.get_mut(tp) {
+                    None => Err(ErrorCode::UnknownTopicOrPartition),
+                    Some(log) => log
+                        .append_marker(
+                            marker.producer_id,
+                            marker.producer_epoch,
+                            marker.commit,
+                            marker.coordinator_epoch,
+                            leader_epoch,
+                        )
+                        .map(|_| ())
+                        .map_err(|e| append_error_code(tp, e)),
+                };
+                if result.is_ok() {
+                    touched.insert(tp.clone());
+                }
+                (tp.clone(), result)
+            })
+            .collect()
     }
 
     /// Runs the periodic tasks that are due.
@@ -821,14 +909,8 @@ impl LogWriter {
         let Some(log) = self.logs.get_mut(tp) else {
             return Err(ErrorCode::UnknownTopicOrPartition);
         };
-        log.append_batch(&mut batches).map_err(|e| match e {
-            AppendError::Producer(code) => code,
-            AppendError::Io(e) => {
-                error!("append to {tp} failed: {e}");
-                ErrorCode::KafkaStorageError
-            }
-            AppendError::Offline => ErrorCode::KafkaStorageError,
-        })
+        log.append_batch(&mut batches)
+            .map_err(|e| append_error_code(tp, e))
     }
 
     /// fsyncs each partition once and returns those whose fsync failed: their appends are

@@ -1930,3 +1930,73 @@ fn default_of_a_field_nullable_in_only_some_versions_is_not_null() {
     assert_eq!(request.topics, Some(vec![]));
     assert_eq!(Hex(&encode(&request, 0)), Hex(&hex("00000000")));
 }
+
+#[test]
+fn describe_producers_v0_fixtures() {
+    use describe_producers::*;
+    // As kafka-transactions.sh describe-producers sends it.
+    fixture(
+        0,
+        &hex(r#"
+            02                  # topics: compact array, 1 + 1
+            03 "tx"             # name
+            03 00000000 00000002    # partition_indexes [0, 2]
+            00                  # topic tagged fields
+            00                  # tagged fields
+        "#),
+        &DescribeProducersRequest {
+            topics: vec![TopicRequest {
+                name: "tx".into(),
+                partition_indexes: vec![0, 2],
+            }],
+        },
+    );
+    fixture(
+        0,
+        &hex(r#"
+            00000000            # throttle_time_ms
+            02 03 "tx"          # topics [name "tx"]
+            03                  # partitions: 2
+            00000000 0000 00    # partition 0, no error, error_message null
+            02                  # active_producers: 1
+            0000000000001000    # producer_id 4096
+            00000003            # producer_epoch 3
+            00000009            # last_sequence 9
+            0000018c00000000    # last_timestamp
+            00000005            # coordinator_epoch 5
+            0000000000000011    # current_txn_start_offset 17
+            00                  # producer tagged fields
+            00                  # partition tagged fields
+            00000002 0003 00 01 00  # partition 2: UNKNOWN_TOPIC_OR_PARTITION, no producers
+            00                  # topic tagged fields
+            00                  # tagged fields
+        "#),
+        &DescribeProducersResponse {
+            throttle_time_ms: 0,
+            topics: vec![TopicResponse {
+                name: "tx".into(),
+                partitions: vec![
+                    PartitionResponse {
+                        partition_index: 0,
+                        error_code: 0,
+                        error_message: None,
+                        active_producers: vec![ProducerState {
+                            producer_id: 4096,
+                            producer_epoch: 3,
+                            last_sequence: 9,
+                            last_timestamp: 0x18c_0000_0000,
+                            coordinator_epoch: 5,
+                            current_txn_start_offset: 17,
+                        }],
+                    },
+                    PartitionResponse {
+                        partition_index: 2,
+                        error_code: 3,
+                        error_message: None,
+                        active_producers: vec![],
+                    },
+                ],
+            }],
+        },
+    );
+}

@@ -90,6 +90,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
         0
     ),
     api!(describe_cluster, "DescribeCluster", 0, 1),
+    api!(describe_producers, "DescribeProducers", 0, 0),
     api!(consumer_group_heartbeat, "ConsumerGroupHeartbeat", 0, 1),
     api!(consumer_group_describe, "ConsumerGroupDescribe", 0, 0),
     api!(describe_topic_partitions, "DescribeTopicPartitions", 0, 0),

@@ -1,6 +1,7 @@
 //! One topic-partition's log (Kafka's `UnifiedLog` and `LogLoader`): a directory of segments named
 //! by their base offset (`<log.dirs>/<topic>-<partition>/00000000000000000000.log` with its
-//! `.index` and `.timeindex`), plus producer snapshots (`<offset>.snapshot`).
+//! `.index`, `.timeindex` and, once it holds an ABORT marker, `.txnindex`), plus producer
+//! snapshots (`<offset>.snapshot`).
 //!
 //! Ownership: only the `log-writer` thread holds the [`PartitionLog`] and changes the log (append,
 //! roll, flush, retention, DeleteRecords). Connection threads read through [`Partition`]: they
@@ -13,7 +14,10 @@
 //! is ever written; `log_start_offset <= high_watermark <= log_end_offset`; everything below the
 //! recovery point is on disk (log and sealed indexes). A single replica commits on write, so the
 //! high watermark is the log end offset, except with `flush_on_ack`, where it is the recovery
-//! point: a record becomes visible once it is on disk.
+//! point: a record becomes visible once it is on disk. The last stable offset (LSO) is the first
+//! offset of the earliest open transaction, capped by the high watermark; it never passes a
+//! transactional batch that read_committed readers may not see, nor an ABORT marker whose
+//! `.txnindex` entry is not published yet.
 //!
 //! Faults: a failed write is cut off the file again and the append fails; the log stays
 //! writable. A failed fsync is never retried as if it had succeeded, since the kernel may already
@@ -26,12 +30,15 @@
 use super::checkpoint::{sync_dir, sync_parent_dir, temp_path};
 use super::index::NO_TIMESTAMP;
 use super::open_files::{self, SegmentFile};
-use super::producer_state::{ProducerBatch, ProducerStateManager, SequenceCheck};
+use super::producer_state::{
+    CompletedTxn, ProducerBatch, ProducerDescription, ProducerStateManager, SequenceCheck,
+};
 use super::record_batch::{self, HEADER_SIZE};
 use super::segment::{
     BatchInfo, DELETED_FILE_SUFFIX, FileRegion, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment,
     TIME_INDEX_FILE_SUFFIX, parse_segment_file_name,
 };
+use super::txn_index::{self, AbortedTxn, TXN_INDEX_FILE_SUFFIX};
 use crate::protocol::error_code::ErrorCode;
 use byteorder::{BigEndian, ByteOrder};
 use log::{debug, error, info, warn};
@@ -130,6 +137,18 @@ struct LogState {
     log_start_offset: i64,
     log_end_offset: i64,
     high_watermark: i64,
+    /// The first offset of the earliest open transaction (the producer state's, published by the
+    /// writer before a transactional batch becomes visible and after a marker's index entry is
+    /// written).
+    first_unstable_offset: Option<i64>,
+}
+
+impl LogState {
+    /// The last stable offset: read_committed readers stop here.
+    fn last_stable_offset(&self) -> i64 {
+        self.first_unstable_offset
+            .map_or(self.high_watermark, |f| f.min(self.high_watermark))
+    }
 }
 
 impl LogState {
@@ -189,6 +208,8 @@ pub struct RegionRead {
     pub region: Option<FileRegion>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// The last stable offset at the time of the read.
+    pub last_stable_offset: i64,
 }
 
 impl Partition {
@@ -202,6 +223,57 @@ impl Partition {
 
     pub fn log_end_offset(&self) -> i64 {
         self.state.read().log_end_offset
+    }
+
+    /// The last stable offset (LSO): the first offset of the earliest open transaction, or the
+    /// high watermark when none is open. read_committed fetches stop here, and so must the
+    /// cleaner.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.state.read().last_stable_offset()
+    }
+
+    /// Where a read from `offset` ends at the latest: the base offset of the next segment (a read
+    /// never crosses a segment's end), or the log end offset (Kafka's `fetchUpperBoundOffset`,
+    /// at segment granularity).
+    pub fn read_upper_bound(&self, offset: i64) -> i64 {
+        let state = self.state.read();
+        state
+            .segment_index(offset)
+            .map_or(state.log_end_offset, |i| state.segment_end(i))
+    }
+
+    /// The aborted transactions that overlap `[fetch_offset, upper_bound_offset)` (Kafka's
+    /// `UnifiedLog.collectAbortedTransactions`): the index of every segment from the one holding
+    /// `fetch_offset` on is searched until an entry's last stable offset reaches the bound.
+    /// Segments without an index cost no I/O.
+    pub fn aborted_transactions(
+        &self,
+        fetch_offset: i64,
+        upper_bound_offset: i64,
+    ) -> io::Result<Vec<AbortedTxn>> {
+        let segments: Vec<LogSegment> = {
+            let state = self.state.read();
+            let i = state.segment_index(fetch_offset).unwrap_or(0);
+            state.segments[i..]
+                .iter()
+                .filter(|s| s.txn_index_bytes() > 0)
+                .cloned()
+                .collect()
+        };
+        let mut aborted = Vec::new();
+        for segment in segments {
+            let entries = match segment.aborted_txns() {
+                // Deleted (retention) since it was looked up: it is below the log start now.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                entries => entries?,
+            };
+            let found = txn_index::collect(&entries, fetch_offset, upper_bound_offset);
+            aborted.extend(found.aborted);
+            if found.complete {
+                break;
+            }
+        }
+        Ok(aborted)
     }
 
     /// The bytes in all segments.
@@ -267,50 +339,76 @@ impl Partition {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> io::Result<Result<RegionRead, ReadError>> {
+        self.read_region_isolated(fetch_offset, max_bytes, min_one_batch, false)
+    }
+
+    /// [`Partition::read_region`] for a read_committed reader when `read_committed` is set: the
+    /// read stops at the last stable offset instead of the high watermark.
+    pub fn read_region_isolated(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        read_committed: bool,
+    ) -> io::Result<Result<RegionRead, ReadError>> {
         // The base offset of the segment last tried, when it ended before `fetch_offset`.
         let mut tried: Option<i64> = None;
         let mut retried_missing = false;
         loop {
-            let (segment, high_watermark, log_start_offset) = {
+            let (segment, high_watermark, log_start_offset, last_stable_offset) = {
                 let state = self.state.read();
                 if fetch_offset < state.log_start_offset || fetch_offset > state.log_end_offset {
                     return Ok(Err(ReadError::OffsetOutOfRange));
                 }
+                let last_stable_offset = state.last_stable_offset();
+                let max_offset = if read_committed {
+                    last_stable_offset
+                } else {
+                    state.high_watermark
+                };
                 let i = match tried {
                     None => state.segment_index(fetch_offset),
                     Some(base) => Some(state.segments.partition_point(|s| s.base_offset() <= base)),
                 };
                 let segment = i.and_then(|i| state.segments.get(i));
                 match segment {
-                    Some(segment) if fetch_offset < state.high_watermark => (
+                    Some(segment) if fetch_offset < max_offset => (
                         segment.clone(),
                         state.high_watermark,
                         state.log_start_offset,
+                        last_stable_offset,
                     ),
                     _ => {
                         return Ok(Ok(RegionRead {
                             region: None,
                             high_watermark: state.high_watermark,
                             log_start_offset: state.log_start_offset,
+                            last_stable_offset,
                         }));
                     }
                 }
             };
-            let read =
-                match segment.read_region(fetch_offset, high_watermark, max_bytes, min_one_batch) {
-                    // The segment was deleted (retention, DeleteRecords) after it was looked up, and
-                    // its file was not open: look again, the log start offset has moved past it.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound && !retried_missing => {
-                        retried_missing = true;
-                        continue;
-                    }
-                    read => read?,
-                };
+            let max_offset = if read_committed {
+                last_stable_offset
+            } else {
+                high_watermark
+            };
+            let read = match segment.read_region(fetch_offset, max_offset, max_bytes, min_one_batch)
+            {
+                // The segment was deleted (retention, DeleteRecords) after it was looked up, and
+                // its file was not open: look again, the log start offset has moved past it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !retried_missing => {
+                    retried_missing = true;
+                    continue;
+                }
+                read => read?,
+            };
             if let Some(region) = read {
                 return Ok(Ok(RegionRead {
                     region: (region.len > 0).then_some(region),
                     high_watermark,
                     log_start_offset,
+                    last_stable_offset,
                 }));
             }
             tried = Some(segment.base_offset());
@@ -505,7 +603,7 @@ impl PartitionLog {
         let now = now_ms();
         let tp = &topic_partition;
         let listing = list_log_dir(dir, tp)?;
-        let (mut segments, mut dir_dirty) =
+        let (mut segments, mut dir_dirty, mut recovered) =
             load_segments(dir, tp, &config, &listing.segment_bases, &options, now)?;
         let mut log_end_offset = next_offset_of(&mut segments)?;
         let first_base = segments[0].base_offset();
@@ -525,6 +623,7 @@ impl PartitionLog {
             segments = vec![LogSegment::create(dir, log_start_offset, &config, now)?];
             log_end_offset = log_start_offset;
             dir_dirty = true;
+            recovered = vec![log_start_offset];
         }
         log_start_offset = log_start_offset.min(log_end_offset);
         let active = segments.last_mut().expect("at least one segment");
@@ -543,9 +642,11 @@ impl PartitionLog {
                 log_start_offset,
                 log_end_offset,
                 high_watermark: log_end_offset,
+                first_unstable_offset: None,
             }),
         });
-        let producers = load_producer_state(&partition, &listing.snapshot_offsets)?;
+        let producers = load_producer_state(&partition, &listing.snapshot_offsets, &recovered)?;
+        partition.state.write().first_unstable_offset = producers.first_unstable_offset();
         if created {
             debug!("{tp}: created the log at offset {log_end_offset}");
         } else {
@@ -626,12 +727,103 @@ impl PartitionLog {
                 }
             }
         }
-        let info = self.append(batch)?;
-        if let Some(p) = &producer {
+        // A batch that opens a transaction holds the LSO back before it becomes visible.
+        let opens_txn = producer
+            .as_ref()
+            .is_some_and(|p| p.is_transactional && !self.producers.has_open_txn(p.producer_id));
+        if opens_txn {
+            let mut state = self.partition.state.write();
+            let first = state.log_end_offset;
+            state.first_unstable_offset =
+                Some(state.first_unstable_offset.map_or(first, |f| f.min(first)));
+        }
+        let appended = self.append(batch);
+        if let (Ok(info), Some(p)) = (&appended, &producer) {
             self.producers
                 .update(p, info.first_offset, info.last_offset);
         }
+        if opens_txn {
+            self.publish_first_unstable_offset();
+        }
+        Ok(appended?)
+    }
+
+    /// Writes a COMMIT or ABORT marker of `producer_id` as a control batch (Kafka's
+    /// `UnifiedLog.appendAsLeader` with origin COORDINATOR): checks it against the producer's
+    /// state, appends it, closes the producer's transaction, adds an aborted transaction to the
+    /// active segment's index, and only then lets the LSO move. A marker for a producer with no
+    /// open transaction here is written all the same, as Kafka's is.
+    ///
+    /// When the index entry cannot be written the log goes offline: the marker is in the file
+    /// and readers must not pass it without the entry; the next start recovers the segment and
+    /// rebuilds its index.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        partition_leader_epoch: i32,
+    ) -> Result<AppendInfo, AppendError> {
+        if self.offline {
+            return Err(AppendError::Offline);
+        }
+        self.producers
+            .check_marker(producer_id, producer_epoch, coordinator_epoch)
+            .map_err(AppendError::Producer)?;
+        let mut batch = record_batch::build_end_txn_marker(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            now_ms(),
+            partition_leader_epoch,
+        );
+        let info = self.append(&mut batch)?;
+        let completed = self.producers.apply_marker(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            info.first_offset,
+        );
+        if completed.is_aborted
+            && let Err(e) = self.append_aborted_txn(&completed)
+        {
+            error!(
+                "{}: cannot write the aborted transaction index: {e}",
+                self.partition.topic_partition
+            );
+            self.go_offline();
+            return Err(AppendError::Io(e));
+        }
+        self.publish_first_unstable_offset();
         Ok(info)
+    }
+
+    /// Adds an aborted transaction to the index of the active segment, which holds its marker.
+    fn append_aborted_txn(&mut self, txn: &CompletedTxn) -> io::Result<()> {
+        let entry = aborted_entry(txn);
+        let partition = self.partition.clone();
+        let state = partition.state.upgradable_read();
+        let size = state.active().prepare_txn_entry(&entry)?;
+        let mut state = RwLockUpgradableReadGuard::upgrade(state);
+        state.active_mut().commit_txn_entry(size);
+        Ok(())
+    }
+
+    fn publish_first_unstable_offset(&self) {
+        self.partition.state.write().first_unstable_offset = self.producers.first_unstable_offset();
+    }
+
+    /// The producers this partition remembers, for DescribeProducers.
+    pub fn describe_producers(&self) -> Vec<ProducerDescription> {
+        self.producers.describe()
+    }
+
+    /// The open transactions as (first offset, producer id), oldest first.
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.producers.ongoing_transactions()
     }
 
     /// Appends a buffer of one or more validated batches, giving them consecutive offsets from
@@ -1233,12 +1425,16 @@ fn list_log_dir(dir: &Path, tp: &TopicPartition) -> io::Result<DirListing> {
             || name.ends_with(".tmp")
             || name.ends_with(".cleaned")
             || name.ends_with(".swap");
-        let orphan_index = [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX]
-            .iter()
-            .any(|suffix| {
-                parse_segment_file_name(name, suffix)
-                    .is_some_and(|base| segment_bases.binary_search(&base).is_err())
-            });
+        let orphan_index = [
+            INDEX_FILE_SUFFIX,
+            TIME_INDEX_FILE_SUFFIX,
+            TXN_INDEX_FILE_SUFFIX,
+        ]
+        .iter()
+        .any(|suffix| {
+            parse_segment_file_name(name, suffix)
+                .is_some_and(|base| segment_bases.binary_search(&base).is_err())
+        });
         if stray || orphan_index {
             info!("{tp}: removing leftover file {name}");
             fs::remove_file(dir.join(name))?;
@@ -1267,7 +1463,9 @@ fn list_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
 }
 
 /// Opens every segment, trusting or recovering each (see [`PartitionLog::load`]). Returns the
-/// segments (at least one) and whether files were created or deleted.
+/// segments (at least one), whether files were created or deleted, and the base offsets of the
+/// recovered segments, whose aborted transaction indexes were removed for the producer state's
+/// replay to rebuild.
 fn load_segments(
     dir: &Path,
     tp: &TopicPartition,
@@ -1275,10 +1473,14 @@ fn load_segments(
     bases: &[i64],
     options: &LoadOptions,
     now: i64,
-) -> io::Result<(Vec<LogSegment>, bool)> {
+) -> io::Result<(Vec<LogSegment>, bool, Vec<i64>)> {
     if bases.is_empty() {
         let base = options.log_start_offset.unwrap_or(0).max(0);
-        return Ok((vec![LogSegment::create(dir, base, config, now)?], true));
+        return Ok((
+            vec![LogSegment::create(dir, base, config, now)?],
+            true,
+            vec![base],
+        ));
     }
     // After an unclean shutdown, recovery starts with the segment holding the recovery point,
     // and batches are CRC-checked from the recovery point on. After a clean one, everything is
@@ -1295,6 +1497,7 @@ fn load_segments(
     };
     let mut segments = Vec::with_capacity(bases.len());
     let mut dir_dirty = false;
+    let mut recovered = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
         let trusted = if i < recover_from {
@@ -1312,6 +1515,8 @@ fn load_segments(
             Some(segment) => segment,
             None => {
                 let mut segment = LogSegment::open_for_recovery(dir, base, config, now)?;
+                segment.reset_txn_index()?;
+                recovered.push(base);
                 let recovery = segment.recover(config.index_interval_bytes, verify_from)?;
                 if recovery.truncated_bytes > 0 {
                     warn!(
@@ -1331,14 +1536,19 @@ fn load_segments(
         };
         segments.push(segment);
     }
-    Ok((segments, dir_dirty))
+    Ok((segments, dir_dirty, recovered))
 }
 
 /// Deletes the segments after one that was cut short: their offsets no longer follow on.
 fn delete_later_segments(dir: &Path, tp: &TopicPartition, bases: &[i64]) -> io::Result<bool> {
     for &base in bases {
         warn!("{tp}: deleting segment {base}, which follows a truncated segment");
-        for suffix in [LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+        for suffix in [
+            LOG_FILE_SUFFIX,
+            INDEX_FILE_SUFFIX,
+            TIME_INDEX_FILE_SUFFIX,
+            TXN_INDEX_FILE_SUFFIX,
+        ] {
             match fs::remove_file(dir.join(segment_file_name(base, suffix))) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -1358,15 +1568,23 @@ fn next_offset_of(segments: &mut [LogSegment]) -> io::Result<i64> {
 /// Rebuilds the producer state: the latest snapshot at or below the log end offset that decodes,
 /// then the headers of the batches after it. Snapshots past the log end (from before a
 /// truncation) and unreadable ones are deleted.
+///
+/// The replay also rebuilds the aborted transaction index of every `recovered` segment, so it
+/// starts at or below the first of them: a later snapshot is passed over (but kept).
 fn load_producer_state(
     partition: &Partition,
     snapshot_offsets: &[i64],
+    recovered: &[i64],
 ) -> io::Result<ProducerStateManager> {
     let tp = &partition.topic_partition;
     let (log_end_offset, first_base) = {
         let state = partition.state.read();
         (state.log_end_offset, state.segments[0].base_offset())
     };
+    let replay_limit = recovered
+        .iter()
+        .min()
+        .map_or(log_end_offset, |&b| b.min(log_end_offset));
     let mut producers = ProducerStateManager::default();
     let mut replay_from = first_base;
     for &offset in snapshot_offsets.iter().rev() {
@@ -1376,6 +1594,9 @@ fn load_producer_state(
         if offset > log_end_offset {
             info!("{tp}: deleting producer snapshot {offset}, past the log end offset");
             fs::remove_file(&path)?;
+            continue;
+        }
+        if offset > replay_limit {
             continue;
         }
         match ProducerStateManager::decode_snapshot(&fs::read(&path)?) {
@@ -1390,7 +1611,7 @@ fn load_producer_state(
             }
         }
     }
-    replay_producer_batches(partition, replay_from, &mut producers)?;
+    replay_producer_batches(partition, replay_from, &mut producers, recovered)?;
     remove_stray_snapshots(partition)?;
     Ok(producers)
 }
@@ -1413,11 +1634,13 @@ fn remove_stray_snapshots(partition: &Partition) -> io::Result<()> {
 }
 
 /// Applies the producer fields of every batch from `from` to the log end to `producers`,
-/// reading batch headers only.
+/// reading batch headers, and the whole batch of each transaction marker. An ABORT marker in a
+/// `recovered` segment adds its transaction to that segment's aborted transaction index.
 fn replay_producer_batches(
     partition: &Partition,
     from: i64,
     producers: &mut ProducerStateManager,
+    recovered: &[i64],
 ) -> io::Result<()> {
     let segments: Vec<LogSegment> = {
         let state = partition.state.read();
@@ -1425,16 +1648,79 @@ fn replay_producer_batches(
         state.segments[i..].to_vec()
     };
     for segment in segments {
-        segment.scan_headers_from(from, |header| {
+        let mut failed = None;
+        let mut aborted = Vec::new();
+        let rebuild_index = recovered.contains(&segment.base_offset());
+        segment.scan_headers_from(from, |header, position| {
+            let base = BigEndian::read_i64(&header[record_batch::BASE_OFFSET_OFFSET..]);
             if let Some(p) = producer_batch_from_header(header) {
-                let base = BigEndian::read_i64(&header[record_batch::BASE_OFFSET_OFFSET..]);
                 let delta = BigEndian::read_i32(&header[record_batch::LAST_OFFSET_DELTA_OFFSET..]);
                 producers.update(&p, base, base.saturating_add(i64::from(delta)));
+                return true;
+            }
+            let Some((producer_id, producer_epoch)) = marker_producer(header) else {
+                return true;
+            };
+            let marker = match segment.read_batch_at(position, header) {
+                Ok(Some(batch)) => record_batch::end_txn_marker(&batch),
+                Ok(None) => None,
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
+            };
+            if let Some((commit, coordinator_epoch)) = marker {
+                let txn = producers.apply_marker(
+                    producer_id,
+                    producer_epoch,
+                    commit,
+                    coordinator_epoch,
+                    base,
+                );
+                if txn.is_aborted && rebuild_index {
+                    aborted.push(aborted_entry(&txn));
+                }
             }
             true
         })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if !aborted.is_empty() {
+            let mut state = partition.state.write();
+            let i = state
+                .segments
+                .iter()
+                .position(|s| s.base_offset() == segment.base_offset())
+                .expect("the log is not shared while it loads");
+            for entry in &aborted {
+                let size = state.segments[i].prepare_txn_entry(entry)?;
+                state.segments[i].commit_txn_entry(size);
+            }
+        }
     }
     Ok(())
+}
+
+/// The producer id and epoch of a control batch with a producer (a transaction marker).
+fn marker_producer(header: &[u8; HEADER_SIZE]) -> Option<(i64, i16)> {
+    let producer_id = BigEndian::read_i64(&header[record_batch::PRODUCER_ID_OFFSET..]);
+    let attributes = BigEndian::read_i16(&header[record_batch::ATTRIBUTES_OFFSET..]);
+    (producer_id >= 0 && attributes & record_batch::CONTROL_FLAG_MASK != 0).then(|| {
+        (
+            producer_id,
+            BigEndian::read_i16(&header[record_batch::PRODUCER_EPOCH_OFFSET..]),
+        )
+    })
+}
+
+fn aborted_entry(txn: &CompletedTxn) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: txn.producer_id,
+        first_offset: txn.first_offset,
+        last_offset: txn.last_offset,
+        last_stable_offset: txn.last_stable_offset,
+    }
 }
 
 /// The producer fields of a batch written by an idempotent producer; `None` for other batches.
@@ -1462,6 +1748,7 @@ fn producer_batch_from_header(header: &[u8; HEADER_SIZE]) -> Option<ProducerBatc
         first_sequence,
         last_sequence,
         max_timestamp: BigEndian::read_i64(&header[record_batch::MAX_TIMESTAMP_OFFSET..]),
+        is_transactional: attributes & record_batch::TRANSACTIONAL_FLAG_MASK != 0,
     })
 }
 

@@ -11,3 +11,4 @@ pub mod open_files;
 pub mod producer_state;
 pub mod record_batch;
 pub mod segment;
+pub mod txn_index;

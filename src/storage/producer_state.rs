@@ -1,5 +1,14 @@
-//! Idempotent-producer state of one partition (Kafka's `ProducerStateManager`): for each producer
-//! id, its epoch and the sequence ranges and offsets of its last five batches.
+//! Idempotent and transactional producer state of one partition (Kafka's `ProducerStateManager`):
+//! for each producer id, its epoch, the sequence ranges and offsets of its last five batches, the
+//! epoch of the coordinator that wrote its last marker, and the first offset of its open
+//! transaction; for the partition, the set of open transactions, which bounds the last stable
+//! offset (LSO).
+//!
+//! A producer's first transactional batch opens its transaction at that batch's base offset; the
+//! COMMIT or ABORT control batch (marker) the coordinator writes closes it (Kafka's
+//! `ProducerAppendInfo.appendEndTxnMarker`). The LSO is the smallest first offset of an open
+//! transaction, or the high watermark when none is open: read_committed consumers never read
+//! past it.
 //!
 //! The writer thread checks every batch that carries a producer id before appending it: a retry of
 //! one of the last five batches is answered with its original offsets and not appended again; a
@@ -13,9 +22,10 @@
 //! of any of the last five batches is still recognised after a restart. Kafka reading such a file
 //! keeps the last entry of each producer, which is the one it would have written itself.
 
+use super::record_batch;
 use crate::protocol::error_code::ErrorCode;
 use byteorder::{BigEndian, ByteOrder};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's
 /// `NUM_BATCHES_TO_RETAIN`, which is also the most in-flight requests an idempotent producer uses).
@@ -30,6 +40,8 @@ pub struct ProducerBatch {
     pub last_sequence: i32,
     /// The batch's max timestamp, kept in snapshots as Kafka does.
     pub max_timestamp: i64,
+    /// The batch has the transactional attribute: it belongs to the producer's open transaction.
+    pub is_transactional: bool,
 }
 
 /// Where a remembered batch landed.
@@ -46,6 +58,51 @@ struct BatchMetadata {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchMetadata>,
+    /// The epoch of the coordinator that wrote this producer's last marker (-1: none yet).
+    coordinator_epoch: i32,
+    /// The first offset of the producer's open transaction (Kafka's `currentTxnFirstOffset`).
+    current_txn_first_offset: Option<i64>,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16) -> ProducerEntry {
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::with_capacity(BATCHES_TO_RETAIN),
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
+            current_txn_first_offset: None,
+        }
+    }
+}
+
+/// A transaction a marker ended (Kafka's `CompletedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    /// The offset of the transaction's first batch on this partition; the marker's own offset
+    /// when the producer had no open transaction here.
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub is_aborted: bool,
+    /// The LSO once this transaction is closed: the first offset of the earliest transaction of
+    /// another producer that is still open, else the offset after the marker. Kept in the aborted
+    /// transaction index.
+    pub last_stable_offset: i64,
+}
+
+/// One producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerDescription {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// -1 when no batch of this epoch is remembered.
+    pub last_sequence: i32,
+    /// -1 when no batch of this epoch is remembered.
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    /// -1 when no transaction is open.
+    pub current_txn_start_offset: i64,
 }
 
 /// What to do with a batch from an idempotent producer.
@@ -60,6 +117,8 @@ pub enum SequenceCheck {
 #[derive(Debug, Default, Clone)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// The open transactions: first offset -> producer id (Kafka's `ongoingTxns`).
+    ongoing: BTreeMap<i64, i64>,
 }
 
 fn in_sequence(last: i32, next: i32) -> bool {
@@ -76,6 +135,10 @@ impl ProducerStateManager {
         };
         if batch.producer_epoch < entry.epoch {
             return Err(ErrorCode::InvalidProducerEpoch);
+        }
+        if !batch.is_transactional && entry.current_txn_first_offset.is_some() {
+            // Kafka: "Expected transactional write from producer".
+            return Err(ErrorCode::InvalidTxnState);
         }
         if batch.producer_epoch > entry.epoch {
             // A new epoch must start again at sequence 0.
@@ -106,10 +169,11 @@ impl ProducerStateManager {
         let entry = self
             .producers
             .entry(batch.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: batch.producer_epoch,
-                batches: VecDeque::with_capacity(BATCHES_TO_RETAIN),
-            });
+            .or_insert_with(|| ProducerEntry::new(batch.producer_epoch));
+        if batch.is_transactional && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(first_offset);
+            self.ongoing.insert(first_offset, batch.producer_id);
+        }
         if batch.producer_epoch != entry.epoch {
             entry.epoch = batch.producer_epoch;
             entry.batches.clear();
@@ -124,6 +188,104 @@ impl ProducerStateManager {
             last_offset,
             max_timestamp: batch.max_timestamp,
         });
+    }
+
+    /// Checks a COMMIT/ABORT marker of `producer_id` against its state (Kafka's
+    /// `appendEndTxnMarker`): an epoch older than the producer's is PRODUCER_FENCED, a
+    /// coordinator epoch older than the one of the producer's last marker is
+    /// TRANSACTION_COORDINATOR_FENCED. A producer this partition has not seen passes.
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ErrorCode> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if producer_epoch < entry.epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(ErrorCode::TransactionCoordinatorFenced);
+        }
+        Ok(())
+    }
+
+    /// Records a marker written (or recovered) at `offset`: the producer's transaction, if it has
+    /// one open here, is closed. Returns the completed transaction; a marker with no open
+    /// transaction completes an empty one at its own offset, as Kafka's does.
+    pub fn apply_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        offset: i64,
+    ) -> CompletedTxn {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry::new(producer_epoch));
+        if producer_epoch != entry.epoch {
+            // A marker of a bumped epoch (the coordinator fenced the previous instance): the new
+            // epoch starts its sequences again at 0.
+            entry.epoch = producer_epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = coordinator_epoch;
+        let first_offset = entry.current_txn_first_offset.take();
+        if let Some(first) = first_offset {
+            self.ongoing.remove(&first);
+        }
+        CompletedTxn {
+            producer_id,
+            first_offset: first_offset.unwrap_or(offset),
+            last_offset: offset,
+            is_aborted: !commit,
+            last_stable_offset: self.first_unstable_offset().unwrap_or(offset + 1),
+        }
+    }
+
+    /// Whether `producer_id` has a transaction open on this partition.
+    pub fn has_open_txn(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some())
+    }
+
+    /// The first offset of the earliest open transaction, if any is open.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// The last stable offset given the high watermark: read_committed readers stop there.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// The open transactions, as (first offset, producer id), oldest first.
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.ongoing.iter().map(|(&o, &p)| (o, p)).collect()
+    }
+
+    /// Every producer this partition remembers, by producer id, for DescribeProducers.
+    pub fn describe(&self) -> Vec<ProducerDescription> {
+        let mut out: Vec<ProducerDescription> = self
+            .producers
+            .iter()
+            .map(|(&id, e)| ProducerDescription {
+                producer_id: id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp: e.batches.back().map_or(-1, |b| b.max_timestamp),
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_unstable_by_key(|d| d.producer_id);
+        out
     }
 
     /// The largest producer id seen, for allocating new ones after a restart.
@@ -146,22 +308,44 @@ impl ProducerStateManager {
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let mut ids: Vec<_> = self.producers.keys().copied().collect();
         ids.sort_unstable();
-        let count: usize = self.producers.values().map(|e| e.batches.len()).sum();
+        // A producer with no batch of its epoch (only a marker) still gets one entry.
+        let count: usize = self
+            .producers
+            .values()
+            .map(|e| e.batches.len().max(1))
+            .sum();
         let mut out = Vec::with_capacity(SNAPSHOT_ENTRIES_OFFSET + 4 + count * SNAPSHOT_ENTRY_SIZE);
         out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(&(count as i32).to_be_bytes());
         for id in ids {
             let entry = &self.producers[&id];
-            for b in &entry.batches {
+            let no_batch = BatchMetadata {
+                first_sequence: record_batch::NO_SEQUENCE,
+                last_sequence: record_batch::NO_SEQUENCE,
+                first_offset: NO_OFFSET,
+                last_offset: NO_OFFSET,
+                max_timestamp: NO_OFFSET,
+            };
+            let batches: Vec<&BatchMetadata> = if entry.batches.is_empty() {
+                vec![&no_batch]
+            } else {
+                entry.batches.iter().collect()
+            };
+            for b in batches {
                 out.extend_from_slice(&id.to_be_bytes());
                 out.extend_from_slice(&entry.epoch.to_be_bytes());
                 out.extend_from_slice(&b.last_sequence.to_be_bytes());
                 out.extend_from_slice(&b.last_offset.to_be_bytes());
                 out.extend_from_slice(&((b.last_offset - b.first_offset) as i32).to_be_bytes());
                 out.extend_from_slice(&b.max_timestamp.to_be_bytes());
-                out.extend_from_slice(&NO_COORDINATOR_EPOCH.to_be_bytes());
-                out.extend_from_slice(&NO_TXN_FIRST_OFFSET.to_be_bytes());
+                out.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+                out.extend_from_slice(
+                    &entry
+                        .current_txn_first_offset
+                        .unwrap_or(NO_TXN_FIRST_OFFSET)
+                        .to_be_bytes(),
+                );
             }
         }
         let crc = crc32c::crc32c(&out[SNAPSHOT_ENTRIES_OFFSET..]);
@@ -215,14 +399,32 @@ impl ProducerStateManager {
                 first_sequence,
                 last_sequence,
                 max_timestamp: BigEndian::read_i64(&e[26..]),
+                is_transactional: false,
             };
             let Some(first_offset) = last_offset.checked_sub(i64::from(delta)) else {
                 return Err(format!(
                     "snapshot entry offset {last_offset} minus delta {delta} overflows"
                 ));
             };
-            state.update(&batch, first_offset, last_offset);
+            let entry = state
+                .producers
+                .entry(batch.producer_id)
+                .or_insert_with(|| ProducerEntry::new(batch.producer_epoch));
+            entry.coordinator_epoch = BigEndian::read_i32(&e[34..]);
+            let txn_first_offset = BigEndian::read_i64(&e[38..]);
+            entry.current_txn_first_offset = (txn_first_offset >= 0).then_some(txn_first_offset);
+            if last_offset >= 0 {
+                state.update(&batch, first_offset, last_offset);
+            } else if entry.epoch != batch.producer_epoch {
+                entry.epoch = batch.producer_epoch;
+                entry.batches.clear();
+            }
         }
+        state.ongoing = state
+            .producers
+            .iter()
+            .filter_map(|(&id, e)| e.current_txn_first_offset.map(|first| (first, id)))
+            .collect();
         Ok(state)
     }
 }
@@ -233,6 +435,8 @@ const SNAPSHOT_ENTRIES_OFFSET: usize = 6;
 const SNAPSHOT_ENTRY_SIZE: usize = 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8;
 const NO_COORDINATOR_EPOCH: i32 = -1;
 const NO_TXN_FIRST_OFFSET: i64 = -1;
+/// The offsets and timestamp of a snapshot entry for a producer with no batch (only a marker).
+const NO_OFFSET: i64 = -1;
 
 #[cfg(test)]
 mod tests {
@@ -245,6 +449,14 @@ mod tests {
             first_sequence: first,
             last_sequence: last,
             max_timestamp: 1_700_000_000_000,
+            is_transactional: false,
+        }
+    }
+
+    fn txn_batch(epoch: i16, first: i32, last: i32) -> ProducerBatch {
+        ProducerBatch {
+            is_transactional: true,
+            ..batch(epoch, first, last)
         }
     }
 
@@ -375,5 +587,100 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn transactions_open_at_their_first_batch_and_close_at_the_marker() {
+        let mut state = ProducerStateManager::default();
+        assert_eq!(state.last_stable_offset(10), 10);
+        state.update(&txn_batch(0, 0, 1), 3, 4);
+        state.update(&txn_batch(0, 2, 2), 6, 6);
+        let mut other = txn_batch(0, 0, 0);
+        other.producer_id = 8;
+        state.update(&other, 5, 5);
+        assert_eq!(state.ongoing_transactions(), vec![(3, 7), (5, 8)]);
+        assert_eq!(state.last_stable_offset(10), 3);
+        assert_eq!(
+            state.last_stable_offset(2),
+            2,
+            "never past the high watermark"
+        );
+        assert_eq!(
+            state.check(&batch(0, 3, 3)),
+            Err(ErrorCode::InvalidTxnState),
+            "a plain batch inside an open transaction"
+        );
+        assert_eq!(state.check_marker(7, 0, 0), Ok(()));
+        let done = state.apply_marker(7, 0, false, 4, 7);
+        assert_eq!(
+            done,
+            CompletedTxn {
+                producer_id: 7,
+                first_offset: 3,
+                last_offset: 7,
+                is_aborted: true,
+                last_stable_offset: 5,
+            }
+        );
+        assert_eq!(state.last_stable_offset(10), 5);
+        assert_eq!(state.check(&batch(0, 3, 3)), Ok(SequenceCheck::Append));
+        assert_eq!(
+            state.check_marker(7, 0, 3),
+            Err(ErrorCode::TransactionCoordinatorFenced)
+        );
+        let last = state.apply_marker(8, 0, true, 4, 8);
+        assert_eq!((last.first_offset, last.last_stable_offset), (5, 9));
+        assert_eq!(state.last_stable_offset(10), 10);
+    }
+
+    #[test]
+    fn markers_fence_older_epochs_and_start_new_ones() {
+        let mut state = ProducerStateManager::default();
+        state.update(&txn_batch(2, 0, 0), 0, 0);
+        assert_eq!(state.check_marker(7, 1, 0), Err(ErrorCode::ProducerFenced));
+        // The coordinator fences the producer: an abort with the bumped epoch.
+        let done = state.apply_marker(7, 3, false, 0, 1);
+        assert_eq!((done.first_offset, done.is_aborted), (0, true));
+        assert_eq!(
+            state.check(&txn_batch(2, 1, 1)),
+            Err(ErrorCode::InvalidProducerEpoch)
+        );
+        assert_eq!(state.check(&txn_batch(3, 0, 0)), Ok(SequenceCheck::Append));
+        // A marker with no transaction open completes an empty one at its own offset.
+        let empty = state.apply_marker(9, 0, true, 0, 5);
+        assert_eq!((empty.first_offset, empty.last_offset), (5, 5));
+    }
+
+    #[test]
+    fn snapshots_keep_open_transactions_and_coordinator_epochs() {
+        let mut state = ProducerStateManager::default();
+        state.update(&txn_batch(0, 0, 1), 3, 4);
+        state.apply_marker(5, 2, true, 6, 9);
+        let bytes = state.encode_snapshot();
+        assert_eq!(bytes.len(), 6 + 4 + 2 * 46);
+        // Producer 5 has no batch: one entry with sequence and offsets -1.
+        let entry5 = &bytes[10..56];
+        assert_eq!(&entry5[0..8], &5i64.to_be_bytes());
+        assert_eq!(&entry5[10..14], &(-1i32).to_be_bytes());
+        assert_eq!(&entry5[14..22], &(-1i64).to_be_bytes());
+        assert_eq!(&entry5[34..38], &6i32.to_be_bytes());
+        assert_eq!(&entry5[38..46], &(-1i64).to_be_bytes());
+        // Producer 7: CurrentTxnFirstOffset 3.
+        let entry7 = &bytes[56..102];
+        assert_eq!(&entry7[38..46], &3i64.to_be_bytes());
+        let loaded = ProducerStateManager::decode_snapshot(&bytes).unwrap();
+        assert_eq!(loaded.ongoing_transactions(), vec![(3, 7)]);
+        assert_eq!(loaded.describe(), state.describe());
+        assert_eq!(
+            loaded.check(&txn_batch(0, 0, 1)),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 3,
+                last_offset: 4
+            })
+        );
+        assert_eq!(
+            loaded.check_marker(5, 2, 5),
+            Err(ErrorCode::TransactionCoordinatorFenced)
+        );
     }
 }

@@ -374,6 +374,73 @@ fn write_varint_bytes(e: &mut crate::protocol::wire::Encoder, bytes: Option<&[u8
     }
 }
 
+/// The control record type of an ABORT marker (Kafka's `ControlRecordType.ABORT`).
+pub const CONTROL_TYPE_ABORT: i16 = 0;
+/// The control record type of a COMMIT marker.
+pub const CONTROL_TYPE_COMMIT: i16 = 1;
+
+/// A transaction marker (Kafka's `EndTransactionMarker`) as a control batch in Kafka's exact
+/// layout: transactional and control attributes, base sequence -1, and one record whose key is
+/// (version 0: i16, type: i16) and whose value is (version 0: i16, coordinator epoch: i32).
+pub fn build_end_txn_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+    partition_leader_epoch: i32,
+) -> Vec<u8> {
+    let kind = if commit {
+        CONTROL_TYPE_COMMIT
+    } else {
+        CONTROL_TYPE_ABORT
+    };
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&kind.to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let header = BatchHeader {
+        partition_leader_epoch,
+        attributes: TRANSACTIONAL_FLAG_MASK | CONTROL_FLAG_MASK,
+        base_timestamp: timestamp_ms,
+        max_timestamp: timestamp_ms,
+        producer_id,
+        producer_epoch,
+        base_sequence: NO_SEQUENCE,
+        ..BatchHeader::default()
+    };
+    let record = Record {
+        key: Some(key),
+        value: Some(value),
+        ..Record::default()
+    };
+    build_batch(&header, &[record])
+}
+
+/// What a transaction marker says: COMMIT (true) or ABORT, and the coordinator epoch. `None`
+/// for a batch that is not a whole, well-formed marker (another control type, such as the
+/// leader change records, or a malformed record).
+pub fn end_txn_marker(batch: &[u8]) -> Option<(bool, i32)> {
+    let view = Batches::new(batch).next()?.ok()?;
+    if !view.is_control() || view.compression_codec() != 0 {
+        return None;
+    }
+    let record = decode_records(&view).ok()?.into_iter().next()?;
+    let key = record.key?;
+    let value = record.value?;
+    if key.len() < 4 || value.len() < 6 {
+        return None;
+    }
+    let commit = match BigEndian::read_i16(&key[2..]) {
+        CONTROL_TYPE_COMMIT => true,
+        CONTROL_TYPE_ABORT => false,
+        _ => return None,
+    };
+    Some((commit, BigEndian::read_i32(&value[2..])))
+}
+
 /// Decodes the records of an uncompressed batch. Used for the broker's own logs and in tests.
 pub fn decode_records(
     batch: &BatchView<'_>,
@@ -540,5 +607,44 @@ mod tests {
         BigEndian::write_i32(&mut bytes[BASE_SEQUENCE_OFFSET..], i32::MAX);
         let b = Batches::new(&bytes).next().unwrap().unwrap();
         assert_eq!(b.last_sequence(), 0);
+    }
+
+    #[test]
+    fn end_txn_markers_have_kafkas_control_batch_layout() {
+        let batch = build_end_txn_marker(77, 3, true, 9, 1_700_000_000_000, 4);
+        let view = Batches::new(&batch).next().unwrap().unwrap();
+        view.validate().unwrap();
+        assert_eq!(
+            BigEndian::read_i32(&batch[PARTITION_LEADER_EPOCH_OFFSET..]),
+            4
+        );
+        assert_eq!(BigEndian::read_i16(&batch[ATTRIBUTES_OFFSET..]), 0x30);
+        assert_eq!(BigEndian::read_i32(&batch[LAST_OFFSET_DELTA_OFFSET..]), 0);
+        assert_eq!(BigEndian::read_i64(&batch[PRODUCER_ID_OFFSET..]), 77);
+        assert_eq!(BigEndian::read_i16(&batch[PRODUCER_EPOCH_OFFSET..]), 3);
+        assert_eq!(BigEndian::read_i32(&batch[BASE_SEQUENCE_OFFSET..]), -1);
+        assert_eq!(BigEndian::read_i32(&batch[RECORDS_COUNT_OFFSET..]), 1);
+        // One record: length (16, zigzag), attributes, timestamp delta, offset delta, key (4 bytes: version 0,
+        // type 1 = COMMIT), value (6 bytes: version 0, coordinator epoch 9), no headers.
+        assert_eq!(
+            &batch[RECORDS_OFFSET..],
+            &[
+                0x20, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x09, 0x00
+            ][..]
+        );
+        assert_eq!(end_txn_marker(&batch), Some((true, 9)));
+        let abort = build_end_txn_marker(77, 3, false, 0, 0, 0);
+        assert_eq!(end_txn_marker(&abort), Some((false, 0)));
+        // Other control records (type 2 and up, such as a leader change) are not markers, and
+        // neither is a data batch.
+        let mut other = abort.clone();
+        let key_type = RECORDS_OFFSET + 8;
+        assert_eq!(other[key_type], CONTROL_TYPE_ABORT as u8);
+        other[key_type] = 2;
+        let crc = crc32c::crc32c(&other[ATTRIBUTES_OFFSET..]);
+        BigEndian::write_u32(&mut other[CRC_OFFSET..], crc);
+        assert_eq!(end_txn_marker(&other), None);
+        assert_eq!(end_txn_marker(&sample()), None);
     }
 }

@@ -1,6 +1,6 @@
-//! One log segment (Kafka's `LogSegment`): a `.log` file of record batches and its two sparse
-//! indexes, all named by the segment's base offset
-//! (`00000000000000000000.log`, `.index`, `.timeindex`).
+//! One log segment (Kafka's `LogSegment`): a `.log` file of record batches, its two sparse
+//! indexes and its aborted transaction index (see [`super::txn_index`]), all named by the
+//! segment's base offset (`00000000000000000000.log`, `.index`, `.timeindex`, `.txnindex`).
 //!
 //! Invariants: every byte below `size` is a whole, CRC-valid batch; batch offsets increase (with
 //! gaps where the cleaner dropped a batch) and start at or after the base offset; every offset in the segment fits
@@ -25,6 +25,7 @@ use super::index::{
 use super::log::LogConfig;
 use super::open_files::SegmentFile;
 use super::record_batch::{self, Batches, HEADER_SIZE};
+use super::txn_index::{self, AbortedTxn, TXN_INDEX_FILE_SUFFIX};
 use byteorder::{BigEndian, ByteOrder};
 use std::fs::{self, File};
 use std::io;
@@ -53,6 +54,18 @@ pub fn parse_segment_file_name(name: &str, suffix: &str) -> Option<i64> {
         return None;
     }
     stem.parse().ok()
+}
+
+/// The aborted transaction index of segment `base_offset` (not opened) and its size in whole
+/// entries; 0 when the file does not exist.
+fn open_txn_index(dir: &Path, base_offset: i64) -> io::Result<(Arc<SegmentFile>, u64)> {
+    let path = dir.join(segment_file_name(base_offset, TXN_INDEX_FILE_SUFFIX));
+    let bytes = match fs::metadata(&path) {
+        Ok(m) => m.len() - m.len() % txn_index::ENTRY_SIZE as u64,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    Ok((SegmentFile::closed(path), bytes))
 }
 
 /// What the writer knows of one batch it is about to append.
@@ -122,6 +135,10 @@ pub struct LogSegment {
     rolling_based_timestamp: Option<i64>,
     /// When this process created or opened the segment, for `segment.ms` without timestamps.
     created_ms: i64,
+    /// The aborted transaction index, created with its first entry (see [`super::txn_index`]).
+    txn_index: Arc<SegmentFile>,
+    /// Bytes of whole entries in the aborted transaction index published to readers.
+    txn_index_bytes: u64,
 }
 
 impl LogSegment {
@@ -133,7 +150,10 @@ impl LogSegment {
         now_ms: i64,
     ) -> io::Result<Self> {
         let log = SegmentFile::create(dir.join(segment_file_name(base_offset, LOG_FILE_SUFFIX)))?;
-        LogSegment::create_indexes_only(dir, base_offset, config, log, now_ms)
+        let mut segment = LogSegment::create_indexes_only(dir, base_offset, config, log, now_ms)?;
+        // A new segment has no aborted transaction, whatever an earlier log left at this name.
+        segment.reset_txn_index()?;
+        Ok(segment)
     }
 
     /// Opens a segment whose files are trusted (below the recovery point, or after a clean
@@ -184,6 +204,7 @@ impl LogSegment {
         };
         let bytes_since_last_index_entry =
             size - offset_index.last_entry().map_or(0, |e| e.position);
+        let (txn_index, txn_index_bytes) = open_txn_index(dir, base_offset)?;
         Ok(Ok(LogSegment {
             base_offset,
             log,
@@ -194,6 +215,8 @@ impl LogSegment {
             bytes_since_last_index_entry,
             rolling_based_timestamp: None,
             created_ms: now_ms,
+            txn_index,
+            txn_index_bytes,
         }))
     }
 
@@ -219,7 +242,10 @@ impl LogSegment {
         log: Arc<SegmentFile>,
         now_ms: i64,
     ) -> io::Result<Self> {
+        let (txn_index, txn_index_bytes) = open_txn_index(dir, base_offset)?;
         Ok(LogSegment {
+            txn_index,
+            txn_index_bytes,
             base_offset,
             log,
             offset_index: OffsetIndex::create(
@@ -352,24 +378,40 @@ impl LogSegment {
         }))
     }
 
-    /// Calls `visit` with the header of each batch from the one holding `offset` to the end,
-    /// until it returns false.
+    /// Calls `visit` with the header and file position of each batch from the one holding
+    /// `offset` to the end, until it returns false.
     pub fn scan_headers_from(
         &self,
         offset: i64,
-        mut visit: impl FnMut(&[u8; HEADER_SIZE]) -> bool,
+        mut visit: impl FnMut(&[u8; HEADER_SIZE], u64) -> bool,
     ) -> io::Result<()> {
         let Some(mut position) = self.translate_offset(offset)? else {
             return Ok(());
         };
         let log = self.log.get()?;
         while let Some(header) = read_header(&log, position, self.size)? {
-            if !visit(&header) {
+            if !visit(&header, position) {
                 break;
             }
             position += header_view(&header).1;
         }
         Ok(())
+    }
+
+    /// Reads the whole batch at `position` whose header is `header` (a control batch, whose
+    /// record says which marker it is). `None` when it does not fit the published size.
+    pub fn read_batch_at(
+        &self,
+        position: u64,
+        header: &[u8; HEADER_SIZE],
+    ) -> io::Result<Option<Vec<u8>>> {
+        let size = header_view(header).1;
+        if position + size > self.size {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; size as usize];
+        self.log.get()?.read_exact_at(&mut bytes, position)?;
+        Ok(Some(bytes))
     }
 
     /// The first record at or after `start_offset` whose timestamp is at least `target`
@@ -603,6 +645,8 @@ impl LogSegment {
     /// Files not written since their last fsync are skipped.
     pub fn flush(&self, sealed: bool) -> io::Result<()> {
         self.log.sync(true)?;
+        // Entries are appended with their markers, so they must be on disk with them.
+        self.txn_index.sync(false)?;
         if sealed {
             self.offset_index.file().sync(false)?;
             self.time_index.file().sync(false)?;
@@ -610,20 +654,88 @@ impl LogSegment {
         Ok(())
     }
 
-    /// The segment's files, for a background fsync.
-    pub fn files(&self) -> [Arc<SegmentFile>; 3] {
+    /// The segment's files, for a background fsync: the log, its two indexes and the aborted
+    /// transaction index (which a sync skips when it was never written).
+    pub fn files(&self) -> [Arc<SegmentFile>; 4] {
         [
             self.log.clone(),
             self.offset_index.file().clone(),
             self.time_index.file().clone(),
+            self.txn_index.clone(),
         ]
+    }
+
+    // ---- The aborted transaction index ----------------------------------------------------
+
+    pub fn txn_index_path(&self) -> &Path {
+        self.txn_index.path()
+    }
+
+    /// Bytes of published entries in the aborted transaction index.
+    pub fn txn_index_bytes(&self) -> u64 {
+        self.txn_index_bytes
+    }
+
+    /// Writes `entry` after the published entries (creating the file with the first one) and
+    /// returns the index size to publish with [`LogSegment::commit_txn_entry`]. Only the writer
+    /// calls this; readers never look past the published size.
+    pub fn prepare_txn_entry(&self, entry: &AbortedTxn) -> io::Result<u64> {
+        if self.txn_index_bytes == 0 && !self.txn_index.path().exists() {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(self.txn_index.path())?;
+        }
+        let file = self.txn_index.get()?;
+        self.txn_index.mark_written();
+        file.write_all_at(&entry.encode(), self.txn_index_bytes)?;
+        let size = self.txn_index_bytes + txn_index::ENTRY_SIZE as u64;
+        if file.metadata()?.len() > size {
+            // Bytes a failed append or an older index left past the published entries.
+            file.set_len(size)?;
+        }
+        Ok(size)
+    }
+
+    pub fn commit_txn_entry(&mut self, size: u64) {
+        self.txn_index_bytes = size;
+    }
+
+    /// Removes the aborted transaction index, so that recovery rebuilds it from the markers.
+    pub fn reset_txn_index(&mut self) -> io::Result<()> {
+        self.txn_index.close();
+        match fs::remove_file(self.txn_index.path()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.txn_index_bytes = 0;
+        Ok(())
+    }
+
+    /// The published entries of the aborted transaction index, read through the open files
+    /// cache; none (and no I/O) when the segment has none.
+    pub fn aborted_txns(&self) -> io::Result<Vec<AbortedTxn>> {
+        if self.txn_index_bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let file = self.txn_index.get()?;
+        let mut bytes = vec![0u8; self.txn_index_bytes as usize];
+        file.read_exact_at(&mut bytes, 0)?;
+        txn_index::decode(&bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", self.txn_index.path().display()),
+            )
+        })
     }
 
     /// Opens and retires the segment's files (see [`SegmentFile::retire`]) and renames them with
     /// the `.deleted` suffix, for a cleaned copy to take their names. Returns the renamed paths.
     pub fn retire_for_swap(&self) -> io::Result<Vec<PathBuf>> {
         let mut deleted = Vec::with_capacity(3);
-        for file in self.files() {
+        // The aborted transaction index stays: the cleaned copy keeps the offsets it names.
+        for file in &self.files()[..3] {
             // Open before the rename, so that readers of this copy keep reading the old bytes.
             let _ = file.get();
             file.retire();
@@ -649,6 +761,7 @@ impl LogSegment {
             self.log.path().to_path_buf(),
             self.offset_index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
+            self.txn_index.path().to_path_buf(),
         ];
         let mut deleted = Vec::with_capacity(paths.len());
         for path in paths {

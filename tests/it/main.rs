@@ -19,3 +19,4 @@ mod sasl;
 mod scale;
 mod scripts;
 mod storage;
+mod txn_log;

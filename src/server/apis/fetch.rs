@@ -1,5 +1,9 @@
 //! Fetch (key 1), versions 4-17: topics by name up to v12 and by topic id from v13.
 //!
+//! A read_committed fetch (isolation level 1) stops at the partition's last stable offset and lists
+//! the aborted transactions that overlap what it returns (from the `.txnindex` files); both
+//! isolation levels answer `last_stable_offset` with the LSO, as Kafka does.
+//!
 //! Records are returned verbatim from the log: whole batches starting with the one that holds the
 //! fetch offset, bounded by the partition's and the request's max bytes, with Kafka's rule that the
 //! first non-empty partition always gets at least one whole batch. When less than `min_bytes` is
@@ -266,10 +270,12 @@ fn read_partition(
     // Kafka checks the offset first, answers an empty read at the high watermark, and only then
     // refuses a negative size in `LogSegment.read`.
     let read_bytes = usize::try_from(max_bytes).unwrap_or(0);
-    let result = partition.read_region(
+    let read_committed = isolation_level == READ_COMMITTED;
+    let result = partition.read_region_isolated(
         request.fetch_offset,
         read_bytes,
         min_one_batch && max_bytes >= 0,
+        read_committed,
     );
     if let (true, Ok(Ok(read))) = (max_bytes < 0, &result)
         && request.fetch_offset < read.high_watermark
@@ -298,6 +304,31 @@ fn read_partition(
         Err(e) => return storage_error(e),
     };
     let len = read.region.as_ref().map_or(0, |r| r.len as usize);
+    // Kafka lists aborted transactions only for read_committed consumers, and none for an empty
+    // read. The upper bound is where the read stopped at the latest: the LSO or the end of the
+    // segment read. An entry past the returned batches names no record in them, and clients
+    // pass it over.
+    let aborted_transactions = match (read_committed, &read.region) {
+        (false, _) => None,
+        (true, None) => Some(Vec::new()),
+        (true, Some(_)) => {
+            let upper = read
+                .last_stable_offset
+                .min(partition.read_upper_bound(request.fetch_offset));
+            match partition.aborted_transactions(request.fetch_offset, upper) {
+                Ok(found) => Some(
+                    found
+                        .into_iter()
+                        .map(|a| AbortedTransaction {
+                            producer_id: a.producer_id,
+                            first_offset: a.first_offset,
+                        })
+                        .collect(),
+                ),
+                Err(e) => return storage_error(e),
+            }
+        }
+    };
     // The records go out from the file when they are worth a sendfile, else copied.
     let records = match (read.region, splice) {
         (Some(region), Some(splice)) if region.len >= zero_copy::MIN_SPLICED_BYTES => {
@@ -313,10 +344,9 @@ fn read_partition(
         partition_index: tp.partition,
         error_code: ErrorCode::None.code(),
         high_watermark: read.high_watermark,
-        last_stable_offset: read.high_watermark,
+        last_stable_offset: read.last_stable_offset,
         log_start_offset: read.log_start_offset,
-        // Kafka lists aborted transactions only for read_committed consumers.
-        aborted_transactions: (isolation_level == READ_COMMITTED).then(Vec::new),
+        aborted_transactions,
         preferred_read_replica: -1,
         records: Some(records),
         ..PartitionData::default()

@@ -6,6 +6,8 @@
 //! mention; an isolation level other than 0 and 1 fails the whole request with
 //! UNKNOWN_SERVER_ERROR once a consumer's request reaches a partition; and a v0 request's
 //! `max_num_offsets` caps the offsets listed (a negative one is UNKNOWN_SERVER_ERROR).
+//! A read_committed consumer (isolation level 1) sees the log up to the last stable offset:
+//! latest is the LSO, and timestamp lookups find nothing at or past it.
 
 use super::{HandlerResult, respond};
 use crate::broker::BrokerContext;
@@ -23,6 +25,9 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+/// ListOffsets isolation level READ_COMMITTED.
+const READ_COMMITTED: i8 = 1;
 
 /// The replica id of a consumer's request (Kafka's `ListOffsetsRequest.CONSUMER_REPLICA_ID`).
 const CONSUMER_REPLICA_ID: i32 = -1;
@@ -54,6 +59,10 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         && !matches!(request.isolation_level, 0 | 1);
     let request_error =
         (bad_isolation && reads_a_partition).then_some(ErrorCode::UnknownServerError);
+    // The isolation level exists from v2; Kafka applies it to consumers' requests only.
+    let read_committed = version >= 2
+        && request.replica_id == CONSUMER_REPLICA_ID
+        && request.isolation_level == READ_COMMITTED;
     let topics = request
         .topics
         .iter()
@@ -70,7 +79,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                         return refused(p.partition_index, ErrorCode::InvalidRequest);
                     }
                     let tp = TopicPartition::new(topic.name.clone(), p.partition_index);
-                    list_partition(ctx, &tp, p, version)
+                    list_partition(ctx, &tp, p, version, read_committed)
                 })
                 .collect(),
         })
@@ -99,6 +108,7 @@ fn list_partition(
     tp: &TopicPartition,
     request: &ListOffsetsPartition,
     version: i16,
+    read_committed: bool,
 ) -> ListOffsetsPartitionResponse {
     let mut response = ListOffsetsPartitionResponse {
         partition_index: tp.partition,
@@ -116,7 +126,7 @@ fn list_partition(
         response.error_code = ErrorCode::UnknownServerError.code();
         return response;
     }
-    match lookup(&partition, request.timestamp) {
+    match lookup(&partition, request.timestamp, read_committed) {
         Ok(Some((offset, timestamp))) => {
             response.offset = offset;
             response.timestamp = timestamp;
@@ -135,24 +145,34 @@ fn list_partition(
 }
 
 /// The (offset, timestamp) a ListOffsets timestamp asks for; `None` when no record matches.
-fn lookup(partition: &Partition, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
+/// A read_committed request (isolation level 1) sees the log up to the last stable offset, a
+/// read_uncommitted one up to the high watermark (Kafka's `lastFetchableOffset`).
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> io::Result<Option<(i64, i64)>> {
+    let last_fetchable = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        partition.high_watermark()
+    };
+    let visible = |found: Option<(i64, i64)>| below(last_fetchable, found);
     match timestamp {
-        LATEST_TIMESTAMP => Ok(Some((partition.high_watermark(), -1))),
+        LATEST_TIMESTAMP => Ok(Some((last_fetchable, -1))),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
             Ok(Some((partition.log_start_offset(), -1)))
         }
-        MAX_TIMESTAMP => below_high_watermark(partition, partition.max_timestamp_offset()?),
+        MAX_TIMESTAMP => Ok(visible(partition.max_timestamp_offset()?)),
         // No tiered storage: nothing has been uploaded.
         LATEST_TIERED_TIMESTAMP => Ok(Some((-1, -1))),
-        t => below_high_watermark(partition, partition.offset_for_timestamp(t)?),
+        t => Ok(visible(partition.offset_for_timestamp(t)?)),
     }
 }
 
-/// As Kafka's `fetchOffsetForTimestamp`: a record at or past the high watermark (not yet on disk,
-/// with `sprat.log.flush.on.ack`) is not visible yet, so it is not found.
-fn below_high_watermark(
-    partition: &Partition,
-    found: Option<(i64, i64)>,
-) -> io::Result<Option<(i64, i64)>> {
-    Ok(found.filter(|&(offset, _)| offset < partition.high_watermark()))
+/// As Kafka's `fetchOffsetForTimestamp`: a record at or past the last fetchable offset (the high
+/// watermark, which with `sprat.log.flush.on.ack` holds back what is not on disk yet, or for
+/// read_committed the LSO) is not visible yet, so it is not found.
+fn below(last_fetchable: i64, found: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    found.filter(|&(offset, _)| offset < last_fetchable)
 }

@@ -16,6 +16,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_topic_partitions;
 mod elect_leaders;
 mod fetch;
@@ -118,6 +119,7 @@ pub fn handle(
             alter_configs::handle_incremental(ctx, header, d)
         }
         messages::describe_cluster::API_KEY => describe_cluster::handle(ctx, header, d),
+        messages::describe_producers::API_KEY => describe_producers::handle(ctx, header, d),
         messages::describe_client_quotas::API_KEY => client_quotas::handle_describe(ctx, header, d),
         messages::alter_client_quotas::API_KEY => client_quotas::handle_alter(ctx, header, d),
         messages::consumer_group_heartbeat::API_KEY => {

@@ -15,12 +15,21 @@
 //!    one batch, of magic 2, no zstd before v7), where bytes too few to form a further batch are
 //!    ignored (and not appended), as Kafka's batch iterator ignores them. Kafka skips this for
 //!    v0-2, which no current client sends; sprat checks them alike.
-//! 3. The acks value (21).
+//! 3. The acks value (21), then for a transactional batch the transaction coordinator's
+//!    verification of the partition (`TransactionCoordinator::verify_produce`, whose error the
+//!    partition is answered with).
 //! 4. The log's checks (`UnifiedLog.analyzeAndValidateRecords`, `LogValidator.validateBatch`): base
 //!    offset 0, `max.message.bytes` (10), CRC-32C (2), a known compression codec, a record count
 //!    that matches the offsets, no control batch, a sequence for every producer id, and for
 //!    uncompressed batches records that parse exactly to the batch's end (87). Compressed records
 //!    are not decompressed here, so their contents are not checked.
+//! 5. The writer's producer-state checks: sequences (45), an epoch older than the producer's
+//!    INVALID_PRODUCER_EPOCH (47), and a non-transactional batch inside the producer's open
+//!    transaction INVALID_TXN_STATE (48).
+//!
+//! A stale epoch is INVALID_PRODUCER_EPOCH in every produce version: Kafka (since 2.7,
+//! KAFKA-10687) answers a PRODUCER_FENCED from anywhere as INVALID_PRODUCER_EPOCH in produce
+//! responses, which older producers know and newer ones treat as abortable.
 //!
 //! A request that names a partition twice is answered once for it, with the last entry's
 //! records, as Kafka's maps of partitions keep one entry per partition.
@@ -35,9 +44,10 @@ use crate::quota;
 use crate::storage::log::TopicPartition;
 use crate::storage::record_batch::{
     ATTRIBUTES_OFFSET, Batches, CONTROL_FLAG_MASK, HEADER_SIZE, LENGTH_OFFSET, LOG_OVERHEAD,
-    MAGIC_OFFSET, MAGIC_V2, TRANSACTIONAL_FLAG_MASK, set_log_append_time,
-    set_partition_leader_epoch,
+    MAGIC_OFFSET, MAGIC_V2, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, TRANSACTIONAL_FLAG_MASK,
+    set_log_append_time, set_partition_leader_epoch,
 };
+use crate::txn::TransactionCoordinator;
 use crate::writer::{PartitionAppend, PartitionAppendResult, WriterCommand};
 use byteorder::{BigEndian, ByteOrder};
 use crossbeam_channel::Receiver;
@@ -68,7 +78,13 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         .sum();
     let submitted = match request_refusal(&parts, request.transactional_id.is_some()) {
         Some(code) => Submitted::Refused(refuse_request(&parts, code)),
-        None => match submit(ctx, &mut parts, acks, version) {
+        None => match submit(
+            ctx,
+            &mut parts,
+            acks,
+            version,
+            request.transactional_id.as_deref(),
+        ) {
             Ok((pending, appends)) => Submitted::Appending {
                 parts,
                 pending,
@@ -252,6 +268,7 @@ fn submit(
     parts: &mut [PartitionEntry],
     acks: i16,
     version: i16,
+    transactional_id: Option<&str>,
 ) -> Result<(Vec<Pending>, Appending), ErrorCode> {
     let acks_valid = matches!(acks, -1..=1);
     let live = ctx.live_config();
@@ -276,6 +293,11 @@ fn submit(
         };
         if !acks_valid {
             pending.push(Pending::Failed(ErrorCode::InvalidRequiredAcks));
+            continue;
+        }
+        let tp = TopicPartition::new(part.topic.clone(), part.index);
+        if let Err(code) = verify_transaction(&ctx.transactions, transactional_id, &tp, batch) {
+            pending.push(Pending::Failed(code));
             continue;
         }
         let config = |key: &str| metadata.configs.get(key).map(String::as_str);
@@ -314,6 +336,28 @@ fn submit(
         pending.push(Pending::Appending(appends.len() - 1, append_time));
     }
     Ok((pending, Appending::send(ctx, appends)))
+}
+
+/// Kafka's partition verification for a transactional batch (KIP-890 part 1, done by
+/// `ReplicaManager` before the log's checks): the transaction coordinator must know the
+/// partition as part of the id's ongoing transaction with this producer id and epoch. A
+/// non-transactional batch needs nothing. (A transactional batch without a transactional id
+/// never gets here: [`request_refusal`] refused the request.)
+fn verify_transaction(
+    coordinator: &TransactionCoordinator,
+    transactional_id: Option<&str>,
+    tp: &TopicPartition,
+    batch: &[u8],
+) -> Result<(), ErrorCode> {
+    if !is_transactional(batch) || batch.len() < HEADER_SIZE {
+        return Ok(());
+    }
+    let Some(transactional_id) = transactional_id else {
+        return Err(ErrorCode::TransactionalIdAuthorizationFailed);
+    };
+    let producer_id = BigEndian::read_i64(&batch[PRODUCER_ID_OFFSET..]);
+    let producer_epoch = BigEndian::read_i16(&batch[PRODUCER_EPOCH_OFFSET..]);
+    coordinator.verify_produce(transactional_id, producer_id, producer_epoch, tp)
 }
 
 /// Appends sent to the writer, whose results are yet to come.
@@ -380,7 +424,17 @@ fn partition_response(
                 ..PartitionProduceResponse::default()
             }
         }
-        Err(code) => partition_refused(index, code),
+        Err(code) => partition_refused(index, produce_error(code)),
+    }
+}
+
+/// The code a produce response carries for an error: PRODUCER_FENCED (from the coordinator's
+/// verification) becomes INVALID_PRODUCER_EPOCH, which every producer version knows and which
+/// lets the client abort and retry (Kafka's `KafkaApis.handleProduceRequest`, KAFKA-10687).
+fn produce_error(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+        code => code,
     }
 }
 
@@ -564,4 +618,80 @@ fn record_parses(d: &mut Decoder<'_>, key_required: bool) -> DecodeResult<bool> 
         }
     }
     Ok(i64::try_from(d.position() - start).ok() == Some(i64::from(body_bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::record_batch::{BatchHeader, Record, build_batch};
+
+    fn batch(attributes: i16) -> Vec<u8> {
+        let header = BatchHeader {
+            attributes,
+            producer_id: 4,
+            producer_epoch: 2,
+            base_sequence: 0,
+            ..BatchHeader::default()
+        };
+        let record = Record {
+            value: Some(b"v".to_vec()),
+            ..Record::default()
+        };
+        build_batch(&header, &[record])
+    }
+
+    #[test]
+    fn transactional_batches_are_verified_by_the_coordinator() {
+        let coordinator = TransactionCoordinator::default();
+        let tp = TopicPartition::new("t", 1);
+        let transactional = batch(TRANSACTIONAL_FLAG_MASK);
+        // Whatever the coordinator answers for this producer is the partition's answer.
+        let expected = coordinator.verify_produce("txn", 4, 2, &tp);
+        assert_eq!(
+            verify_transaction(&coordinator, Some("txn"), &tp, &transactional),
+            expected
+        );
+        assert_eq!(
+            verify_transaction(&coordinator, None, &tp, &transactional),
+            Err(ErrorCode::TransactionalIdAuthorizationFailed)
+        );
+        assert_eq!(
+            produce_error(ErrorCode::ProducerFenced),
+            ErrorCode::InvalidProducerEpoch
+        );
+        assert_eq!(
+            produce_error(ErrorCode::InvalidTxnState),
+            ErrorCode::InvalidTxnState
+        );
+        // Idempotent and plain batches are not the coordinator's business.
+        assert_eq!(
+            verify_transaction(&coordinator, Some("txn"), &tp, &batch(0)),
+            Ok(())
+        );
+        assert_eq!(
+            verify_transaction(&coordinator, None, &tp, &batch(0)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn transactional_batches_pass_request_checks_only_with_a_transactional_id() {
+        let part = |records: Vec<u8>| PartitionEntry {
+            topic: "t".into(),
+            index: 0,
+            records: Some(records),
+        };
+        let parts = [part(batch(0)), part(batch(TRANSACTIONAL_FLAG_MASK))];
+        assert_eq!(request_refusal(&parts, true), None);
+        assert_eq!(
+            request_refusal(&parts, false),
+            Some(ErrorCode::TransactionalIdAuthorizationFailed)
+        );
+        let transactional = batch(TRANSACTIONAL_FLAG_MASK);
+        assert_eq!(
+            check_request_records(&transactional, 11),
+            Ok(&transactional[..])
+        );
+        assert_eq!(check_batch(&transactional, 1 << 20, false), Ok(()));
+    }
 }

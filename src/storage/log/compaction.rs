@@ -311,6 +311,59 @@ mod tests {
     }
 
     #[test]
+    fn a_swap_keeps_the_aborted_transaction_index() {
+        let dir = temp_dir("swap-txnindex");
+        let mut log = PartitionLog::open(&dir, TopicPartition::new("t", 0), config()).unwrap();
+        for key in ["a", "b"] {
+            log.append(&mut keyed(key, Some("v"))).unwrap();
+        }
+        // An abort with no transaction open here: an entry at the marker's offset, in the
+        // segment the marker (written now, long after the keyed batches' timestamps) rolled.
+        let marker = log.append_marker(5, 0, false, 0, 0).unwrap().first_offset;
+        for i in 0..20 {
+            log.append(&mut keyed(if i % 2 == 0 { "a" } else { "b" }, Some("v")))
+                .unwrap();
+        }
+        let index = dir.join(segment_file_name(
+            marker,
+            crate::storage::txn_index::TXN_INDEX_FILE_SUFFIX,
+        ));
+        let before = fs::read(&index).unwrap();
+        assert_eq!(before.len(), 34);
+        let sealed = log.partition.sealed_segments();
+        let mut map = OffsetMap::new(1 << 20);
+        for s in &sealed {
+            crate::storage::cleaner::map_segment(s, &mut map, &mut HashMap::new()).unwrap();
+        }
+        let source = sealed.iter().find(|s| s.base_offset() == marker).unwrap();
+        clean_segment(
+            source,
+            &cleaned_path(&dir, marker),
+            &map,
+            &HashMap::new(),
+            false,
+        )
+        .unwrap();
+        let swapped = log
+            .replace_cleaned_segment(&CleanedSegment {
+                base_offset: marker,
+                source_size: source.size(),
+            })
+            .unwrap();
+        assert!(swapped);
+        assert_eq!(fs::read(&index).unwrap(), before);
+        let found = log.partition.aborted_transactions(0, marker + 1).unwrap();
+        assert_eq!(
+            found
+                .iter()
+                .map(|a| (a.producer_id, a.last_offset))
+                .collect::<Vec<_>>(),
+            vec![(5, marker)]
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn start_up_completes_a_swap_a_crash_interrupted() {
         let dir = temp_dir("interrupted");
         let log = cleaned_log(&dir);

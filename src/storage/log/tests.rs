@@ -816,3 +816,244 @@ fn flush_on_ack_holds_the_high_watermark_at_the_recovery_point() {
         fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+// ---- Transactions: markers, the LSO and the aborted transaction index ----------------------
+
+fn txn_batch(producer_id: i64, epoch: i16, sequence: i32, n: usize) -> Vec<u8> {
+    let records: Vec<_> = (0..n)
+        .map(|_| Record {
+            value: Some(b"t".to_vec()),
+            ..Record::default()
+        })
+        .collect();
+    let header = BatchHeader {
+        producer_id,
+        producer_epoch: epoch,
+        base_sequence: sequence,
+        attributes: record_batch::TRANSACTIONAL_FLAG_MASK,
+        // Markers carry the time they are written: a batch from 1970 would make them roll the
+        // segment (`segment.ms`).
+        base_timestamp: now_ms(),
+        max_timestamp: now_ms(),
+        ..BatchHeader::default()
+    };
+    build_batch(&header, &records)
+}
+
+fn txn_index_bytes(dir: &Path, base: i64) -> Vec<u8> {
+    fs::read(dir.join(segment_file_name(base, TXN_INDEX_FILE_SUFFIX))).unwrap_or_default()
+}
+
+/// Producer 7 commits offsets 0-1 (marker 2), producer 8 opens at 3 and aborts (marker 6), with a
+/// plain batch at 4 and producer 9 opening at 5 and staying open.
+fn transactional_log(dir: &Path) -> PartitionLog {
+    transactional_log_with(dir, LogConfig::default())
+}
+
+fn transactional_log_with(dir: &Path, config: LogConfig) -> PartitionLog {
+    let mut log = PartitionLog::open(dir, tp(), config).unwrap();
+    log.append_batch(&mut txn_batch(7, 0, 0, 2)).unwrap();
+    assert_eq!(log.partition.last_stable_offset(), 0);
+    assert_eq!(log.partition.high_watermark(), 2);
+    let commit = log.append_marker(7, 0, true, 3, 0).unwrap();
+    assert_eq!(commit.first_offset, 2);
+    assert_eq!(log.partition.last_stable_offset(), 3);
+    log.append_batch(&mut txn_batch(8, 1, 0, 1)).unwrap();
+    log.append_batch(&mut batch(1, b"plain")).unwrap();
+    log.append_batch(&mut txn_batch(9, 0, 0, 1)).unwrap();
+    assert_eq!(log.partition.last_stable_offset(), 3);
+    let abort = log.append_marker(8, 1, false, 3, 0).unwrap();
+    assert_eq!(abort.first_offset, 6);
+    log
+}
+
+fn expected_abort() -> AbortedTxn {
+    AbortedTxn {
+        producer_id: 8,
+        first_offset: 3,
+        last_offset: 6,
+        // Producer 9's transaction, open from 5, still holds the LSO.
+        last_stable_offset: 5,
+    }
+}
+
+#[test]
+fn markers_close_transactions_and_move_the_last_stable_offset() {
+    let dir = temp_dir("txn-lso");
+    let log = transactional_log(&dir);
+    assert_eq!(log.partition.last_stable_offset(), 5);
+    assert_eq!(log.ongoing_transactions(), vec![(5, 9)]);
+    // The markers are control batches in Kafka's layout.
+    let read = log.partition.read(2, 1 << 20, true).unwrap().unwrap();
+    let marker = Batches::new(&read.records).next().unwrap().unwrap();
+    assert_eq!(marker.attributes(), 0x30);
+    assert_eq!(marker.base_sequence(), -1);
+    assert_eq!(marker.producer_id(), 7);
+    assert_eq!(
+        record_batch::end_txn_marker(marker.bytes()),
+        Some((true, 3))
+    );
+    let records = record_batch::decode_records(&marker).unwrap();
+    assert_eq!(records[0].key.as_deref(), Some(&[0, 0, 0, 1][..]));
+    assert_eq!(records[0].value.as_deref(), Some(&[0, 0, 0, 0, 0, 3][..]));
+    // One entry in the index of the segment that holds the ABORT marker.
+    assert_eq!(txn_index_bytes(&dir, 0), expected_abort().encode().to_vec());
+    assert_eq!(
+        log.partition.aborted_transactions(0, 5).unwrap(),
+        vec![expected_abort()]
+    );
+    assert_eq!(log.partition.aborted_transactions(0, 3).unwrap(), vec![]);
+    assert_eq!(log.partition.aborted_transactions(7, 9).unwrap(), vec![]);
+    // read_committed stops at the LSO, read_uncommitted at the high watermark.
+    let committed = log
+        .partition
+        .read_region_isolated(0, 1 << 20, true, true)
+        .unwrap()
+        .unwrap();
+    let mut last = -1;
+    let bytes = committed.region.unwrap().read().unwrap();
+    for b in Batches::new(&bytes) {
+        last = b.unwrap().last_offset();
+    }
+    assert_eq!((last, committed.last_stable_offset), (4, 5));
+    let empty = log
+        .partition
+        .read_region_isolated(5, 1 << 20, true, true)
+        .unwrap()
+        .unwrap();
+    assert!(empty.region.is_none());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stale_markers_are_fenced() {
+    let dir = temp_dir("txn-fenced");
+    let mut log = transactional_log(&dir);
+    assert!(matches!(
+        log.append_marker(8, 0, false, 3, 0),
+        Err(AppendError::Producer(ErrorCode::ProducerFenced))
+    ));
+    assert!(matches!(
+        log.append_marker(8, 1, false, 2, 0),
+        Err(AppendError::Producer(
+            ErrorCode::TransactionCoordinatorFenced
+        ))
+    ));
+    // A marker for a producer with no open transaction here is still written.
+    let info = log.append_marker(42, 0, true, 3, 0).unwrap();
+    assert_eq!(info.first_offset, 7);
+    assert_eq!(log.partition.last_stable_offset(), 5);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn open_transactions_and_the_index_survive_clean_and_unclean_restarts() {
+    let dir = temp_dir("txn-restart");
+    let mut log = transactional_log(&dir);
+    log.close().unwrap();
+    drop(log);
+    let log = PartitionLog::load(&dir, tp(), LogConfig::default(), CLEAN).unwrap();
+    assert_eq!(log.partition.last_stable_offset(), 5);
+    assert_eq!(log.ongoing_transactions(), vec![(5, 9)]);
+    assert_eq!(txn_index_bytes(&dir, 0), expected_abort().encode().to_vec());
+    drop(log);
+    // As after kill -9 with no checkpoint: snapshots gone, the index torn; all is rebuilt from
+    // the log.
+    for s in list_snapshots(&dir).unwrap() {
+        fs::remove_file(dir.join(segment_file_name(s, SNAPSHOT_FILE_SUFFIX))).unwrap();
+    }
+    fs::write(
+        dir.join(segment_file_name(0, TXN_INDEX_FILE_SUFFIX)),
+        [0u8; 20],
+    )
+    .unwrap();
+    let mut log = PartitionLog::open(&dir, tp(), LogConfig::default()).unwrap();
+    assert_eq!(log.partition.last_stable_offset(), 5);
+    assert_eq!(log.ongoing_transactions(), vec![(5, 9)]);
+    assert_eq!(txn_index_bytes(&dir, 0), expected_abort().encode().to_vec());
+    let producers = log.describe_producers();
+    assert_eq!(producers.len(), 3);
+    assert_eq!(producers[2].current_txn_start_offset, 5);
+    assert_eq!(producers[1].coordinator_epoch, 3);
+    // The open transaction ends after the restart.
+    log.append_marker(9, 0, true, 3, 0).unwrap();
+    assert_eq!(log.partition.last_stable_offset(), 8);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_torn_marker_is_cut_and_its_transaction_stays_open() {
+    let dir = temp_dir("txn-torn");
+    let log = transactional_log(&dir);
+    assert_eq!(log.partition.segment_count(), 1);
+    let size = log.partition.size_in_bytes();
+    drop(log);
+    let path = dir.join(segment_file_name(0, LOG_FILE_SUFFIX));
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(size - 5)
+        .unwrap();
+    let log = PartitionLog::open(&dir, tp(), LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), 6);
+    // Producer 8's transaction is open again from 3, and its abort is in no index.
+    assert_eq!(log.partition.last_stable_offset(), 3);
+    assert_eq!(log.ongoing_transactions(), vec![(3, 8), (5, 9)]);
+    assert!(txn_index_bytes(&dir, 0).is_empty());
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn transaction_indexes_go_with_their_segments() {
+    let dir = temp_dir("txn-delete");
+    // One batch per segment: the ABORT marker at 6 has segment 6 to itself.
+    let mut log = transactional_log_with(&dir, small_segments(1, 4096));
+    let index = dir.join(segment_file_name(6, TXN_INDEX_FILE_SUFFIX));
+    assert_eq!(
+        fs::read(&index).unwrap(),
+        expected_abort().encode().to_vec()
+    );
+    assert_eq!(files_with_suffix(&dir, TXN_INDEX_FILE_SUFFIX).len(), 1);
+    assert_eq!(
+        log.partition.aborted_transactions(3, 5).unwrap(),
+        vec![expected_abort()],
+        "found in a later segment than the fetch offset's"
+    );
+    log.append_marker(9, 0, true, 3, 0).unwrap();
+    log.delete_records(-1).unwrap();
+    assert!(!index.exists(), "deleted with segment 6");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn truncation_takes_the_index_entries_and_open_transactions_past_it() {
+    let dir = temp_dir("txn-truncate");
+    let mut log = PartitionLog::open(&dir, tp(), LogConfig::default()).unwrap();
+    log.append_batch(&mut txn_batch(7, 0, 0, 2)).unwrap();
+    log.append_marker(7, 0, false, 1, 0).unwrap();
+    log.flush().unwrap();
+    assert_eq!(log.recovery_point(), 3);
+    log.append_batch(&mut txn_batch(8, 0, 0, 1)).unwrap();
+    log.append_marker(8, 0, false, 1, 0).unwrap();
+    log.append_batch(&mut txn_batch(9, 0, 0, 1)).unwrap();
+    assert_eq!(txn_index_bytes(&dir, 0).len(), 68);
+    assert_eq!(log.partition.last_stable_offset(), 5);
+    // As after a failed fsync with flush_on_ack: the log is cut back to the recovery point.
+    log.truncate_to_recovery_point().unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    let first = AbortedTxn {
+        producer_id: 7,
+        first_offset: 0,
+        last_offset: 2,
+        last_stable_offset: 3,
+    };
+    assert_eq!(txn_index_bytes(&dir, 0), first.encode().to_vec());
+    assert_eq!(
+        log.partition.aborted_transactions(0, 3).unwrap(),
+        vec![first]
+    );
+    assert_eq!(log.ongoing_transactions(), vec![]);
+    assert_eq!(log.partition.last_stable_offset(), 3);
+    let _ = fs::remove_dir_all(&dir);
+}
