@@ -1160,3 +1160,114 @@ fn the_cleaner_removes_aborted_records_and_then_their_markers_but_not_past_the_l
     assert!(leftovers(&partition_dir(&broker)).is_empty());
     broker.assert_no_panics();
 }
+
+/// Segment 0 as the first cleaning of [`txn_segments`] leaves it.
+fn txn_segment_0_cleaned_once() -> Vec<Vec<u8>> {
+    vec![
+        txn_marker(4, PRODUCER_A, true),
+        txn_marker(6, PRODUCER_B, false),
+        txn_keyed(7, PRODUCER_A, 2, &[("k1", "a3")]),
+        txn_marker(8, PRODUCER_A, true),
+        txn_keyed(9, -1, 0, &[("k3", "p2")]),
+        txn_keyed(10, PRODUCER_B, 2, &[("k4", "b3")]),
+        txn_marker(11, PRODUCER_B, true),
+    ]
+}
+
+/// kill -9 at each step of the swap of a cleaned segment 0 whose `.txnindex` loses an entry:
+/// after the restart the log and its index agree and every read is right.
+#[test]
+fn kill_9_at_each_step_of_a_swap_that_rewrites_the_txnindex_loses_nothing() {
+    for point in [
+        "after-swap-rename",
+        "after-source-deleted",
+        "after-txn-index-swapped",
+        "after-swap-complete",
+    ] {
+        // Segment 0 cleaned once (first dirty offset 12), C committed: this cleaning removes
+        // B's ABORT marker and its .txnindex entry.
+        let mut segments = txn_segments();
+        segments[0] = txn_segment_0_cleaned_once();
+        segments[2].push(txn_marker(15, PRODUCER_C, true));
+        let mut broker = TestBroker::start_with(
+            &format!("compaction-txn-crash-{point}"),
+            move |log_dir| {
+                crate::harness::write_cluster_metadata(
+                    log_dir,
+                    &[crate::harness::TopicSpec::new(TOPIC, 9, 1)],
+                );
+                let dir = log_dir.join(format!("{TOPIC}-0"));
+                for (base, batches) in [0, 12, 14].iter().zip(&segments) {
+                    fs::write(dir.join(format!("{base:020}.log")), batches.concat()).unwrap();
+                }
+                fs::write(dir.join(format!("{:020}.txnindex", 0)), b_aborted_entry()).unwrap();
+                sprat::storage::checkpoint::write_offset_checkpoint(
+                    &log_dir.join("cleaner-offset-checkpoint"),
+                    &[(sprat::storage::log::TopicPartition::new(TOPIC, 0), 12)],
+                )
+                .unwrap();
+                // Segments 0 and 12 are below the recovery point: an unclean start trusts them,
+                // except a segment whose swap it completes (its indexes, the .txnindex too, are
+                // rebuilt from its batches).
+                sprat::storage::checkpoint::write_offset_checkpoint(
+                    &log_dir.join("recovery-point-offset-checkpoint"),
+                    &[(sprat::storage::log::TopicPartition::new(TOPIC, 0), 14)],
+                )
+                .unwrap();
+            },
+            &["log.cleaner.enable=false"],
+        );
+        // Started only to be restarted with the cleaner and the crash hook.
+        drop(broker.connect());
+        broker.kill();
+        broker.extra_properties = [
+            "log.cleaner.backoff.ms=20",
+            "log.cleanup.policy=compact",
+            "log.cleaner.min.cleanable.ratio=0.01",
+            "log.cleaner.delete.retention.ms=0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        broker.extra_env = vec![(
+            sprat::storage::log::CRASH_POINT_ENV.to_string(),
+            point.to_string(),
+        )];
+        broker.restart();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while broker.is_running() {
+            assert!(
+                Instant::now() < deadline,
+                "{point}: the crash hook never fired"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let hook = format!("{}={point}", sprat::storage::log::CRASH_POINT_ENV);
+        assert!(
+            broker.drain_log().iter().any(|l| l.contains(&hook)),
+            "{point}: the broker exited, but not at the crash point"
+        );
+        broker.extra_env.clear();
+        broker.restart();
+        assert_eq!(wait_for_cleaning_past(&broker, 12), 14, "{point}");
+        let second_batches = [(8, true), (9, false), (10, false), (11, true)];
+        let second_records = [(9, "k3", "p2"), (10, "k4", "b3")];
+        check_txn_reads(&broker, &second_batches, &second_records, &[], 16);
+        let index = fs::read(segment_file(&broker, 0, ".txnindex")).unwrap_or_default();
+        assert!(
+            index.is_empty(),
+            "{point}: B's entry is gone with its marker"
+        );
+        assert!(broker.terminate());
+        let stray: Vec<String> = fs::read_dir(partition_dir(&broker))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                [".swap", ".deleted", ".cleaned"]
+                    .iter()
+                    .any(|s| n.ends_with(s))
+            })
+            .collect();
+        assert!(stray.is_empty(), "{point}: {stray:?}");
+    }
+}
