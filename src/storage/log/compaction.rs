@@ -7,12 +7,13 @@
 //! 1. the `log-cleaner` writes and fsyncs `<base>.log.cleaned`, and `<base>.txnindex.cleaned`
 //!    when the cleaning removed ABORT markers (a crash: start-up deletes them);
 //! 2. the writer renames the index `<base>.txnindex.swap`, then the log `<base>.log.swap`, and
-//!    fsyncs the directory (from here on start-up completes the swap: the `.swap` files are
-//!    whole; the loader removes a `.txnindex.swap` left without its `.log.swap`);
+//!    fsyncs the directory (from here on start-up completes the swap: the `.log.swap` file is
+//!    whole);
 //! 3. the source's files are retired and renamed `.deleted`;
-//! 4. `<base>.txnindex.swap` is renamed `<base>.txnindex` (before the log, so that start-up,
-//!    which installs it only beside a `.log.swap`, never loses it), `<base>.log.swap` is renamed
-//!    `<base>.log`; its indexes are rebuilt from its batch headers;
+//! 4. `<base>.txnindex.swap` is renamed `<base>.txnindex` (before the log: once the new log and
+//!    its indexes are in place the segment is trusted, so its `.txnindex` must already be the
+//!    new one), `<base>.log.swap` is renamed `<base>.log`; its indexes are rebuilt from its
+//!    batch headers;
 //! 5. the new segment is published under the write lock and the `.deleted` files are removed.
 //!
 //! A cleaned copy with no batch left replaces nothing: its source is removed (unless it is the
@@ -21,7 +22,8 @@
 //!
 //! Start-up, before it lists segments, renames each `<base>.log.swap` to `<base>.log` (replacing
 //! the source if it is still there) and removes that base's index files so that they are
-//! rebuilt. Readers that cloned the source keep their open descriptor and its bytes; one whose
+//! rebuilt; the recovery of that segment rebuilds its `.txnindex` from its markers too, and the
+//! loader removes a `.txnindex.swap` left over. Readers that cloned the source keep their open descriptor and its bytes; one whose
 //! descriptor the cache had closed gets `NotFound` from the retired file and looks again.
 
 use super::{PartitionLog, sync_dir};
@@ -217,12 +219,6 @@ pub(super) fn complete_swaps(dir: &Path, tp: &impl std::fmt::Display) -> io::Res
         info!("{tp}: completing the interrupted swap of cleaned segment {base}");
         for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
             remove_if_present(&dir.join(segment_file_name(base, suffix)))?;
-        }
-        if txn_index_swap_path(dir, base).exists() {
-            fs::rename(
-                txn_index_swap_path(dir, base),
-                dir.join(segment_file_name(base, TXN_INDEX_FILE_SUFFIX)),
-            )?;
         }
         fs::rename(
             dir.join(&name),
