@@ -266,7 +266,14 @@ impl LogCleaner {
             if !config.compact {
                 continue;
             }
-            let sealed = partition.sealed_segments();
+            let mut sealed = partition.sealed_segments();
+            // Only segments that end at or before the last stable offset can be cleaned: a log
+            // held back by an open transaction must not win the round and starve the others.
+            let last_stable_offset = partition.last_stable_offset();
+            let cleanable = sealed.partition_point(|s| {
+                partition.read_upper_bound(s.base_offset()) <= last_stable_offset
+            });
+            sealed.truncate(cleanable);
             let tp = &partition.topic_partition;
             if let Some(failed) = self.uncleanable.get(tp) {
                 if *failed == sealed_signature(&sealed) {

@@ -1271,3 +1271,75 @@ fn kill_9_at_each_step_of_a_swap_that_rewrites_the_txnindex_loses_nothing() {
         assert!(stray.is_empty(), "{point}: {stray:?}");
     }
 }
+
+/// Regression: a log held back by an open transaction (its dirty segments end past the LSO)
+/// has nothing cleanable, so it must not be picked as the dirtiest log round after round while
+/// another log waits. Five such logs and one cleanable one: without the LSO in the choice the
+/// cleanable one is starved unless it happens to come first.
+#[test]
+fn logs_held_back_by_an_open_transaction_do_not_starve_the_cleaner() {
+    const BLOCKED: [&str; 5] = [
+        "blocked-0",
+        "blocked-1",
+        "blocked-2",
+        "blocked-3",
+        "blocked-4",
+    ];
+    let broker = TestBroker::start_with(
+        "compaction-txn-starve",
+        |log_dir| {
+            let mut specs: Vec<crate::harness::TopicSpec> = BLOCKED
+                .iter()
+                .enumerate()
+                .map(|(i, t)| crate::harness::TopicSpec::new(t, 20 + i as u8, 1))
+                .collect();
+            specs.push(crate::harness::TopicSpec::new(TOPIC, 9, 1));
+            crate::harness::write_cluster_metadata(log_dir, &specs);
+            let write = |topic: &str, segments: &[(i64, Vec<Vec<u8>>)]| {
+                let dir = log_dir.join(format!("{topic}-0"));
+                for (base, batches) in segments {
+                    fs::write(dir.join(format!("{base:020}.log")), batches.concat()).unwrap();
+                }
+            };
+            for t in BLOCKED {
+                // C's transaction opens at 0: nothing is below the LSO.
+                write(
+                    t,
+                    &[
+                        (
+                            0,
+                            vec![
+                                txn_keyed(0, PRODUCER_C, 0, &[("k", "c")]),
+                                txn_keyed(1, -1, 0, &[("k", "1")]),
+                            ],
+                        ),
+                        (2, vec![txn_keyed(2, -1, 0, &[("k", "2")])]),
+                    ],
+                );
+            }
+            write(
+                TOPIC,
+                &[
+                    (
+                        0,
+                        vec![
+                            txn_keyed(0, -1, 0, &[("k", "1")]),
+                            txn_keyed(1, -1, 0, &[("k", "2")]),
+                        ],
+                    ),
+                    (2, vec![txn_keyed(2, -1, 0, &[("j", "3")])]),
+                ],
+            );
+        },
+        &[
+            "log.cleaner.backoff.ms=20",
+            "log.cleanup.policy=compact",
+            "log.cleaner.min.cleanable.ratio=0.01",
+        ],
+    );
+    assert_eq!(wait_for_cleaning_past(&broker, 0), 2);
+    for t in BLOCKED {
+        assert_eq!(first_dirty_offset_of(&broker.log_dir, t), 0, "{t}");
+    }
+    broker.assert_no_panics();
+}
