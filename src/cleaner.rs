@@ -8,7 +8,8 @@
 //! sealed segments as far as `log.cleaner.dedupe.buffer.size` holds (stopping at the first
 //! segment younger than `min.compaction.lag.ms`), writes a `.cleaned` copy of every sealed
 //! segment up to there (see [`crate::storage::cleaner`]), and asks the `log-writer` to swap them
-//! in; it never writes a log itself. The active segment is never cleaned.
+//! in; it never writes a log itself. The active segment is never cleaned, nor any segment that
+//! ends past the last stable offset (an open transaction's records stay as they are).
 //!
 //! Tombstones: a segment's log file keeps the modification time of its first cleaning (a cleaned
 //! copy of an already clean segment is given its source's time), and tombstones are dropped from
@@ -26,8 +27,10 @@
 
 use crate::broker::BrokerContext;
 use crate::storage::checkpoint::{read_offset_checkpoint, write_offset_checkpoint};
-use crate::storage::cleaner::{self, CleanStats, OffsetMap};
-use crate::storage::log::{CleanedSegment, Partition, TopicPartition, cleaned_path};
+use crate::storage::cleaner::{self, CleanStats, OffsetMap, TxnCleaning};
+use crate::storage::log::{
+    CleanedSegment, Partition, TopicPartition, cleaned_path, cleaned_txn_index_path,
+};
 use crate::storage::segment::LogSegment;
 use crate::writer::WriterCommand;
 use log::{debug, error, info, warn};
@@ -263,7 +266,14 @@ impl LogCleaner {
             if !config.compact {
                 continue;
             }
-            let sealed = partition.sealed_segments();
+            let mut sealed = partition.sealed_segments();
+            // Only segments that end at or before the last stable offset can be cleaned: a log
+            // held back by an open transaction must not win the round and starve the others.
+            let last_stable_offset = partition.last_stable_offset();
+            let cleanable = sealed.partition_point(|s| {
+                partition.read_upper_bound(s.base_offset()) <= last_stable_offset
+            });
+            sealed.truncate(cleanable);
             let tp = &partition.topic_partition;
             if let Some(failed) = self.uncleanable.get(tp) {
                 if *failed == sealed_signature(&sealed) {
@@ -321,14 +331,30 @@ impl LogCleaner {
                 Ok(true)
             })?;
         }
-        // Segments [0, mapped_end) are cleaned; those below `fully_mapped` become clean.
+        // Segments [0, mapped_end) are cleaned; those below `fully_mapped` become clean. The
+        // cleanable range ends at the active segment, the compaction lag, and the last stable
+        // offset: a segment that ends past it may hold an open transaction's records.
+        let last_stable_offset = c.partition.last_stable_offset();
+        let mut map_txn = match c.sealed.get(c.first_dirty) {
+            Some(s) => TxnCleaning::new(
+                c.partition
+                    .aborted_transactions(s.base_offset(), last_stable_offset)?,
+            ),
+            None => TxnCleaning::default(),
+        };
         let mut fully_mapped = c.first_dirty;
         let mut mapped_end = c.first_dirty;
+        let mut cleanable_end = c.sealed.first().map_or(0, LogSegment::base_offset);
         for s in &c.sealed[c.first_dirty..] {
             if now - s.largest_timestamp() < c.config.min_compaction_lag_ms {
                 break;
             }
-            let complete = cleaner::map_segment(s, &mut map, &mut producers)?;
+            let segment_end = c.partition.read_upper_bound(s.base_offset());
+            if segment_end > last_stable_offset {
+                break;
+            }
+            cleanable_end = segment_end;
+            let complete = cleaner::map_segment(s, &mut map, &mut producers, &mut map_txn)?;
             throttle.consumed(s.size());
             mapped_end += 1;
             if !complete {
@@ -344,6 +370,10 @@ impl LogCleaner {
         if mapped_end == c.first_dirty {
             return Ok(false);
         }
+        let mut txn = TxnCleaning::new(
+            c.partition
+                .aborted_transactions(c.sealed[0].base_offset(), cleanable_end)?,
+        );
         let mut total = CleanStats::default();
         let mut cleaned = Vec::new();
         for (i, s) in c.sealed[..mapped_end].iter().enumerate() {
@@ -358,7 +388,13 @@ impl LogCleaner {
                 .map_or(0, |d| d.as_millis() as i64);
             let drop_tombstones = was_clean && age_ms >= c.config.delete_retention_ms;
             let out = cleaned_path(&c.partition.dir, s.base_offset());
-            let stats = match cleaner::clean_segment(s, &out, &map, &producers, drop_tombstones) {
+            let result =
+                cleaner::clean_segment(s, &out, &map, &producers, drop_tombstones, &mut txn)
+                    .and_then(|stats| {
+                        write_cleaned_txn_index(s, &stats.removed_abort_markers)?;
+                        Ok(stats)
+                    });
+            let stats = match result {
                 Ok(stats) => stats,
                 Err(e) => {
                     let _ = fs::remove_file(&out);
@@ -371,6 +407,7 @@ impl LogCleaner {
             total.bytes_written += stats.bytes_written;
             total.records_kept += stats.records_kept;
             total.records_removed += stats.records_removed;
+            total.markers_removed += stats.markers_removed;
             // A recompressed batch may come out at its old size, so the size alone does not say
             // that nothing was removed.
             if stats.records_removed == 0 && stats.bytes_written == s.size() {
@@ -410,12 +447,13 @@ impl LogCleaner {
         self.write_checkpoint()?;
         let secs = started.elapsed().as_secs_f64();
         info!(
-            "{tp}: cleaned {} segment(s), swapped {swapped}: {} -> {} bytes, {} record(s) kept, {} removed, {:.1} MB/s; first dirty offset {next_dirty}",
+            "{tp}: cleaned {} segment(s), swapped {swapped}: {} -> {} bytes, {} record(s) kept, {} removed, {} marker(s) removed, {:.1} MB/s; first dirty offset {next_dirty}",
             mapped_end,
             total.bytes_read,
             total.bytes_written,
             total.records_kept,
             total.records_removed,
+            total.markers_removed,
             total.bytes_read as f64 / 1e6 / secs.max(1e-6)
         );
         Ok(swapped > 0 || moved)
@@ -465,7 +503,31 @@ impl LogCleaner {
 fn remove_cleaned(dir: &Path, segments: &[CleanedSegment]) {
     for s in segments {
         let _ = fs::remove_file(cleaned_path(dir, s.base_offset));
+        let _ = fs::remove_file(cleaned_txn_index_path(dir, s.base_offset));
     }
+}
+
+/// Writes `<base>.txnindex.cleaned`, the segment's aborted transaction index without the entries
+/// of the ABORT markers the cleaning removed (their data went before them), for the swap to
+/// install. Nothing when no ABORT marker was removed: the index stays as it is.
+fn write_cleaned_txn_index(segment: &LogSegment, removed_markers: &[i64]) -> io::Result<()> {
+    if removed_markers.is_empty() {
+        return Ok(());
+    }
+    let kept: Vec<u8> = segment
+        .aborted_txns()?
+        .iter()
+        .filter(|a| !removed_markers.contains(&a.last_offset))
+        .flat_map(|a| a.encode())
+        .collect();
+    let dir = segment
+        .log_path()
+        .parent()
+        .expect("a segment is in a directory");
+    let path = cleaned_txn_index_path(dir, segment.base_offset());
+    let mut file = fs::File::create(&path)?;
+    io::Write::write_all(&mut file, &kept)?;
+    file.sync_all()
 }
 
 /// Keeps the cleaner's I/O under `log.cleaner.io.max.bytes.per.second` (Kafka's `Throttler`).

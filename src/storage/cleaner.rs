@@ -7,7 +7,16 @@
 //! producer id/epoch/base sequence (only its records, their count, its length and its CRC-32C
 //! change), and batches stay in offset order. A batch all of whose records go is dropped, unless
 //! it is the last batch of its producer, which stays empty so that the producer's idempotence
-//! state survives a reload (as Kafka keeps it). Control batches are copied unchanged.
+//! state survives a reload (as Kafka keeps it).
+//!
+//! Transactions (Kafka's `CleanedTransactionMetadata`): the cleaner walks the log in offset order
+//! with the aborted transactions of the `.txnindex` files ([`TxnCleaning`]). The records of a
+//! transactional batch of an aborted transaction are removed, and never enter the offset map (so
+//! that they never hide an older committed value). A COMMIT or ABORT marker is removed only when
+//! no batch of its transaction was seen before it in this cleaning (its data is all gone) and the
+//! segment is past the same `delete.retention.ms` horizon as tombstones; other control batches
+//! are copied unchanged. The caller never cleans at or past the last stable offset, so every
+//! transaction seen here has ended.
 //!
 //! A compressed batch is decompressed (one batch at a time, at most
 //! [`MAX_DECOMPRESSED_BATCH_BYTES`]), filtered like an uncompressed one, and its surviving
@@ -25,10 +34,11 @@ use super::record_batch::{
     LENGTH_OFFSET, LOG_OVERHEAD, RECORDS_COUNT_OFFSET,
 };
 use super::segment::{LogSegment, header_view, read_header};
+use super::txn_index::AbortedTxn;
 use crate::protocol::wire::{DecodeError, Decoder};
 use byteorder::{BigEndian, ByteOrder};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -263,11 +273,16 @@ pub fn map_segment(
     segment: &LogSegment,
     map: &mut OffsetMap,
     producers: &mut HashMap<i64, i64>,
+    txn: &mut TxnCleaning,
 ) -> io::Result<bool> {
     let mut complete = true;
     for_each_batch(segment, |batch| {
         note_producer(batch, producers);
         if !is_cleanable(batch) {
+            txn.on_control_batch_read(batch);
+            return Ok(true);
+        }
+        if txn.on_batch_read(batch) {
             return Ok(true);
         }
         let section = records_section(batch).map_err(|e| in_batch(segment, batch, e))?;
@@ -296,26 +311,111 @@ pub fn note_producer(batch: &BatchView<'_>, producers: &mut HashMap<i64, i64>) {
     }
 }
 
+/// The transactions of the part of a log being walked (Kafka's `CleanedTransactionMetadata`):
+/// the aborted transactions not reached yet, and those open at the current batch.
+#[derive(Debug, Default)]
+pub struct TxnCleaning {
+    /// Aborted transactions by first offset, not reached yet.
+    aborted: VecDeque<AbortedTxn>,
+    /// Producer id -> whether a batch of its aborted transaction was seen.
+    ongoing_aborted: HashMap<i64, bool>,
+    /// Producers with a batch of a committed transaction seen since their last marker.
+    ongoing_committed: HashSet<i64>,
+}
+
+/// What a marker's transaction left in a cleaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerVerdict {
+    /// A batch of its transaction was seen before it: it stays.
+    Needed,
+    /// No data of its transaction is left before it: it may go once past the delete horizon.
+    Discardable,
+    /// Not a COMMIT or ABORT marker: it stays.
+    Other,
+}
+
+impl TxnCleaning {
+    /// `aborted`: the `.txnindex` entries that overlap the part of the log to walk.
+    pub fn new(mut aborted: Vec<AbortedTxn>) -> Self {
+        aborted.sort_by_key(|a| a.first_offset);
+        TxnCleaning {
+            aborted: aborted.into(),
+            ..TxnCleaning::default()
+        }
+    }
+
+    fn consume_aborted_up_to(&mut self, offset: i64) {
+        while self
+            .aborted
+            .front()
+            .is_some_and(|a| a.first_offset <= offset)
+        {
+            let a = self.aborted.pop_front().expect("checked");
+            self.ongoing_aborted.entry(a.producer_id).or_insert(false);
+        }
+    }
+
+    /// Notes a data batch; true when its records belong to an aborted transaction.
+    pub fn on_batch_read(&mut self, batch: &BatchView<'_>) -> bool {
+        self.consume_aborted_up_to(batch.last_offset());
+        if !batch.is_transactional() {
+            return false;
+        }
+        match self.ongoing_aborted.get_mut(&batch.producer_id()) {
+            Some(seen) => {
+                *seen = true;
+                true
+            }
+            None => {
+                self.ongoing_committed.insert(batch.producer_id());
+                false
+            }
+        }
+    }
+
+    /// Notes a control batch: a marker ends its producer's transaction.
+    pub fn on_control_batch_read(&mut self, batch: &BatchView<'_>) -> MarkerVerdict {
+        self.consume_aborted_up_to(batch.last_offset());
+        let pid = batch.producer_id();
+        match super::record_batch::end_txn_marker(batch.bytes()) {
+            Some((false, _)) => match self.ongoing_aborted.remove(&pid) {
+                Some(true) => MarkerVerdict::Needed,
+                _ => MarkerVerdict::Discardable,
+            },
+            Some((true, _)) if self.ongoing_committed.remove(&pid) => MarkerVerdict::Needed,
+            Some((true, _)) => MarkerVerdict::Discardable,
+            None if batch.records_count() == 0 => MarkerVerdict::Discardable,
+            None => MarkerVerdict::Other,
+        }
+    }
+}
+
 /// What cleaning one segment did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CleanStats {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub records_kept: u64,
     pub records_removed: u64,
+    /// The offsets of the ABORT markers removed: their `.txnindex` entries go with them.
+    pub removed_abort_markers: Vec<i64>,
+    /// The COMMIT and ABORT markers removed.
+    pub markers_removed: u64,
 }
 
 /// Writes the cleaned copy of `segment` to `out` (created or emptied, then fsynced). `producers`
 /// holds each producer's latest batch seen by the cleaning (whose emptied batch is kept). A record
-/// is kept unless the map holds a later offset for its key, or it is a tombstone and
-/// `drop_tombstones` is set (the segment is past `delete.retention.ms` since it was first
-/// cleaned). Keyless records are kept.
+/// is kept unless it belongs to an aborted transaction, the map holds a later offset for its key,
+/// or it is a tombstone and `drop_tombstones` is set (the segment is past `delete.retention.ms`
+/// since it was first cleaned). Keyless records are kept. A marker goes when `txn` finds it
+/// discardable and `drop_tombstones` is set.
 pub fn clean_segment(
     segment: &LogSegment,
     out: &Path,
     map: &OffsetMap,
     producers: &HashMap<i64, i64>,
     drop_tombstones: bool,
+    txn: &mut TxnCleaning,
 ) -> io::Result<CleanStats> {
     let file = OpenOptions::new()
         .write(true)
@@ -329,10 +429,15 @@ pub fn clean_segment(
         let last_of_producer = batch.producer_id() >= 0
             && producers.get(&batch.producer_id()) == Some(&batch.base_offset());
         let cleaned = if is_cleanable(batch) {
+            let aborted = txn.on_batch_read(batch);
             let mut removed = 0;
             let cleaned = filter_batch(
                 batch,
                 |r| {
+                    if aborted {
+                        removed += 1;
+                        return false;
+                    }
                     let superseded = r
                         .key
                         .and_then(|k| map.get(k))
@@ -350,7 +455,16 @@ pub fn clean_segment(
             stats.records_kept += batch.records_count().max(0) as u64 - removed;
             cleaned
         } else {
-            Some(batch.bytes().to_vec())
+            let verdict = txn.on_control_batch_read(batch);
+            if verdict == MarkerVerdict::Discardable && drop_tombstones && !last_of_producer {
+                stats.markers_removed += 1;
+                if super::record_batch::end_txn_marker(batch.bytes()).is_some_and(|(c, _)| !c) {
+                    stats.removed_abort_markers.push(batch.base_offset());
+                }
+                None
+            } else {
+                Some(batch.bytes().to_vec())
+            }
         };
         if let Some(bytes) = cleaned {
             stats.bytes_written += bytes.len() as u64;
@@ -597,5 +711,173 @@ mod tests {
         BigEndian::write_i32(&mut bytes[LENGTH_OFFSET..], (n - 1 - LOG_OVERHEAD) as i32);
         let b = view(&bytes);
         assert!(records(&b).is_err());
+    }
+
+    // ---- Transactions -------------------------------------------------------------------
+
+    /// A transactional batch of `producer_id` at `base` with keys `keys` (value "v").
+    fn txn_batch(base: i64, producer_id: i64, keys: &[&str]) -> Vec<u8> {
+        let records: Vec<Record> = keys
+            .iter()
+            .map(|k| Record {
+                key: Some(k.as_bytes().to_vec()),
+                value: Some(b"v".to_vec()),
+                ..Record::default()
+            })
+            .collect();
+        build_batch(
+            &BatchHeader {
+                base_offset: base,
+                attributes: crate::storage::record_batch::TRANSACTIONAL_FLAG_MASK,
+                producer_id,
+                producer_epoch: 0,
+                base_sequence: 0,
+                ..BatchHeader::default()
+            },
+            &records,
+        )
+    }
+
+    fn marker(base: i64, producer_id: i64, commit: bool) -> Vec<u8> {
+        let mut b =
+            crate::storage::record_batch::build_end_txn_marker(producer_id, 0, commit, 1, 0, 0);
+        crate::storage::record_batch::set_base_offset(&mut b, base);
+        b
+    }
+
+    fn aborted(producer_id: i64, first_offset: i64, last_offset: i64) -> AbortedTxn {
+        AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset,
+            last_stable_offset: last_offset + 1,
+        }
+    }
+
+    #[test]
+    fn txn_cleaning_tells_aborted_batches_and_needed_markers() {
+        // 0-1 A commits, 2 B's aborted batch, 3 A's COMMIT, 4 B's ABORT, 5 C's ABORT (no data
+        // left), 6 A's COMMIT (no data left), 7 A's plain (non-transactional) batch.
+        let mut txn = TxnCleaning::new(vec![aborted(3, 5, 5), aborted(2, 2, 4)]);
+        let mut plain = keyed(7, &[("a", Some("1"))]);
+        crate::storage::record_batch::set_base_offset(&mut plain, 7);
+        let (a, b) = (txn_batch(0, 1, &["x", "y"]), txn_batch(2, 2, &["x"]));
+        assert!(!txn.on_batch_read(&view(&a)));
+        assert!(txn.on_batch_read(&view(&b)));
+        let verdicts: Vec<MarkerVerdict> = [marker(3, 1, true), marker(4, 2, false)]
+            .iter()
+            .chain(&[marker(5, 3, false), marker(6, 1, true)])
+            .map(|m| txn.on_control_batch_read(&view(m)))
+            .collect();
+        use MarkerVerdict::*;
+        assert_eq!(verdicts, vec![Needed, Needed, Discardable, Discardable]);
+        // The producer's later batches are no longer aborted: its transaction ended.
+        assert!(!txn.on_batch_read(&view(&txn_batch(8, 2, &["z"]))));
+        assert!(!txn.on_batch_read(&view(&plain)));
+    }
+
+    /// A sealed segment in a fresh directory holding `batches`.
+    fn segment_of(name: &str, batches: &[Vec<u8>]) -> (std::path::PathBuf, LogSegment) {
+        let dir = std::env::temp_dir().join(format!(
+            "sprat-storage-cleaner-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(crate::storage::segment::segment_file_name(0, ".log"));
+        std::fs::write(&path, batches.concat()).unwrap();
+        let segment = open_segment(&dir);
+        (dir, segment)
+    }
+
+    /// Segment 0 of `dir`, its indexes rebuilt.
+    fn open_segment(dir: &Path) -> LogSegment {
+        let config = crate::storage::log::LogConfig::default();
+        let mut segment = LogSegment::open_for_recovery(dir, 0, &config, 0).unwrap();
+        segment.recover(4096, 0).unwrap();
+        segment
+    }
+
+    /// (base offset, is control, records count) of each batch of a cleaned file.
+    fn layout(path: &Path) -> Vec<(i64, bool, i32)> {
+        let bytes = std::fs::read(path).unwrap();
+        Batches::new(&bytes)
+            .map(|b| {
+                let b = b.unwrap();
+                b.validate().unwrap();
+                (b.base_offset(), b.is_control(), b.records_count())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn aborted_records_go_and_markers_stay_until_the_horizon() {
+        // Producer 1 commits k1=0 then k1=3; producer 2 aborts k1=1,k2=2; producer 9 writes the
+        // last batch, so that no marker is its producer's last batch.
+        let batches = vec![
+            txn_batch(0, 1, &["k1"]),
+            txn_batch(1, 2, &["k1", "k2"]),
+            marker(3, 1, true),
+            marker(4, 2, false),
+            txn_batch(5, 1, &["k1"]),
+            marker(6, 1, true),
+            keyed(7, &[("z", Some("1"))]),
+        ];
+        let (dir, segment) = segment_of("abort", &batches);
+        let txns = || TxnCleaning::new(vec![aborted(2, 1, 4)]);
+        let mut map = OffsetMap::new(1 << 20);
+        let mut producers = HashMap::new();
+        assert!(map_segment(&segment, &mut map, &mut producers, &mut txns()).unwrap());
+        // The aborted k1 (offset 1) and k2 never entered the map.
+        assert_eq!((map.get(b"k1"), map.get(b"k2")), (Some(5), None));
+        for p in [1, 2] {
+            producers.insert(p, -1);
+        }
+        let out = dir.join("first.cleaned");
+        let first = clean_segment(&segment, &out, &map, &producers, true, &mut txns()).unwrap();
+        // Data of both transactions was seen before their markers: they stay this time.
+        assert_eq!(
+            layout(&out),
+            vec![
+                (3, true, 1),
+                (4, true, 1),
+                (5, false, 1),
+                (6, true, 1),
+                (7, false, 1)
+            ]
+        );
+        assert_eq!((first.records_removed, first.markers_removed), (3, 0));
+        // The next cleaning, of the cleaned copy: before the horizon, every marker stays.
+        std::fs::rename(&out, dir.join("00000000000000000000.log")).unwrap();
+        let cleaned = open_segment(&dir);
+        let again = dir.join("again.cleaned");
+        clean_segment(&cleaned, &again, &map, &producers, false, &mut txns()).unwrap();
+        assert_eq!(layout(&again).len(), 5);
+        // Past it, the markers with no data before them go: the first COMMIT and the ABORT
+        // (whose .txnindex entry goes with it); the COMMIT of k1=5 stays.
+        let stats = clean_segment(&cleaned, &again, &map, &producers, true, &mut txns()).unwrap();
+        assert_eq!(
+            layout(&again),
+            vec![(5, false, 1), (6, true, 1), (7, false, 1)]
+        );
+        assert_eq!(
+            (stats.markers_removed, stats.removed_abort_markers),
+            (2, vec![4])
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_marker_that_is_its_producers_last_batch_stays() {
+        let batches = vec![txn_batch(0, 2, &["k"]), marker(1, 2, false)];
+        let (dir, segment) = segment_of("last-marker", &batches);
+        let mut producers = HashMap::new();
+        let map = OffsetMap::new(1 << 20);
+        producers.insert(2, 1);
+        let out = dir.join("x.cleaned");
+        let txns = || TxnCleaning::new(vec![aborted(2, 0, 1)]);
+        clean_segment(&segment, &out, &map, &producers, true, &mut txns()).unwrap();
+        assert_eq!(layout(&out), vec![(1, true, 1)]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use super::segment::segment_file_name;
-pub use compaction::{CRASH_POINT_ENV, CleanedSegment, cleaned_path};
+pub use compaction::{CRASH_POINT_ENV, CleanedSegment, cleaned_path, cleaned_txn_index_path};
 
 mod compaction;
 

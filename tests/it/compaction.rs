@@ -2,7 +2,8 @@
 //! cleaner run in the background, `kill -9` at random moments and at each step of a segment swap
 //! (`SPRAT_TEST_CRASH_POINT`), and reads checked against the model: every record read is the
 //! record written at that offset, below the cleaner's first dirty offset only each key's latest
-//! record is left, and every key's latest record is still there.
+//! record is left, and every key's latest record is still there. Transactions: a hand-written
+//! log of committed, aborted and open transactions, cleaned as Kafka's cleaner cleans it.
 
 use crate::harness::{Client, Rng, TestBroker};
 use crate::storage::{NONE, create_topic, fetch, produce_with};
@@ -893,4 +894,452 @@ fn a_zstd_bomb_fails_cleaning_at_the_decompression_limit() {
     assert_eq!(first_dirty_offset_of(&broker.log_dir, BOMB), 0);
     assert_same_batches(all_batches(&mut client, BOMB), &produced);
     assert!(!log.iter().any(|l| l.contains("panicked")), "{log:?}");
+}
+
+// ---- Transactions ---------------------------------------------------------------------------
+
+const TXN_TIMESTAMP: i64 = 1726045973899;
+/// Producer ids: A commits twice, B aborts then commits, C's transaction is open.
+const PRODUCER_A: i64 = 1000;
+const PRODUCER_B: i64 = 2000;
+const PRODUCER_C: i64 = 3000;
+
+/// A batch of `producer_id` (transactional when `producer_id` is not -1) with keyed records.
+fn txn_keyed(
+    base_offset: i64,
+    producer_id: i64,
+    sequence: i32,
+    records: &[(&str, &str)],
+) -> Vec<u8> {
+    let header = BatchHeader {
+        base_offset,
+        partition_leader_epoch: 0,
+        attributes: if producer_id < 0 { 0 } else { 0x10 },
+        base_timestamp: TXN_TIMESTAMP,
+        max_timestamp: TXN_TIMESTAMP,
+        producer_id,
+        producer_epoch: if producer_id < 0 { -1 } else { 0 },
+        base_sequence: if producer_id < 0 { -1 } else { sequence },
+    };
+    let records: Vec<Record> = records
+        .iter()
+        .map(|(k, v)| Record {
+            key: Some(k.as_bytes().to_vec()),
+            value: Some(v.as_bytes().to_vec()),
+            ..Record::default()
+        })
+        .collect();
+    build_batch(&header, &records)
+}
+
+fn txn_marker(base_offset: i64, producer_id: i64, commit: bool) -> Vec<u8> {
+    let mut b = sprat::storage::record_batch::build_end_txn_marker(
+        producer_id,
+        0,
+        commit,
+        5,
+        TXN_TIMESTAMP,
+        0,
+    );
+    sprat::storage::record_batch::set_base_offset(&mut b, base_offset);
+    b
+}
+
+/// Segment 0 (0-11): A commits k1 twice at 0-1 (marker 4), B aborts k1 at 2 and k2 at 5 (marker
+/// 6), k3 at 3 and 9, A commits k1 at 7 (marker 8), B commits k4 at 10 (marker 11). Segment 12:
+/// C's open transaction writes k1 at 12, k6 at 13. Segment 14 (active): k7. The LSO is 12.
+fn txn_segments() -> [Vec<Vec<u8>>; 3] {
+    [
+        vec![
+            txn_keyed(0, PRODUCER_A, 0, &[("k1", "a1"), ("k1", "a1b")]),
+            txn_keyed(2, PRODUCER_B, 0, &[("k1", "b1")]),
+            txn_keyed(3, -1, 0, &[("k3", "p1")]),
+            txn_marker(4, PRODUCER_A, true),
+            txn_keyed(5, PRODUCER_B, 1, &[("k2", "b2")]),
+            txn_marker(6, PRODUCER_B, false),
+            txn_keyed(7, PRODUCER_A, 2, &[("k1", "a3")]),
+            txn_marker(8, PRODUCER_A, true),
+            txn_keyed(9, -1, 0, &[("k3", "p2")]),
+            txn_keyed(10, PRODUCER_B, 2, &[("k4", "b3")]),
+            txn_marker(11, PRODUCER_B, true),
+        ],
+        vec![
+            txn_keyed(12, PRODUCER_C, 0, &[("k1", "c1")]),
+            txn_keyed(13, -1, 0, &[("k6", "p3")]),
+        ],
+        vec![txn_keyed(14, -1, 0, &[("k7", "p4")])],
+    ]
+}
+
+/// B's aborted transaction in segment 0's `.txnindex`: 2 to 6, LSO 7 when it ended.
+fn b_aborted_entry() -> Vec<u8> {
+    let mut entry = vec![0, 0];
+    for field in [PRODUCER_B, 2, 6, 7] {
+        entry.extend_from_slice(&field.to_be_bytes());
+    }
+    entry
+}
+
+fn fetch_isolated(
+    client: &mut Client,
+    offset: i64,
+    isolation_level: i8,
+) -> sprat::protocol::messages::fetch::PartitionData {
+    use sprat::protocol::messages::fetch as f;
+    let version = 11;
+    let request = f::FetchRequest {
+        replica_id: -1,
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 1 << 20,
+        isolation_level,
+        session_id: 0,
+        session_epoch: -1,
+        topics: vec![f::FetchTopic {
+            topic: TOPIC.into(),
+            partitions: vec![f::FetchPartition {
+                partition: 0,
+                current_leader_epoch: -1,
+                fetch_offset: offset,
+                log_start_offset: -1,
+                partition_max_bytes: 1 << 20,
+                ..f::FetchPartition::default()
+            }],
+            ..f::FetchTopic::default()
+        }],
+        ..f::FetchRequest::default()
+    };
+    let response = client.call(
+        f::API_KEY,
+        version,
+        |e| request.encode(e, version),
+        f::FetchResponse::decode,
+    );
+    let p = response.responses[0].partitions[0].clone();
+    assert_eq!(p.error_code, NONE);
+    p
+}
+
+/// A record read back: offset, key, value.
+type TxnRecord = (i64, String, String);
+
+/// (offset, key, value) of every record of the batches in `bytes`, and each batch's
+/// (base offset, is control).
+fn txn_contents(bytes: &[u8]) -> (Vec<TxnRecord>, Vec<(i64, bool)>) {
+    let mut records = Vec::new();
+    let mut batches = Vec::new();
+    for b in Batches::new(bytes) {
+        let b = b.unwrap();
+        batches.push((b.base_offset(), b.is_control()));
+        if b.is_control() {
+            continue;
+        }
+        for r in read_records(&b) {
+            let text = |v: Option<Vec<u8>>| String::from_utf8(v.unwrap()).unwrap();
+            records.push((r.offset, text(r.key), text(r.value)));
+        }
+    }
+    (records, batches)
+}
+
+fn segment_file(broker: &TestBroker, base: i64, suffix: &str) -> std::path::PathBuf {
+    partition_dir(broker).join(format!("{base:020}{suffix}"))
+}
+
+/// What every read of the log must show after the first cleaning: segment 0 holds
+/// `segment_0_batches`, with `segment_0_records`; C's records past the LSO are untouched.
+fn check_txn_reads(
+    broker: &TestBroker,
+    segment_0_batches: &[(i64, bool)],
+    segment_0_records: &[(i64, &str, &str)],
+    aborted_producers: &[i64],
+    lso: i64,
+) {
+    let expected: Vec<TxnRecord> = segment_0_records
+        .iter()
+        .map(|(o, k, v)| (*o, k.to_string(), v.to_string()))
+        .collect();
+    let mut client = broker.connect();
+    for isolation_level in [0, 1] {
+        let p = fetch_isolated(&mut client, 0, isolation_level);
+        assert_eq!(p.last_stable_offset, lso);
+        let (records, batches) = txn_contents(p.records.as_deref().unwrap());
+        assert_eq!(
+            batches, segment_0_batches,
+            "isolation level {isolation_level}"
+        );
+        assert_eq!(records, expected, "isolation level {isolation_level}");
+        if isolation_level == 1 {
+            let aborted: Vec<i64> = p
+                .aborted_transactions
+                .unwrap()
+                .iter()
+                .map(|a| a.producer_id)
+                .collect();
+            assert_eq!(aborted, aborted_producers);
+        }
+    }
+    // Segment 12 as written: C's k1 at 12 is there for read_uncommitted, beyond read_committed.
+    let p = fetch_isolated(&mut client, 12, 0);
+    let (records, _) = txn_contents(p.records.as_deref().unwrap());
+    assert_eq!(records[0], (12, "k1".to_string(), "c1".to_string()));
+    let p = fetch_isolated(&mut client, 12, 1);
+    if lso == 12 {
+        assert!(p.records.unwrap_or_default().is_empty());
+    }
+}
+
+#[test]
+fn the_cleaner_removes_aborted_records_and_then_their_markers_but_not_past_the_lso() {
+    let segments = txn_segments();
+    let setup_segments = segments.clone();
+    let mut broker = TestBroker::start_with(
+        "compaction-txn",
+        move |log_dir| {
+            crate::harness::write_cluster_metadata(
+                log_dir,
+                &[crate::harness::TopicSpec::new(TOPIC, 9, 1)],
+            );
+            let dir = log_dir.join(format!("{TOPIC}-0"));
+            for (base, batches) in [0, 12, 14].iter().zip(&setup_segments) {
+                fs::write(dir.join(format!("{base:020}.log")), batches.concat()).unwrap();
+            }
+            fs::write(dir.join(format!("{:020}.txnindex", 0)), b_aborted_entry()).unwrap();
+        },
+        &[
+            "log.cleaner.backoff.ms=20",
+            "log.cleanup.policy=compact",
+            "log.cleaner.min.cleanable.ratio=0.01",
+            "log.cleaner.delete.retention.ms=0",
+        ],
+    );
+    let segment_12 = segments[1].concat();
+    // The first cleaning, of segment 0 only (segment 12 ends past the LSO): the aborted
+    // records and the superseded ones go; every marker stays, as data of each transaction was
+    // there before it.
+    assert_eq!(wait_for_cleaning_past(&broker, 11), 12);
+    let first_batches = [
+        (4, true),
+        (6, true),
+        (7, false),
+        (8, true),
+        (9, false),
+        (10, false),
+        (11, true),
+    ];
+    let first_records = [(7, "k1", "a3"), (9, "k3", "p2"), (10, "k4", "b3")];
+    check_txn_reads(&broker, &first_batches, &first_records, &[PRODUCER_B], 12);
+    assert_eq!(
+        fs::read(segment_file(&broker, 12, ".log")).unwrap(),
+        segment_12
+    );
+    assert_eq!(
+        fs::read(segment_file(&broker, 0, ".txnindex")).unwrap(),
+        b_aborted_entry()
+    );
+    broker.kill_and_restart();
+    check_txn_reads(&broker, &first_batches, &first_records, &[PRODUCER_B], 12);
+
+    // C commits (the marker written by hand while the broker is down): the LSO moves to the
+    // end, segment 12 becomes cleanable, and the second cleaning, past the horizon of
+    // delete.retention.ms=0, removes the markers with no data left before them (A's first
+    // COMMIT and B's ABORT, with its .txnindex entry) and A's k1 at 7, which C's k1 replaces.
+    broker.kill();
+    let mut active = segments[2].concat();
+    active.extend_from_slice(&txn_marker(15, PRODUCER_C, true));
+    fs::write(segment_file(&broker, 14, ".log"), active).unwrap();
+    broker.restart();
+    assert_eq!(wait_for_cleaning_past(&broker, 12), 14);
+    let second_batches = [(8, true), (9, false), (10, false), (11, true)];
+    let second_records = [(9, "k3", "p2"), (10, "k4", "b3")];
+    check_txn_reads(&broker, &second_batches, &second_records, &[], 16);
+    let index = fs::read(segment_file(&broker, 0, ".txnindex")).unwrap_or_default();
+    assert!(index.is_empty(), "B's entry is gone with its marker");
+    broker.kill_and_restart();
+    check_txn_reads(&broker, &second_batches, &second_records, &[], 16);
+    assert!(leftovers(&partition_dir(&broker)).is_empty());
+    broker.assert_no_panics();
+}
+
+/// Segment 0 as the first cleaning of [`txn_segments`] leaves it.
+fn txn_segment_0_cleaned_once() -> Vec<Vec<u8>> {
+    vec![
+        txn_marker(4, PRODUCER_A, true),
+        txn_marker(6, PRODUCER_B, false),
+        txn_keyed(7, PRODUCER_A, 2, &[("k1", "a3")]),
+        txn_marker(8, PRODUCER_A, true),
+        txn_keyed(9, -1, 0, &[("k3", "p2")]),
+        txn_keyed(10, PRODUCER_B, 2, &[("k4", "b3")]),
+        txn_marker(11, PRODUCER_B, true),
+    ]
+}
+
+/// kill -9 at each step of the swap of a cleaned segment 0 whose `.txnindex` loses an entry:
+/// after the restart the log and its index agree and every read is right.
+#[test]
+fn kill_9_at_each_step_of_a_swap_that_rewrites_the_txnindex_loses_nothing() {
+    for point in [
+        "after-swap-rename",
+        "after-source-deleted",
+        "after-txn-index-swapped",
+        "after-swap-complete",
+    ] {
+        // Segment 0 cleaned once (first dirty offset 12), C committed: this cleaning removes
+        // B's ABORT marker and its .txnindex entry.
+        let mut segments = txn_segments();
+        segments[0] = txn_segment_0_cleaned_once();
+        segments[2].push(txn_marker(15, PRODUCER_C, true));
+        let mut broker = TestBroker::start_with(
+            &format!("compaction-txn-crash-{point}"),
+            move |log_dir| {
+                crate::harness::write_cluster_metadata(
+                    log_dir,
+                    &[crate::harness::TopicSpec::new(TOPIC, 9, 1)],
+                );
+                let dir = log_dir.join(format!("{TOPIC}-0"));
+                for (base, batches) in [0, 12, 14].iter().zip(&segments) {
+                    fs::write(dir.join(format!("{base:020}.log")), batches.concat()).unwrap();
+                }
+                fs::write(dir.join(format!("{:020}.txnindex", 0)), b_aborted_entry()).unwrap();
+                sprat::storage::checkpoint::write_offset_checkpoint(
+                    &log_dir.join("cleaner-offset-checkpoint"),
+                    &[(sprat::storage::log::TopicPartition::new(TOPIC, 0), 12)],
+                )
+                .unwrap();
+                // Segments 0 and 12 are below the recovery point: an unclean start trusts them,
+                // except a segment whose swap it completes (its indexes, the .txnindex too, are
+                // rebuilt from its batches).
+                sprat::storage::checkpoint::write_offset_checkpoint(
+                    &log_dir.join("recovery-point-offset-checkpoint"),
+                    &[(sprat::storage::log::TopicPartition::new(TOPIC, 0), 14)],
+                )
+                .unwrap();
+            },
+            &["log.cleaner.enable=false"],
+        );
+        // Started only to be restarted with the cleaner and the crash hook.
+        drop(broker.connect());
+        broker.kill();
+        broker.extra_properties = [
+            "log.cleaner.backoff.ms=20",
+            "log.cleanup.policy=compact",
+            "log.cleaner.min.cleanable.ratio=0.01",
+            "log.cleaner.delete.retention.ms=0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        broker.extra_env = vec![(
+            sprat::storage::log::CRASH_POINT_ENV.to_string(),
+            point.to_string(),
+        )];
+        broker.restart();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while broker.is_running() {
+            assert!(
+                Instant::now() < deadline,
+                "{point}: the crash hook never fired"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let hook = format!("{}={point}", sprat::storage::log::CRASH_POINT_ENV);
+        assert!(
+            broker.drain_log().iter().any(|l| l.contains(&hook)),
+            "{point}: the broker exited, but not at the crash point"
+        );
+        broker.extra_env.clear();
+        broker.restart();
+        assert_eq!(wait_for_cleaning_past(&broker, 12), 14, "{point}");
+        let second_batches = [(8, true), (9, false), (10, false), (11, true)];
+        let second_records = [(9, "k3", "p2"), (10, "k4", "b3")];
+        check_txn_reads(&broker, &second_batches, &second_records, &[], 16);
+        let index = fs::read(segment_file(&broker, 0, ".txnindex")).unwrap_or_default();
+        assert!(
+            index.is_empty(),
+            "{point}: B's entry is gone with its marker"
+        );
+        assert!(broker.terminate());
+        let stray: Vec<String> = fs::read_dir(partition_dir(&broker))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                [".swap", ".deleted", ".cleaned"]
+                    .iter()
+                    .any(|s| n.ends_with(s))
+            })
+            .collect();
+        assert!(stray.is_empty(), "{point}: {stray:?}");
+    }
+}
+
+/// Regression: a log held back by an open transaction (its dirty segments end past the LSO)
+/// has nothing cleanable, so it must not be picked as the dirtiest log round after round while
+/// another log waits. Five such logs and one cleanable one: without the LSO in the choice the
+/// cleanable one is starved unless it happens to come first.
+#[test]
+fn logs_held_back_by_an_open_transaction_do_not_starve_the_cleaner() {
+    const BLOCKED: [&str; 5] = [
+        "blocked-0",
+        "blocked-1",
+        "blocked-2",
+        "blocked-3",
+        "blocked-4",
+    ];
+    let broker = TestBroker::start_with(
+        "compaction-txn-starve",
+        |log_dir| {
+            let mut specs: Vec<crate::harness::TopicSpec> = BLOCKED
+                .iter()
+                .enumerate()
+                .map(|(i, t)| crate::harness::TopicSpec::new(t, 20 + i as u8, 1))
+                .collect();
+            specs.push(crate::harness::TopicSpec::new(TOPIC, 9, 1));
+            crate::harness::write_cluster_metadata(log_dir, &specs);
+            let write = |topic: &str, segments: &[(i64, Vec<Vec<u8>>)]| {
+                let dir = log_dir.join(format!("{topic}-0"));
+                for (base, batches) in segments {
+                    fs::write(dir.join(format!("{base:020}.log")), batches.concat()).unwrap();
+                }
+            };
+            for t in BLOCKED {
+                // C's transaction opens at 0: nothing is below the LSO.
+                write(
+                    t,
+                    &[
+                        (
+                            0,
+                            vec![
+                                txn_keyed(0, PRODUCER_C, 0, &[("k", "c")]),
+                                txn_keyed(1, -1, 0, &[("k", "1")]),
+                            ],
+                        ),
+                        (2, vec![txn_keyed(2, -1, 0, &[("k", "2")])]),
+                    ],
+                );
+            }
+            write(
+                TOPIC,
+                &[
+                    (
+                        0,
+                        vec![
+                            txn_keyed(0, -1, 0, &[("k", "1")]),
+                            txn_keyed(1, -1, 0, &[("k", "2")]),
+                        ],
+                    ),
+                    (2, vec![txn_keyed(2, -1, 0, &[("j", "3")])]),
+                ],
+            );
+        },
+        &[
+            "log.cleaner.backoff.ms=20",
+            "log.cleanup.policy=compact",
+            "log.cleaner.min.cleanable.ratio=0.01",
+        ],
+    );
+    assert_eq!(wait_for_cleaning_past(&broker, 0), 2);
+    for t in BLOCKED {
+        assert_eq!(first_dirty_offset_of(&broker.log_dir, t), 0, "{t}");
+    }
+    broker.assert_no_panics();
 }

@@ -131,6 +131,13 @@ impl TestBroker {
         self.restart();
     }
 
+    /// Kills the process with SIGKILL and waits for it, leaving its files for the test to change
+    /// before [`TestBroker::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Starts a new process on the same directory (after the old one exited).
     pub fn restart(&mut self) {
         let (child, log_lines, addr) = spawn(

@@ -4,11 +4,16 @@
 //!
 //! A cleaned segment has its source's base offset, so a swap replaces one segment's files in
 //! place. The sequence, crash-safe at every step:
-//! 1. the `log-cleaner` writes and fsyncs `<base>.log.cleaned` (a crash: start-up deletes it);
-//! 2. the writer renames it `<base>.log.swap` and fsyncs the directory (from here on start-up
-//!    completes the swap: the `.swap` file is whole);
+//! 1. the `log-cleaner` writes and fsyncs `<base>.log.cleaned`, and `<base>.txnindex.cleaned`
+//!    when the cleaning removed ABORT markers (a crash: start-up deletes them);
+//! 2. the writer renames the index `<base>.txnindex.swap`, then the log `<base>.log.swap`, and
+//!    fsyncs the directory (from here on start-up completes the swap: the `.log.swap` file is
+//!    whole);
 //! 3. the source's files are retired and renamed `.deleted`;
-//! 4. `<base>.log.swap` is renamed `<base>.log`; its indexes are rebuilt from its batch headers;
+//! 4. `<base>.txnindex.swap` is renamed `<base>.txnindex` (before the log: once the new log and
+//!    its indexes are in place the segment is trusted, so its `.txnindex` must already be the
+//!    new one), `<base>.log.swap` is renamed `<base>.log`; its indexes are rebuilt from its
+//!    batch headers;
 //! 5. the new segment is published under the write lock and the `.deleted` files are removed.
 //!
 //! A cleaned copy with no batch left replaces nothing: its source is removed (unless it is the
@@ -17,7 +22,8 @@
 //!
 //! Start-up, before it lists segments, renames each `<base>.log.swap` to `<base>.log` (replacing
 //! the source if it is still there) and removes that base's index files so that they are
-//! rebuilt. Readers that cloned the source keep their open descriptor and its bytes; one whose
+//! rebuilt; the recovery of that segment rebuilds its `.txnindex` from its markers too, and the
+//! loader removes a `.txnindex.swap` left over. Readers that cloned the source keep their open descriptor and its bytes; one whose
 //! descriptor the cache had closed gets `NotFound` from the retired file and looks again.
 
 use super::{PartitionLog, sync_dir};
@@ -26,6 +32,7 @@ use crate::storage::segment::{
     INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment, TIME_INDEX_FILE_SUFFIX,
     parse_segment_file_name, segment_file_name,
 };
+use crate::storage::txn_index::TXN_INDEX_FILE_SUFFIX;
 use log::{debug, info};
 use std::fs;
 use std::io;
@@ -51,6 +58,24 @@ pub fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
 
 fn swap_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(segment_file_name(base_offset, LOG_FILE_SUFFIX) + SWAP_FILE_SUFFIX)
+}
+
+/// The path of a segment's cleaned aborted transaction index, written by the cleaner when it
+/// removed ABORT markers.
+pub fn cleaned_txn_index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(segment_file_name(base_offset, TXN_INDEX_FILE_SUFFIX) + CLEANED_FILE_SUFFIX)
+}
+
+fn txn_index_swap_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(segment_file_name(base_offset, TXN_INDEX_FILE_SUFFIX) + SWAP_FILE_SUFFIX)
+}
+
+/// Removes `path`; a missing file is no error.
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Kills the process at `point` when the test hook names it.
@@ -87,20 +112,39 @@ impl PartitionLog {
                 self.partition.topic_partition
             );
             fs::remove_file(cleaned_path(&dir, base))?;
+            remove_if_present(&cleaned_txn_index_path(&dir, base))?;
             return Ok(false);
         };
         if self.offline {
             fs::remove_file(cleaned_path(&dir, base))?;
+            remove_if_present(&cleaned_txn_index_path(&dir, base))?;
             return Ok(false);
         }
         if fs::metadata(cleaned_path(&dir, base))?.len() == 0 && self.drop_empty_segment(base)? {
+            remove_if_present(&cleaned_txn_index_path(&dir, base))?;
             return Ok(true);
+        }
+        let new_txn_index = cleaned_txn_index_path(&dir, base).exists();
+        if new_txn_index {
+            fs::rename(
+                cleaned_txn_index_path(&dir, base),
+                txn_index_swap_path(&dir, base),
+            )?;
         }
         fs::rename(cleaned_path(&dir, base), swap_path(&dir, base))?;
         sync_dir(&dir)?;
         crash_point("after-swap-rename");
         let deleted = source.retire_for_swap()?;
         crash_point("after-source-deleted");
+        if new_txn_index {
+            // Readers that hold the old index keep its bytes; a closed one looks again.
+            source.files()[3].retire();
+            fs::rename(
+                txn_index_swap_path(&dir, base),
+                dir.join(segment_file_name(base, TXN_INDEX_FILE_SUFFIX)),
+            )?;
+            crash_point("after-txn-index-swapped");
+        }
         fs::rename(
             swap_path(&dir, base),
             dir.join(segment_file_name(base, LOG_FILE_SUFFIX)),
@@ -174,10 +218,7 @@ pub(super) fn complete_swaps(dir: &Path, tp: &impl std::fmt::Display) -> io::Res
         };
         info!("{tp}: completing the interrupted swap of cleaned segment {base}");
         for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
-            match fs::remove_file(dir.join(segment_file_name(base, suffix))) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            remove_if_present(&dir.join(segment_file_name(base, suffix)))?;
         }
         fs::rename(
             dir.join(&name),
@@ -194,7 +235,7 @@ pub(super) fn complete_swaps(dir: &Path, tp: &impl std::fmt::Display) -> io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::cleaner::{OffsetMap, clean_segment, records};
+    use crate::storage::cleaner::{OffsetMap, TxnCleaning, clean_segment, records};
     use crate::storage::log::{LoadOptions, LogConfig, TopicPartition};
     use crate::storage::record_batch::{BatchHeader, Batches, Record, build_batch};
     use std::collections::HashMap;
@@ -261,7 +302,13 @@ mod tests {
         let mut map = OffsetMap::new(1 << 20);
         for s in &sealed {
             assert!(
-                crate::storage::cleaner::map_segment(s, &mut map, &mut HashMap::new()).unwrap()
+                crate::storage::cleaner::map_segment(
+                    s,
+                    &mut map,
+                    &mut HashMap::new(),
+                    &mut TxnCleaning::default()
+                )
+                .unwrap()
             );
         }
         for s in &sealed {
@@ -271,6 +318,7 @@ mod tests {
                 &map,
                 &HashMap::new(),
                 false,
+                &mut TxnCleaning::default(),
             )
             .unwrap();
             let swapped = log
@@ -333,7 +381,13 @@ mod tests {
         let sealed = log.partition.sealed_segments();
         let mut map = OffsetMap::new(1 << 20);
         for s in &sealed {
-            crate::storage::cleaner::map_segment(s, &mut map, &mut HashMap::new()).unwrap();
+            crate::storage::cleaner::map_segment(
+                s,
+                &mut map,
+                &mut HashMap::new(),
+                &mut TxnCleaning::default(),
+            )
+            .unwrap();
         }
         let source = sealed.iter().find(|s| s.base_offset() == marker).unwrap();
         clean_segment(
@@ -342,6 +396,7 @@ mod tests {
             &map,
             &HashMap::new(),
             false,
+            &mut TxnCleaning::default(),
         )
         .unwrap();
         let swapped = log
