@@ -645,7 +645,10 @@ impl GroupCoordinator {
             std::mem::take(&mut group.offsets)
         };
         let removed: Vec<(String, i32)> = offsets.into_keys().collect();
-        self.write_tombstones(ctx, group_id, &removed, true);
+        // The answer waits for the tombstones: a deletion that is answered stays deleted.
+        if let Err(code) = self.write_tombstones(ctx, group_id, &removed, true) {
+            return code;
+        }
         info!(
             "deleted group {group_id} and its {} committed offsets",
             removed.len()
@@ -851,7 +854,8 @@ impl GroupCoordinator {
             }
             (errors, removed)
         };
-        self.write_tombstones(ctx, group_id, &removed, false);
+        // The answer waits for the tombstones: offsets deleted in an answer stay deleted.
+        self.write_tombstones(ctx, group_id, &removed, false)?;
         Ok(errors)
     }
 
@@ -864,7 +868,7 @@ impl GroupCoordinator {
         group_id: &str,
         removed: &[(String, i32)],
         group_too: bool,
-    ) {
+    ) -> Result<(), ErrorCode> {
         let mut records: Vec<Record> = removed
             .iter()
             .map(|(topic, partition)| Record {
@@ -881,14 +885,14 @@ impl GroupCoordinator {
             });
         }
         if records.is_empty() {
-            return;
+            return Ok(());
         }
-        if let Err(code) = self.append(ctx, group_id, &records) {
+        self.append(ctx, group_id, &records).inspect_err(|code| {
             error!(
                 "could not write {} offset tombstones of group {group_id}: {code:?}",
                 records.len()
             );
-        }
+        })
     }
 
     /// Appends records to the group's partition of `__consumer_offsets` and waits for the writer,
@@ -1178,7 +1182,7 @@ impl GroupCoordinator {
                 (group.group_id.clone(), keys)
             };
             count += removed.len();
-            self.write_tombstones(&ctx, &group_id, &removed, false);
+            let _ = self.write_tombstones(&ctx, &group_id, &removed, false);
         }
         count
     }
@@ -1210,7 +1214,7 @@ impl GroupCoordinator {
         };
         for (group_id, stored) in &gone {
             if *stored {
-                self.write_tombstones(&ctx, group_id, &[], true);
+                let _ = self.write_tombstones(&ctx, group_id, &[], true);
             }
         }
         let empty_consumer_groups: Vec<String> = self
