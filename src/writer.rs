@@ -171,6 +171,34 @@ pub enum WriterCommand {
     Shutdown { reply: Sender<()> },
 }
 
+/// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) through the writer if
+/// it does not exist yet, and returns its partition count. Whoever loses a race to create it
+/// uses the winner's topic; any other failure is COORDINATOR_NOT_AVAILABLE, as the coordinators
+/// answer while their topic cannot be had.
+pub fn create_internal_topic(ctx: &BrokerContext, topic: NewTopic) -> Result<i32, ErrorCode> {
+    let name = topic.name.clone();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let created = ctx
+        .writer
+        .send(WriterCommand::CreateTopics {
+            topics: vec![topic],
+            reply: tx,
+        })
+        .ok()
+        .and_then(|_| rx.recv().ok());
+    match created.as_ref().and_then(|r| r.first()) {
+        Some(Ok(_)) | Some(Err((ErrorCode::TopicAlreadyExists, _))) => {}
+        Some(Err((code, message))) => {
+            error!("could not create {name}: {code:?} {message}");
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        }
+        None => return Err(ErrorCode::CoordinatorNotAvailable),
+    }
+    ctx.topic(&name)
+        .map(|t| t.partitions.len() as i32)
+        .ok_or(ErrorCode::CoordinatorNotAvailable)
+}
+
 /// The writer thread's state.
 pub struct LogWriter {
     ctx: Arc<BrokerContext>,

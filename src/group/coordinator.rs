@@ -1003,27 +1003,7 @@ impl GroupCoordinator {
             num_partitions: self.offsets_topic_num_partitions,
             configs,
         };
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let created = ctx
-            .writer
-            .send(WriterCommand::CreateTopics {
-                topics: vec![topic],
-                reply: tx,
-            })
-            .ok()
-            .and_then(|_| rx.recv().ok());
-        match created.as_ref().and_then(|r| r.first()) {
-            // Another commit created it first.
-            Some(Ok(_)) | Some(Err((ErrorCode::TopicAlreadyExists, _))) => {}
-            Some(Err((code, message))) => {
-                error!("could not create {CONSUMER_OFFSETS_TOPIC}: {code:?} {message}");
-                return Err(ErrorCode::CoordinatorNotAvailable);
-            }
-            None => return Err(ErrorCode::CoordinatorNotAvailable),
-        }
-        ctx.topic(CONSUMER_OFFSETS_TOPIC)
-            .map(|t| t.partitions.len() as i32)
-            .ok_or(ErrorCode::CoordinatorNotAvailable)
+        crate::writer::create_internal_topic(ctx, topic)
     }
 
     // ---- Start-up and timers ------------------------------------------------------------------

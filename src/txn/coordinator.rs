@@ -532,26 +532,7 @@ impl TransactionCoordinator {
             num_partitions: self.config.num_partitions,
             configs,
         };
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let created = ctx
-            .writer
-            .send(WriterCommand::CreateTopics {
-                topics: vec![topic],
-                reply: tx,
-            })
-            .ok()
-            .and_then(|_| rx.recv().ok());
-        match created.as_ref().and_then(|r| r.first()) {
-            Some(Ok(_)) | Some(Err((ErrorCode::TopicAlreadyExists, _))) => {}
-            Some(Err((code, message))) => {
-                error!("could not create {TRANSACTION_STATE_TOPIC}: {code:?} {message}");
-                return Err(ErrorCode::CoordinatorNotAvailable);
-            }
-            None => return Err(ErrorCode::CoordinatorNotAvailable),
-        }
-        ctx.topic(TRANSACTION_STATE_TOPIC)
-            .map(|t| t.partitions.len() as i32)
-            .ok_or(ErrorCode::CoordinatorNotAvailable)
+        crate::writer::create_internal_topic(ctx, topic)
     }
 
     /// Rebuilds every id from `__transaction_state`, before the broker accepts connections.

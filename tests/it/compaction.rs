@@ -5,7 +5,7 @@
 //! record is left, and every key's latest record is still there. Transactions: a hand-written
 //! log of committed, aborted and open transactions, cleaned as Kafka's cleaner cleans it.
 
-use crate::harness::{Client, Rng, TestBroker};
+use crate::harness::{Client, Rng, TestBroker, fetch_partition};
 use crate::storage::{NONE, create_topic, fetch, produce_with};
 use byteorder::{BigEndian, ByteOrder};
 use sprat::storage::cleaner::{parse_records, records_section};
@@ -980,46 +980,6 @@ fn b_aborted_entry() -> Vec<u8> {
     entry
 }
 
-fn fetch_isolated(
-    client: &mut Client,
-    offset: i64,
-    isolation_level: i8,
-) -> sprat::protocol::messages::fetch::PartitionData {
-    use sprat::protocol::messages::fetch as f;
-    let version = 11;
-    let request = f::FetchRequest {
-        replica_id: -1,
-        max_wait_ms: 0,
-        min_bytes: 0,
-        max_bytes: 1 << 20,
-        isolation_level,
-        session_id: 0,
-        session_epoch: -1,
-        topics: vec![f::FetchTopic {
-            topic: TOPIC.into(),
-            partitions: vec![f::FetchPartition {
-                partition: 0,
-                current_leader_epoch: -1,
-                fetch_offset: offset,
-                log_start_offset: -1,
-                partition_max_bytes: 1 << 20,
-                ..f::FetchPartition::default()
-            }],
-            ..f::FetchTopic::default()
-        }],
-        ..f::FetchRequest::default()
-    };
-    let response = client.call(
-        f::API_KEY,
-        version,
-        |e| request.encode(e, version),
-        f::FetchResponse::decode,
-    );
-    let p = response.responses[0].partitions[0].clone();
-    assert_eq!(p.error_code, NONE);
-    p
-}
-
 /// A record read back: offset, key, value.
 type TxnRecord = (i64, String, String);
 
@@ -1061,7 +1021,7 @@ fn check_txn_reads(
         .collect();
     let mut client = broker.connect();
     for isolation_level in [0, 1] {
-        let p = fetch_isolated(&mut client, 0, isolation_level);
+        let p = fetch_partition(&mut client, TOPIC, 0, isolation_level);
         assert_eq!(p.last_stable_offset, lso);
         let (records, batches) = txn_contents(p.records.as_deref().unwrap());
         assert_eq!(
@@ -1080,10 +1040,10 @@ fn check_txn_reads(
         }
     }
     // Segment 12 as written: C's k1 at 12 is there for read_uncommitted, beyond read_committed.
-    let p = fetch_isolated(&mut client, 12, 0);
+    let p = fetch_partition(&mut client, TOPIC, 12, 0);
     let (records, _) = txn_contents(p.records.as_deref().unwrap());
     assert_eq!(records[0], (12, "k1".to_string(), "c1".to_string()));
-    let p = fetch_isolated(&mut client, 12, 1);
+    let p = fetch_partition(&mut client, TOPIC, 12, 1);
     if lso == 12 {
         assert!(p.records.unwrap_or_default().is_empty());
     }

@@ -750,3 +750,46 @@ pub fn produce_batch(
     let p = &response.responses[0].partition_responses[0];
     (p.error_code, p.base_offset, response.throttle_time_ms)
 }
+
+/// Fetch v11 of one partition from `offset` at the isolation level (0 read_uncommitted, 1
+/// read_committed), asserting the partition's error is NONE.
+pub fn fetch_partition(
+    client: &mut Client,
+    topic: &str,
+    offset: i64,
+    isolation_level: i8,
+) -> sprat::protocol::messages::fetch::PartitionData {
+    use sprat::protocol::messages::fetch as f;
+    let version = 11;
+    let request = f::FetchRequest {
+        replica_id: -1,
+        max_wait_ms: 0,
+        min_bytes: 0,
+        max_bytes: 1 << 20,
+        isolation_level,
+        session_id: 0,
+        session_epoch: -1,
+        topics: vec![f::FetchTopic {
+            topic: topic.into(),
+            partitions: vec![f::FetchPartition {
+                partition: 0,
+                current_leader_epoch: -1,
+                fetch_offset: offset,
+                log_start_offset: -1,
+                partition_max_bytes: 1 << 20,
+                ..f::FetchPartition::default()
+            }],
+            ..f::FetchTopic::default()
+        }],
+        ..f::FetchRequest::default()
+    };
+    let response = client.call(
+        f::API_KEY,
+        version,
+        |e| request.encode(e, version),
+        f::FetchResponse::decode,
+    );
+    let p = response.responses[0].partitions[0].clone();
+    assert_eq!(p.error_code, 0, "fetch of {topic} at {offset}");
+    p
+}

@@ -4,8 +4,10 @@
 //! ListOffsets read_committed, and DescribeProducers, and keep doing so after kill -9 and after a
 //! torn marker at the tail.
 
-use crate::harness::{Client, TestBroker, TopicSpec, write_cluster_metadata, write_partition_log};
-use sprat::protocol::messages::{describe_producers as dp, fetch, list_offsets as lo};
+use crate::harness::{
+    Client, TestBroker, TopicSpec, fetch_partition, write_cluster_metadata, write_partition_log,
+};
+use sprat::protocol::messages::{describe_producers as dp, list_offsets as lo};
 use sprat::storage::record_batch::{BatchHeader, Batches, Record, build_batch};
 use std::fs;
 use std::path::Path;
@@ -130,41 +132,6 @@ fn start(name: &str, batches: &[Vec<u8>], txn_index: &[u8]) -> TestBroker {
     )
 }
 
-fn fetch_partition(client: &mut Client, offset: i64, isolation_level: i8) -> fetch::PartitionData {
-    let version = 11;
-    let request = fetch::FetchRequest {
-        replica_id: -1,
-        max_wait_ms: 0,
-        min_bytes: 0,
-        max_bytes: 1 << 20,
-        isolation_level,
-        session_id: 0,
-        session_epoch: -1,
-        topics: vec![fetch::FetchTopic {
-            topic: TOPIC.into(),
-            partitions: vec![fetch::FetchPartition {
-                partition: 0,
-                current_leader_epoch: -1,
-                fetch_offset: offset,
-                log_start_offset: -1,
-                partition_max_bytes: 1 << 20,
-                ..fetch::FetchPartition::default()
-            }],
-            ..fetch::FetchTopic::default()
-        }],
-        ..fetch::FetchRequest::default()
-    };
-    let response = client.call(
-        fetch::API_KEY,
-        version,
-        |e| request.encode(e, version),
-        fetch::FetchResponse::decode,
-    );
-    let p = response.responses[0].partitions[0].clone();
-    assert_eq!(p.error_code, 0);
-    p
-}
-
 /// The (base offset, last offset) of each batch in fetched records.
 fn batch_ranges(records: &[u8]) -> Vec<(i64, i64)> {
     Batches::new(records)
@@ -238,7 +205,7 @@ fn producer(id: i64, epoch: i32, last_sequence: i32, ce: i32, start: i64) -> dp:
 /// What the hand-written log must look like to every reader.
 fn check_transactional_reads(broker: &TestBroker) {
     let mut client = broker.connect();
-    let committed = fetch_partition(&mut client, 0, 1);
+    let committed = fetch_partition(&mut client, TOPIC, 0, 1);
     assert_eq!(
         (committed.high_watermark, committed.last_stable_offset),
         (9, 7)
@@ -255,7 +222,7 @@ fn check_transactional_reads(broker: &TestBroker) {
         .map(|a| (a.producer_id, a.first_offset))
         .collect();
     assert_eq!(aborted, vec![(PRODUCER_B, 2)]);
-    let later = fetch_partition(&mut client, 6, 1);
+    let later = fetch_partition(&mut client, TOPIC, 6, 1);
     assert_eq!(
         batch_ranges(later.records.as_deref().unwrap()),
         vec![(6, 6)]
@@ -265,10 +232,10 @@ fn check_transactional_reads(broker: &TestBroker) {
         1,
         "B's marker at 6 is still in the range"
     );
-    let at_lso = fetch_partition(&mut client, 7, 1);
+    let at_lso = fetch_partition(&mut client, TOPIC, 7, 1);
     assert!(at_lso.records.unwrap_or_default().is_empty());
     assert_eq!(at_lso.aborted_transactions, Some(vec![]));
-    let uncommitted = fetch_partition(&mut client, 0, 0);
+    let uncommitted = fetch_partition(&mut client, TOPIC, 0, 0);
     assert_eq!(uncommitted.last_stable_offset, 7, "the LSO for both levels");
     assert_eq!(
         batch_ranges(uncommitted.records.as_deref().unwrap()).last(),
@@ -331,7 +298,7 @@ fn a_torn_abort_marker_leaves_its_transaction_open() {
     log.push(torn[..torn.len() - 3].to_vec());
     let mut broker = start("txn-torn-marker", &log, &b_abort_entry());
     let mut client = broker.connect();
-    let committed = fetch_partition(&mut client, 0, 1);
+    let committed = fetch_partition(&mut client, TOPIC, 0, 1);
     assert_eq!(
         (committed.high_watermark, committed.last_stable_offset),
         (6, 2),
@@ -441,7 +408,7 @@ fn write_txn_markers_appends_control_batches_and_index_entries() {
     assert_eq!(partition.last_stable_offset(), 10);
 
     let mut client = Client::connect(broker.local_addr());
-    let committed = fetch_partition(&mut client, 7, 1);
+    let committed = fetch_partition(&mut client, TOPIC, 7, 1);
     assert_eq!(committed.last_stable_offset, 10);
     // A read stops at the end of the segment it starts in.
     assert_eq!(
@@ -455,7 +422,7 @@ fn write_txn_markers_appends_control_batches_and_index_entries() {
         .map(|a| (a.producer_id, a.first_offset))
         .collect();
     assert_eq!(aborted, vec![(PRODUCER_C, 7)], "found in segment 9's index");
-    let marker = fetch_partition(&mut client, 9, 1);
+    let marker = fetch_partition(&mut client, TOPIC, 9, 1);
     assert_eq!(
         batch_ranges(marker.records.as_deref().unwrap()),
         vec![(9, 9)]
