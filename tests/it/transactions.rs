@@ -449,33 +449,7 @@ fn add_offsets_and_txn_offset_commit_checks() {
     create_topic(&mut client, "t", 1);
     let p = init_ok(&mut client, "app");
     let commit = |client: &mut Client, version: i16, id: &str| {
-        let request = toc::TxnOffsetCommitRequest {
-            transactional_id: id.into(),
-            group_id: "g".into(),
-            producer_id: p.0,
-            producer_epoch: p.1,
-            generation_id: -1,
-            topics: vec![toc::TxnOffsetCommitRequestTopic {
-                name: "t".into(),
-                partitions: vec![toc::TxnOffsetCommitRequestPartition {
-                    partition_index: 0,
-                    committed_offset: 5,
-                    committed_leader_epoch: -1,
-                    committed_metadata: Some(String::new()),
-                }],
-            }],
-            ..toc::TxnOffsetCommitRequest::default()
-        };
-        client
-            .call(
-                toc::API_KEY,
-                version,
-                |e| request.encode(e, version),
-                toc::TxnOffsetCommitResponse::decode,
-            )
-            .topics[0]
-            .partitions[0]
-            .error_code
+        txn_commit_v(client, version, &txn_offset_request(id, p, "g", 5))
     };
     assert_eq!(commit(&mut client, 3, "app"), INVALID_TXN_STATE);
     assert_eq!(
@@ -483,19 +457,8 @@ fn add_offsets_and_txn_offset_commit_checks() {
         INVALID_PRODUCER_ID_MAPPING
     );
     for version in [0, 3] {
-        let request = aot::AddOffsetsToTxnRequest {
-            transactional_id: "app".into(),
-            producer_id: p.0,
-            producer_epoch: p.1,
-            group_id: "g".into(),
-        };
-        let r = client.call(
-            aot::API_KEY,
-            version,
-            |e| request.encode(e, version),
-            aot::AddOffsetsToTxnResponse::decode,
-        );
-        assert_eq!(r.error_code, NONE, "v{version}");
+        let error = add_offsets_v(&mut client, version, "app", p, "g");
+        assert_eq!(error, NONE, "v{version}");
     }
     let states = describe(&mut client, &["app"]);
     assert_eq!(states[0].topics[0].topic, "__consumer_offsets");
@@ -578,6 +541,10 @@ fn markers(broker: &TestBroker, topic: &str, partition: i32) -> Vec<(i64, i64, i
 }
 
 fn add_offsets(client: &mut Client, id: &str, p: (i64, i16), group: &str) -> i16 {
+    add_offsets_v(client, 3, id, p, group)
+}
+
+fn add_offsets_v(client: &mut Client, version: i16, id: &str, p: (i64, i16), group: &str) -> i16 {
     let request = aot::AddOffsetsToTxnRequest {
         transactional_id: id.into(),
         producer_id: p.0,
@@ -587,8 +554,8 @@ fn add_offsets(client: &mut Client, id: &str, p: (i64, i16), group: &str) -> i16
     client
         .call(
             aot::API_KEY,
-            3,
-            |e| request.encode(e, 3),
+            version,
+            |e| request.encode(e, version),
             aot::AddOffsetsToTxnResponse::decode,
         )
         .error_code
@@ -601,7 +568,17 @@ fn txn_commit_offset(
     group: &str,
     offset: i64,
 ) -> i16 {
-    let request = toc::TxnOffsetCommitRequest {
+    txn_commit_v(client, 3, &txn_offset_request(id, p, group, offset))
+}
+
+/// A TxnOffsetCommit of partition t-0 at `offset`, without a member.
+fn txn_offset_request(
+    id: &str,
+    p: (i64, i16),
+    group: &str,
+    offset: i64,
+) -> toc::TxnOffsetCommitRequest {
+    toc::TxnOffsetCommitRequest {
         transactional_id: id.into(),
         group_id: group.into(),
         producer_id: p.0,
@@ -617,12 +594,16 @@ fn txn_commit_offset(
             }],
         }],
         ..toc::TxnOffsetCommitRequest::default()
-    };
+    }
+}
+
+/// Sends a TxnOffsetCommit of one partition at `version`; its error.
+fn txn_commit_v(client: &mut Client, version: i16, request: &toc::TxnOffsetCommitRequest) -> i16 {
     client
         .call(
             toc::API_KEY,
-            3,
-            |e| request.encode(e, 3),
+            version,
+            |e| request.encode(e, version),
             toc::TxnOffsetCommitResponse::decode,
         )
         .topics[0]
@@ -1048,34 +1029,12 @@ fn txn_offset_commit_checks_the_member() {
     let p = init_ok(&mut client, "app");
     assert_eq!(add_offsets(&mut client, "app", p, "g"), NONE);
     for version in [3, 4] {
-        let request = toc::TxnOffsetCommitRequest {
-            transactional_id: "app".into(),
-            group_id: "g".into(),
-            producer_id: p.0,
-            producer_epoch: p.1,
-            generation_id: 3,
-            member_id: "m-1".into(),
-            topics: vec![toc::TxnOffsetCommitRequestTopic {
-                name: "t".into(),
-                partitions: vec![toc::TxnOffsetCommitRequestPartition {
-                    partition_index: 0,
-                    committed_offset: 1,
-                    committed_leader_epoch: -1,
-                    committed_metadata: None,
-                }],
-            }],
-            ..toc::TxnOffsetCommitRequest::default()
-        };
-        let r = client.call(
-            toc::API_KEY,
-            version,
-            |e| request.encode(e, version),
-            toc::TxnOffsetCommitResponse::decode,
-        );
-        assert_eq!(
-            r.topics[0].partitions[0].error_code, UNKNOWN_MEMBER_ID,
-            "v{version}"
-        );
+        let mut request = txn_offset_request("app", p, "g", 1);
+        request.generation_id = 3;
+        request.member_id = "m-1".into();
+        request.topics[0].partitions[0].committed_metadata = None;
+        let error = txn_commit_v(&mut client, version, &request);
+        assert_eq!(error, UNKNOWN_MEMBER_ID, "v{version}");
     }
     // Without a member (v0-2 clients) it is accepted.
     assert_eq!(txn_commit_offset(&mut client, "app", p, "g", 1), NONE);
@@ -1158,48 +1117,14 @@ fn every_version_answers() {
         assert_eq!(r[0].2, NONE, "AddPartitionsToTxn v{version}");
     }
     for version in 0..=4 {
-        let request = aot::AddOffsetsToTxnRequest {
-            transactional_id: "v".into(),
-            producer_id: p.0,
-            producer_epoch: p.1,
-            group_id: "g".into(),
-        };
-        let r = client.call(
-            aot::API_KEY,
-            version,
-            |e| request.encode(e, version),
-            aot::AddOffsetsToTxnResponse::decode,
-        );
-        assert_eq!(r.error_code, NONE, "AddOffsetsToTxn v{version}");
+        let error = add_offsets_v(&mut client, version, "v", p, "g");
+        assert_eq!(error, NONE, "AddOffsetsToTxn v{version}");
     }
     for version in 0..=4 {
-        let request = toc::TxnOffsetCommitRequest {
-            transactional_id: "v".into(),
-            group_id: "g".into(),
-            producer_id: p.0,
-            producer_epoch: p.1,
-            generation_id: -1,
-            topics: vec![toc::TxnOffsetCommitRequestTopic {
-                name: "t".into(),
-                partitions: vec![toc::TxnOffsetCommitRequestPartition {
-                    partition_index: 0,
-                    committed_offset: i64::from(version),
-                    committed_leader_epoch: -1,
-                    committed_metadata: Some("m".into()),
-                }],
-            }],
-            ..toc::TxnOffsetCommitRequest::default()
-        };
-        let r = client.call(
-            toc::API_KEY,
-            version,
-            |e| request.encode(e, version),
-            toc::TxnOffsetCommitResponse::decode,
-        );
-        assert_eq!(
-            r.topics[0].partitions[0].error_code, NONE,
-            "TxnOffsetCommit v{version}"
-        );
+        let mut request = txn_offset_request("v", p, "g", i64::from(version));
+        request.topics[0].partitions[0].committed_metadata = Some("m".into());
+        let error = txn_commit_v(&mut client, version, &request);
+        assert_eq!(error, NONE, "TxnOffsetCommit v{version}");
     }
     assert_eq!(end_txn(&mut client, 0, "v", p, true), NONE);
     for version in 1..=4 {
