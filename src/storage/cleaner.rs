@@ -599,18 +599,8 @@ mod tests {
         assert_eq!(map.len(), 2);
     }
 
-    /// `bytes` (an uncompressed batch) with its records section compressed with `codec`.
     fn compressed(bytes: &[u8], codec: Codec) -> Vec<u8> {
-        let records = compression::compress(codec, &bytes[HEADER_SIZE..]).unwrap();
-        let mut out = bytes[..HEADER_SIZE].to_vec();
-        out.extend_from_slice(&records);
-        let attributes = BigEndian::read_i16(&out[ATTRIBUTES_OFFSET..]) | codec as i16;
-        BigEndian::write_i16(&mut out[ATTRIBUTES_OFFSET..], attributes);
-        let length = (out.len() - LOG_OVERHEAD) as i32;
-        BigEndian::write_i32(&mut out[LENGTH_OFFSET..], length);
-        let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
-        BigEndian::write_u32(&mut out[CRC_OFFSET..], crc);
-        out
+        compression::compressed_batch(bytes, codec)
     }
 
     const CODECS: [Codec; 4] = [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd];

@@ -256,6 +256,32 @@ impl Write for XerialWriter {
     }
 }
 
+/// `batch` (an uncompressed v2 batch) with `records` in place of its records section and the
+/// codec bits of its attributes set to `codec`, length and CRC made to match: how tests build
+/// compressed batches (valid or not) from plain ones.
+#[cfg(test)]
+pub(crate) fn with_records_section(batch: &[u8], codec: Codec, records: &[u8]) -> Vec<u8> {
+    use super::record_batch::{
+        ATTRIBUTES_OFFSET, CRC_OFFSET, HEADER_SIZE, LENGTH_OFFSET, LOG_OVERHEAD,
+    };
+    let mut out = batch[..HEADER_SIZE].to_vec();
+    out.extend_from_slice(records);
+    let attributes = BigEndian::read_i16(&out[ATTRIBUTES_OFFSET..]) | codec as i16;
+    BigEndian::write_i16(&mut out[ATTRIBUTES_OFFSET..], attributes);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    BigEndian::write_i32(&mut out[LENGTH_OFFSET..], length);
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+    BigEndian::write_u32(&mut out[CRC_OFFSET..], crc);
+    out
+}
+
+/// `batch` (an uncompressed v2 batch) with its records section compressed with `codec`.
+#[cfg(test)]
+pub(crate) fn compressed_batch(batch: &[u8], codec: Codec) -> Vec<u8> {
+    let section = &batch[super::record_batch::HEADER_SIZE..];
+    with_records_section(batch, codec, &compress(codec, section).unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

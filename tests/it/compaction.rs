@@ -306,6 +306,8 @@ fn leftovers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Kafka's CORRUPT_MESSAGE.
+const CORRUPT_MESSAGE: i16 = 2;
 const CLEANER: &[&str] = &["log.cleaner.backoff.ms=20"];
 const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("cleanup.policy", "compact"),
@@ -586,6 +588,33 @@ fn assert_same_batches(read: Vec<(i64, Vec<u8>)>, produced: &[(i64, Vec<u8>)]) {
     }
 }
 
+/// Appends `batch` (base offset 0) to the end of the topic's partition 0 on disk, with the broker
+/// stopped, as bytes that reached the log without going through Produce (a log directory written
+/// by an older broker, say). The clean-shutdown marker is removed, so that the next start
+/// recovers the tail and takes the batch in. Returns the batch's base offset.
+fn inject_batch(log_dir: &Path, topic: &str, batch: &[u8]) -> i64 {
+    let dir = log_dir.join(format!("{topic}-0"));
+    let active = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max()
+        .unwrap();
+    let existing = fs::read(&active).unwrap();
+    let end = Batches::new(&existing)
+        .filter_map(Result::ok)
+        .map(|b| b.last_offset() + 1)
+        .last()
+        .unwrap();
+    let mut batch = batch.to_vec();
+    BigEndian::write_i64(&mut batch, end);
+    let mut file = fs::OpenOptions::new().append(true).open(&active).unwrap();
+    std::io::Write::write_all(&mut file, &batch).unwrap();
+    fs::remove_file(log_dir.join(".kafka_cleanshutdown")).unwrap();
+    end
+}
+
 fn cleaning_failures(broker: &TestBroker, topic: &str, seen: &mut Vec<String>) -> usize {
     seen.extend(broker.drain_log());
     let needle = format!("{topic}-0: cleaning failed");
@@ -601,8 +630,8 @@ fn a_corrupt_compressed_batch_fails_cleaning_of_its_log_only_and_loses_nothing()
     let mut client = broker.connect();
     create_topic(&mut client, BROKEN, 1, TOPIC_CONFIGS);
     create_topic(&mut client, TOPIC, 1, TOPIC_CONFIGS);
-    // A gzip batch whose records are not gzip, behind a valid CRC: the produce path stores it
-    // as sent, the cleaner cannot read it.
+    // A gzip batch whose records are not gzip, behind a valid CRC: Produce refuses it, so it is
+    // put into the log on disk; the cleaner cannot read it.
     let mut corrupt = compress_batch(filler_batch(0, 3), TestCodec::Gzip);
     for b in &mut corrupt[HEADER_SIZE + 10..] {
         *b ^= 0x5a;
@@ -610,12 +639,21 @@ fn a_corrupt_compressed_batch_fails_cleaning_of_its_log_only_and_loses_nothing()
     let crc = crc32c::crc32c(&corrupt[ATTRIBUTES_OFFSET..]);
     BigEndian::write_u32(&mut corrupt[CRC_OFFSET..], crc);
     let mut produced = Vec::new();
+    assert_eq!(
+        produce_with(&mut client, BROKEN, 0, &corrupt, -1).0,
+        CORRUPT_MESSAGE
+    );
     for round in 0..120 {
-        let batch = if round == 40 {
-            corrupt.clone()
-        } else {
-            filler_batch(round, 5)
-        };
+        if round == 40 {
+            drop(client);
+            assert!(broker.terminate());
+            let base = inject_batch(&broker.log_dir, BROKEN, &corrupt);
+            produced.push((base, corrupt.clone()));
+            broker.restart();
+            client = broker.connect();
+            continue;
+        }
+        let batch = filler_batch(round, 5);
         let (error, base) = produce_with(&mut client, BROKEN, 0, &batch, -1);
         assert_eq!(error, NONE);
         produced.push((base, batch));
@@ -855,12 +893,22 @@ fn a_zstd_bomb_fails_cleaning_at_the_decompression_limit() {
     let crc = crc32c::crc32c(&bomb[ATTRIBUTES_OFFSET..]);
     BigEndian::write_u32(&mut bomb[CRC_OFFSET..], crc);
     let mut produced = Vec::new();
+    // Produce decompresses it to check its records and stops at the same limit.
+    assert_eq!(
+        produce_with(&mut client, BOMB, 0, &bomb, -1).0,
+        CORRUPT_MESSAGE
+    );
     for round in 0..80 {
-        let batch = if round == 20 {
-            bomb.clone()
-        } else {
-            filler_batch(round, 5)
-        };
+        if round == 20 {
+            drop(client);
+            assert!(broker.terminate());
+            let base = inject_batch(&broker.log_dir, BOMB, &bomb);
+            produced.push((base, bomb.clone()));
+            broker.restart();
+            client = broker.connect();
+            continue;
+        }
+        let batch = filler_batch(round, 5);
         let (error, base) = produce_with(&mut client, BOMB, 0, &batch, -1);
         assert_eq!(error, NONE);
         produced.push((base, batch));

@@ -21,8 +21,10 @@
 //! 4. The log's checks (`UnifiedLog.analyzeAndValidateRecords`, `LogValidator.validateBatch`): base
 //!    offset 0, `max.message.bytes` (10), CRC-32C (2), a known compression codec, a record count
 //!    that matches the offsets, no control batch, a sequence for every producer id, and for
-//!    uncompressed batches records that parse exactly to the batch's end (87). Compressed records
-//!    are not decompressed here, so their contents are not checked.
+//!    every batch records that parse exactly to the end of its records section (87), with a key
+//!    when the topic is compacted. A compressed batch is decompressed for that, as Kafka's
+//!    `LogValidator` does (on the connection's thread, up to 64 MiB of records); data its codec
+//!    cannot decompress is CORRUPT_MESSAGE (2). The batch is stored as it came.
 //! 5. The writer's producer-state checks: sequences (45), an epoch older than the producer's
 //!    INVALID_PRODUCER_EPOCH (47), and a non-transactional batch inside the producer's open
 //!    transaction INVALID_TXN_STATE (48).
@@ -541,8 +543,8 @@ pub fn check_request_records(records: &[u8], version: i16) -> Result<&[u8], Refu
 /// The checks Kafka's log makes on the one batch, in its order: a client base offset of 0, size
 /// within `max.message.bytes`, CRC-32C, a known compression codec, then `LogValidator`'s: a
 /// record count matching the offset range, no control batch, a sequence for a producer id, and
-/// (uncompressed batches only) records that parse to exactly the batch's end, with a key when
-/// the topic is compacted.
+/// records (decompressed first when the batch is compressed) that parse to exactly their end,
+/// with a key when the topic is compacted.
 pub fn check_batch(
     batch: &[u8],
     max_message_bytes: i32,
@@ -577,7 +579,11 @@ pub fn check_batch(
     if view.producer_id() >= 0 && view.base_sequence() < 0 {
         return Err(ErrorCode::InvalidRecord);
     }
-    if codec == 0 && !records_parse(view.records_bytes(), count, key_required) {
+    let records = crate::storage::cleaner::records_section(&view).map_err(|e| {
+        debug!("produce batch refused: its records do not decompress: {e}");
+        ErrorCode::CorruptMessage
+    })?;
+    if !records_parse(&records, count, key_required) {
         return Err(ErrorCode::InvalidRecord);
     }
     Ok(())
@@ -706,5 +712,48 @@ mod tests {
             Ok(&transactional[..])
         );
         assert_eq!(check_batch(&transactional, 1 << 20, false), Ok(()));
+    }
+
+    #[test]
+    fn compressed_records_are_decompressed_and_checked() {
+        use crate::storage::compression::{Codec, compressed_batch, with_records_section};
+        let keyless = batch(0);
+        let keyed = build_batch(
+            &BatchHeader::default(),
+            &[Record {
+                key: Some(b"k".to_vec()),
+                value: Some(b"v".to_vec()),
+                ..Record::default()
+            }],
+        );
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let good = compressed_batch(&keyless, codec);
+            assert_eq!(check_batch(&good, 1 << 20, false), Ok(()), "{codec:?}");
+            // A compacted topic needs keys inside compressed batches too.
+            assert_eq!(
+                check_batch(&good, 1 << 20, true),
+                Err(ErrorCode::InvalidRecord),
+                "{codec:?}"
+            );
+            let keyed = compressed_batch(&keyed, codec);
+            assert_eq!(check_batch(&keyed, 1 << 20, true), Ok(()), "{codec:?}");
+            // Bytes the codec cannot read, under a valid CRC.
+            let garbage = with_records_section(&keyless, codec, &[0xde, 0xad, 0xbe, 0xef, 1, 2]);
+            assert_eq!(
+                check_batch(&garbage, 1 << 20, false),
+                Err(ErrorCode::CorruptMessage),
+                "{codec:?}"
+            );
+            // Records that decompress but do not parse to the end.
+            let mut section = keyless[crate::storage::record_batch::HEADER_SIZE..].to_vec();
+            section.push(0);
+            let compressed = crate::storage::compression::compress(codec, &section).unwrap();
+            let trailing = with_records_section(&keyless, codec, &compressed);
+            assert_eq!(
+                check_batch(&trailing, 1 << 20, false),
+                Err(ErrorCode::InvalidRecord),
+                "{codec:?}"
+            );
+        }
     }
 }
