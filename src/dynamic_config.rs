@@ -252,6 +252,7 @@ pub const DYNAMIC_BROKER_KEYS: &[DynamicBrokerKey] = &[
         None,
     ),
     key("log.cleaner.backoff.ms", Long(0), None),
+    key("producer.id.expiration.ms", Int(1, NO_MAX), None),
     key("max.connections", Int(0, NO_MAX), None),
     key("max.connections.per.ip", Int(0, NO_MAX), None),
     key("max.connection.creation.rate", Int(0, NO_MAX), None),

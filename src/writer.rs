@@ -40,7 +40,7 @@ use crate::storage::open_files;
 use crate::storage::producer_state::ProducerDescription;
 use crate::txn::TxnMarker;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -49,6 +49,9 @@ use std::time::{Duration, Instant};
 
 /// How many producer ids one ProducerIdsRecord reserves (Kafka's block size).
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
+/// Kafka's default `producer.id.expiration.ms` (one day).
+const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 
 /// The most commands handled as one group before replies go out.
 const MAX_GROUP_COMMANDS: usize = 1024;
@@ -557,6 +560,7 @@ impl LogWriter {
             self.schedule.next_retention = now + self.schedule.retention_interval;
             self.refresh_log_configs();
             self.delete_old_segments();
+            self.expire_producers();
         }
         if now >= self.schedule.next_recovery_checkpoint {
             self.schedule.next_recovery_checkpoint =
@@ -566,6 +570,27 @@ impl LogWriter {
         if now >= self.schedule.next_start_checkpoint {
             self.schedule.next_start_checkpoint = now + self.schedule.start_checkpoint_interval;
             let _ = self.checkpoint_log_start_offsets();
+        }
+    }
+
+    /// Forgets, in every log, the producers idle for `producer.id.expiration.ms` (Kafka's
+    /// default: one day), so that the producer state does not grow with every producer that ever
+    /// wrote. Runs with the retention check (`log.retention.check.interval.ms`), where Kafka has
+    /// `producer.id.expiration.check.interval.ms`.
+    fn expire_producers(&mut self) {
+        let expiration_ms = self
+            .ctx
+            .live_config()
+            .get("producer.id.expiration.ms")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|&ms| ms >= 1)
+            .unwrap_or(DEFAULT_PRODUCER_ID_EXPIRATION_MS);
+        let now = crate::server::apis::now_ms();
+        for (tp, log) in &mut self.logs {
+            let removed = log.remove_expired_producers(now, expiration_ms);
+            if removed > 0 {
+                debug!("{tp}: forgot {removed} producers idle for {expiration_ms} ms");
+            }
         }
     }
 

@@ -700,6 +700,12 @@ impl PartitionLog {
         self.config = config;
     }
 
+    /// Forgets producers idle for `expiration_ms` (see
+    /// [`ProducerStateManager::remove_expired`]); returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
     /// The largest producer id this log has seen.
     pub fn max_producer_id(&self) -> Option<i64> {
         self.producers.max_producer_id()
@@ -771,12 +777,13 @@ impl PartitionLog {
         self.producers
             .check_marker(producer_id, producer_epoch, coordinator_epoch)
             .map_err(AppendError::Producer)?;
+        let timestamp = now_ms();
         let mut batch = record_batch::build_end_txn_marker(
             producer_id,
             producer_epoch,
             commit,
             coordinator_epoch,
-            now_ms(),
+            timestamp,
             partition_leader_epoch,
         );
         let info = self.append(&mut batch)?;
@@ -786,6 +793,7 @@ impl PartitionLog {
             commit,
             coordinator_epoch,
             info.first_offset,
+            timestamp,
         );
         if completed.is_aborted
             && let Err(e) = self.append_aborted_txn(&completed)
@@ -1676,6 +1684,7 @@ fn replay_producer_batches(
                     commit,
                     coordinator_epoch,
                     base,
+                    BigEndian::read_i64(&header[record_batch::MAX_TIMESTAMP_OFFSET..]),
                 );
                 if txn.is_aborted && rebuild_index {
                     aborted.push(aborted_entry(&txn));

@@ -62,6 +62,8 @@ struct ProducerEntry {
     coordinator_epoch: i32,
     /// The first offset of the producer's open transaction (Kafka's `currentTxnFirstOffset`).
     current_txn_first_offset: Option<i64>,
+    /// The max timestamp of its last batch or marker (Kafka's `lastTimestamp`); -1 if unknown.
+    last_timestamp: i64,
 }
 
 impl ProducerEntry {
@@ -71,6 +73,7 @@ impl ProducerEntry {
             batches: VecDeque::with_capacity(BATCHES_TO_RETAIN),
             coordinator_epoch: NO_COORDINATOR_EPOCH,
             current_txn_first_offset: None,
+            last_timestamp: NO_OFFSET,
         }
     }
 }
@@ -178,6 +181,7 @@ impl ProducerStateManager {
             entry.epoch = batch.producer_epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = batch.max_timestamp;
         if entry.batches.len() == BATCHES_TO_RETAIN {
             entry.batches.pop_front();
         }
@@ -212,8 +216,8 @@ impl ProducerStateManager {
         Ok(())
     }
 
-    /// Records a marker written (or recovered) at `offset`: the producer's transaction, if it has
-    /// one open here, is closed. Returns the completed transaction; a marker with no open
+    /// Records a marker written (or recovered) at `offset` with `timestamp`: the producer's
+    /// transaction, if it has one open here, is closed. Returns the completed transaction; a marker with no open
     /// transaction completes an empty one at its own offset, as Kafka's does.
     pub fn apply_marker(
         &mut self,
@@ -222,6 +226,7 @@ impl ProducerStateManager {
         commit: bool,
         coordinator_epoch: i32,
         offset: i64,
+        timestamp: i64,
     ) -> CompletedTxn {
         let entry = self
             .producers
@@ -234,6 +239,7 @@ impl ProducerStateManager {
             entry.batches.clear();
         }
         entry.coordinator_epoch = coordinator_epoch;
+        entry.last_timestamp = timestamp;
         let first_offset = entry.current_txn_first_offset.take();
         if let Some(first) = first_offset {
             self.ongoing.remove(&first);
@@ -279,13 +285,26 @@ impl ProducerStateManager {
                 producer_id: id,
                 producer_epoch: e.epoch,
                 last_sequence: e.batches.back().map_or(-1, |b| b.last_sequence),
-                last_timestamp: e.batches.back().map_or(-1, |b| b.max_timestamp),
+                last_timestamp: e.last_timestamp,
                 coordinator_epoch: e.coordinator_epoch,
                 current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
             })
             .collect();
         out.sort_unstable_by_key(|d| d.producer_id);
         out
+    }
+
+    /// Forgets the producers without an open transaction whose last batch or marker is
+    /// `expiration_ms` or more older than `now_ms` (Kafka's `removeExpiredProducers`, with
+    /// `producer.id.expiration.ms`); a later batch of one starts it again as a new producer.
+    /// Returns how many were removed.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
+        before - self.producers.len()
     }
 
     /// The largest producer id seen, for allocating new ones after a restart.
@@ -325,7 +344,7 @@ impl ProducerStateManager {
                 last_sequence: record_batch::NO_SEQUENCE,
                 first_offset: NO_OFFSET,
                 last_offset: NO_OFFSET,
-                max_timestamp: NO_OFFSET,
+                max_timestamp: entry.last_timestamp,
             };
             let batches: Vec<&BatchMetadata> = if entry.batches.is_empty() {
                 vec![&no_batch]
@@ -415,9 +434,12 @@ impl ProducerStateManager {
             entry.current_txn_first_offset = (txn_first_offset >= 0).then_some(txn_first_offset);
             if last_offset >= 0 {
                 state.update(&batch, first_offset, last_offset);
-            } else if entry.epoch != batch.producer_epoch {
-                entry.epoch = batch.producer_epoch;
-                entry.batches.clear();
+            } else {
+                if entry.epoch != batch.producer_epoch {
+                    entry.epoch = batch.producer_epoch;
+                    entry.batches.clear();
+                }
+                entry.last_timestamp = batch.max_timestamp;
             }
         }
         state.ongoing = state
@@ -611,7 +633,7 @@ mod tests {
             "a plain batch inside an open transaction"
         );
         assert_eq!(state.check_marker(7, 0, 0), Ok(()));
-        let done = state.apply_marker(7, 0, false, 4, 7);
+        let done = state.apply_marker(7, 0, false, 4, 7, 1_000);
         assert_eq!(
             done,
             CompletedTxn {
@@ -628,7 +650,7 @@ mod tests {
             state.check_marker(7, 0, 3),
             Err(ErrorCode::TransactionCoordinatorFenced)
         );
-        let last = state.apply_marker(8, 0, true, 4, 8);
+        let last = state.apply_marker(8, 0, true, 4, 8, 1_000);
         assert_eq!((last.first_offset, last.last_stable_offset), (5, 9));
         assert_eq!(state.last_stable_offset(10), 10);
     }
@@ -639,7 +661,7 @@ mod tests {
         state.update(&txn_batch(2, 0, 0), 0, 0);
         assert_eq!(state.check_marker(7, 1, 0), Err(ErrorCode::ProducerFenced));
         // The coordinator fences the producer: an abort with the bumped epoch.
-        let done = state.apply_marker(7, 3, false, 0, 1);
+        let done = state.apply_marker(7, 3, false, 0, 1, 1_000);
         assert_eq!((done.first_offset, done.is_aborted), (0, true));
         assert_eq!(
             state.check(&txn_batch(2, 1, 1)),
@@ -647,7 +669,7 @@ mod tests {
         );
         assert_eq!(state.check(&txn_batch(3, 0, 0)), Ok(SequenceCheck::Append));
         // A marker with no transaction open completes an empty one at its own offset.
-        let empty = state.apply_marker(9, 0, true, 0, 5);
+        let empty = state.apply_marker(9, 0, true, 0, 5, 1_000);
         assert_eq!((empty.first_offset, empty.last_offset), (5, 5));
     }
 
@@ -655,7 +677,7 @@ mod tests {
     fn snapshots_keep_open_transactions_and_coordinator_epochs() {
         let mut state = ProducerStateManager::default();
         state.update(&txn_batch(0, 0, 1), 3, 4);
-        state.apply_marker(5, 2, true, 6, 9);
+        state.apply_marker(5, 2, true, 6, 9, 1_000);
         let bytes = state.encode_snapshot();
         assert_eq!(bytes.len(), 6 + 4 + 2 * 46);
         // Producer 5 has no batch: one entry with sequence and offsets -1.
@@ -682,5 +704,46 @@ mod tests {
             loaded.check_marker(5, 2, 5),
             Err(ErrorCode::TransactionCoordinatorFenced)
         );
+    }
+
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_is_open() {
+        let mut state = ProducerStateManager::default();
+        let batch = |producer_id: i64, max_timestamp: i64, is_transactional: bool| ProducerBatch {
+            producer_id,
+            producer_epoch: 0,
+            first_sequence: 0,
+            last_sequence: 0,
+            max_timestamp,
+            is_transactional,
+        };
+        state.update(&batch(1, 1_000, false), 0, 0);
+        state.update(&batch(2, 5_000, false), 1, 1);
+        state.update(&batch(3, 1_000, true), 2, 2);
+        // Producer 4 is known from a marker only: the marker's time counts.
+        state.apply_marker(4, 0, true, 0, 3, 4_000);
+        assert_eq!(state.remove_expired(10_500, 10_000), 0);
+        assert_eq!(state.remove_expired(11_000, 10_000), 1, "producer 1");
+        assert_eq!(
+            state.remove_expired(100_000, 10_000),
+            2,
+            "producers 2 and 4"
+        );
+        // An open transaction keeps its producer whatever its age.
+        assert_eq!(state.producer_count(), 1);
+        assert!(state.has_open_txn(3));
+        state.apply_marker(3, 0, true, 0, 4, 100_000);
+        assert_eq!(state.remove_expired(109_999, 10_000), 0);
+        assert_eq!(state.remove_expired(110_000, 10_000), 1);
+        assert_eq!(state.producer_count(), 0);
+    }
+
+    #[test]
+    fn a_marker_only_producer_keeps_its_timestamp_through_a_snapshot() {
+        let mut state = ProducerStateManager::default();
+        state.apply_marker(9, 2, false, 5, 10, 123_456);
+        let restored = ProducerStateManager::decode_snapshot(&state.encode_snapshot()).unwrap();
+        assert_eq!(restored.describe()[0].last_timestamp, 123_456);
+        assert_eq!(restored.describe()[0].producer_epoch, 2);
     }
 }

@@ -431,3 +431,45 @@ fn write_txn_markers_appends_control_batches_and_index_entries() {
     broker.shutdown();
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn idle_producers_expire_but_an_open_transaction_keeps_its_producer() {
+    // The batches are from 2024: far older than an hour, so every producer without an open
+    // transaction is idle for longer than `producer.id.expiration.ms`.
+    let batches = batches();
+    let broker = TestBroker::start_with(
+        "txn-log-producer-expiry",
+        move |log_dir| {
+            write_cluster_metadata(log_dir, &[TopicSpec::new(TOPIC, 7, 1)]);
+            write_partition_log(log_dir, TOPIC, 0, &batches);
+        },
+        &[
+            "producer.id.expiration.ms=3600000",
+            "log.retention.check.interval.ms=100",
+            // The batches are older than any time retention: keep them.
+            "log.retention.ms=-1",
+        ],
+    );
+    let mut client = broker.connect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let producers = loop {
+        let partition = describe_producers(&mut client);
+        if partition.active_producers.len() == 1 {
+            break partition.active_producers;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "producers never expired: {:?}",
+            partition.active_producers
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(producers[0].producer_id, PRODUCER_C);
+    assert_eq!(producers[0].current_txn_start_offset, 7);
+    // The open transaction still holds back read_committed readers.
+    assert_eq!(
+        fetch_partition(&mut client, TOPIC, 0, 1).last_stable_offset,
+        7
+    );
+    broker.assert_no_panics();
+}
