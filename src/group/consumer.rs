@@ -136,6 +136,8 @@ pub struct Member {
     pub subscribed: Vec<String>,
     /// `SubscribedTopicRegex`: the member also subscribes to every topic it matches.
     pub subscribed_regex: Option<String>,
+    /// `subscribed_regex` compiled once, not on every heartbeat of the group.
+    compiled_regex: Option<regex::Regex>,
     pub assignor: Option<String>,
     rebalance_timeout: Duration,
     session_deadline: Instant,
@@ -401,7 +403,7 @@ impl ConsumerGroup {
                 m.client_id = v.client_id;
                 m.client_host = v.client_host;
                 m.subscribed = v.subscribed_topic_names;
-                m.subscribed_regex = v.subscribed_topic_regex;
+                m.set_regex(v.subscribed_topic_regex);
                 m.rebalance_timeout = Duration::from_millis(v.rebalance_timeout_ms.max(0) as u64);
                 m.assignor = v.server_assignor;
             }
@@ -460,15 +462,19 @@ impl Member {
     /// The topics the member subscribes to now: its names, and what its regex resolves to.
     fn topics(&self, image: &MetadataImage) -> Vec<String> {
         let mut topics = self.subscribed.clone();
-        // A stored regex was checked when it arrived; one that no longer compiles matches nothing.
-        if let Some(regex) = self.subscribed_regex.as_deref()
-            && let Ok(compiled) = compile_topic_regex(regex)
-        {
-            topics.extend(resolve_topic_regex(&compiled, image));
+        if let Some(compiled) = &self.compiled_regex {
+            topics.extend(resolve_topic_regex(compiled, image));
         }
         topics.sort();
         topics.dedup();
         topics
+    }
+
+    /// Sets the member's regex. It was checked when it arrived; a stored one that does not
+    /// compile (written by another broker version) matches nothing.
+    fn set_regex(&mut self, regex: Option<String>) {
+        self.compiled_regex = regex.as_deref().and_then(|r| compile_topic_regex(r).ok());
+        self.subscribed_regex = regex;
     }
 
     /// A member rebuilt from records, before its fields are applied.
@@ -483,6 +489,7 @@ impl Member {
             client_host: String::new(),
             subscribed: Vec::new(),
             subscribed_regex: None,
+            compiled_regex: None,
             assignor: None,
             rebalance_timeout: Duration::ZERO,
             session_deadline,
@@ -728,6 +735,7 @@ impl ConsumerGroup {
                     client_host: h.client_host.clone(),
                     subscribed: Vec::new(),
                     subscribed_regex: None,
+                    compiled_regex: None,
                     assignor: None,
                     rebalance_timeout: Duration::from_millis(h.rebalance_timeout_ms.max(0) as u64),
                     session_deadline: now + session,
@@ -780,7 +788,7 @@ impl ConsumerGroup {
         if let Some(regex) = &h.subscribed_regex {
             let regex = (!regex.is_empty()).then(|| regex.clone());
             if regex != member.subscribed_regex {
-                member.subscribed_regex = regex;
+                member.set_regex(regex);
                 changed = true;
             }
         }
