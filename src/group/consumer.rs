@@ -13,7 +13,9 @@
 //! A member may subscribe by `SubscribedTopicRegex` (ConsumerGroupHeartbeat v1) as well as by
 //! names. The regex is RE2 syntax, as Kafka's RE2J, matched against whole topic names; it is
 //! resolved against the metadata on every heartbeat, internal topics excluded, so a matching topic
-//! created (or deleted) later changes the subscription metadata and moves the group epoch.
+//! created (or deleted) later changes the subscription metadata and moves the group epoch. With
+//! an authorizer, a member's regex resolves only to the topics its principal may Describe, as
+//! checked on its last heartbeat.
 //!
 //! Every change is written to `__consumer_offsets` as Kafka's records (see
 //! [`super::consumer_records`]): [`ConsumerGroup::records`] gives the records of the group as it
@@ -138,6 +140,9 @@ pub struct Member {
     pub subscribed_regex: Option<String>,
     /// `subscribed_regex` compiled once, not on every heartbeat of the group.
     compiled_regex: Option<regex::Regex>,
+    /// With an authorizer: the regex's matches the member's principal may Describe, as of its
+    /// last heartbeat (Kafka's `filterTopicDescribeAuthorizedTopics`); `None` filters nothing.
+    regex_authorized: Option<BTreeSet<String>>,
     pub assignor: Option<String>,
     rebalance_timeout: Duration,
     session_deadline: Instant,
@@ -463,7 +468,12 @@ impl Member {
     fn topics(&self, image: &MetadataImage) -> Vec<String> {
         let mut topics = self.subscribed.clone();
         if let Some(compiled) = &self.compiled_regex {
-            topics.extend(resolve_topic_regex(compiled, image));
+            let allowed = |t: &String| self.regex_authorized.as_ref().is_none_or(|a| a.contains(t));
+            topics.extend(
+                resolve_topic_regex(compiled, image)
+                    .into_iter()
+                    .filter(allowed),
+            );
         }
         topics.sort();
         topics.dedup();
@@ -490,6 +500,7 @@ impl Member {
             subscribed: Vec::new(),
             subscribed_regex: None,
             compiled_regex: None,
+            regex_authorized: None,
             assignor: None,
             rebalance_timeout: Duration::ZERO,
             session_deadline,
@@ -613,6 +624,9 @@ pub struct Heartbeat {
     pub subscribed: Option<Vec<String>>,
     /// `SubscribedTopicRegex`: null if unchanged, empty to stop subscribing by regex.
     pub subscribed_regex: Option<String>,
+    /// With an authorizer, the topics the member's regex matches that its principal may
+    /// Describe (see [`ConsumerGroup::regex_of`]); `None` without one.
+    pub regex_authorized: Option<BTreeSet<String>>,
     pub assignor: Option<String>,
     pub owned: Option<Partitions>,
     pub client_id: String,
@@ -670,6 +684,16 @@ pub fn validate(h: &Heartbeat) -> Result<(), String> {
 }
 
 impl ConsumerGroup {
+    /// The regex a heartbeat's member subscribes with once the heartbeat is applied: the one it
+    /// sends, else the one it has.
+    pub fn regex_of(&self, h: &Heartbeat) -> Option<String> {
+        match &h.subscribed_regex {
+            Some(r) => (!r.is_empty()).then(|| r.clone()),
+            None if h.member_epoch == 0 => None,
+            None => self.members.get(&h.member_id)?.subscribed_regex.clone(),
+        }
+    }
+
     /// Handles one heartbeat (already validated) at `now`.
     pub fn heartbeat(
         &mut self,
@@ -736,6 +760,7 @@ impl ConsumerGroup {
                     subscribed: Vec::new(),
                     subscribed_regex: None,
                     compiled_regex: None,
+                    regex_authorized: None,
                     assignor: None,
                     rebalance_timeout: Duration::from_millis(h.rebalance_timeout_ms.max(0) as u64),
                     session_deadline: now + session,
@@ -792,6 +817,7 @@ impl ConsumerGroup {
                 changed = true;
             }
         }
+        member.regex_authorized = h.regex_authorized.clone();
         if h.assignor.is_some() && h.assignor != member.assignor {
             member.assignor = h.assignor.clone();
             changed = true;
@@ -983,6 +1009,7 @@ mod tests {
             rebalance_timeout_ms: 30000,
             subscribed: Some(vec!["t".into()]),
             subscribed_regex: None,
+            regex_authorized: None,
             assignor: None,
             owned: Some(Partitions::new()),
             client_id: "c".into(),
@@ -1045,6 +1072,7 @@ mod tests {
             rebalance_timeout_ms: 30000,
             subscribed: Some(vec!["t".into()]),
             subscribed_regex: None,
+            regex_authorized: None,
             assignor: Some("range".into()),
             owned: Some(Partitions::new()),
             client_id: "c".into(),

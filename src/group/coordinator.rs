@@ -518,6 +518,10 @@ impl GroupCoordinator {
             let mut groups = self.consumer_groups.lock();
             let group = groups.entry(group_id.clone()).or_default();
             let before = group.records(&group_id);
+            let mut h = h;
+            if ctx.authorizer.enabled() {
+                h.regex_authorized = Some(describable_regex_topics(ctx, &image, group, &h));
+            }
             let result = group.heartbeat(
                 h,
                 &image,
@@ -1423,6 +1427,28 @@ fn java_uuid_string() -> String {
         hex(8..10),
         hex(10..16)
     )
+}
+
+/// The topics a heartbeat's member regex matches that the caller's principal may Describe: Kafka
+/// resolves a regex with the authorizer of the member's request context, so a member never gets
+/// partitions of a topic it could not name.
+fn describable_regex_topics(
+    ctx: &BrokerContext,
+    image: &crate::metadata::MetadataImage,
+    group: &crate::group::consumer::ConsumerGroup,
+    h: &Heartbeat,
+) -> std::collections::BTreeSet<String> {
+    use crate::security::acl::{AclOperation, ResourceType, authorized};
+    let Some(regex) = group
+        .regex_of(h)
+        .and_then(|r| crate::group::consumer::compile_topic_regex(&r).ok())
+    else {
+        return Default::default();
+    };
+    crate::group::consumer::resolve_topic_regex(&regex, image)
+        .into_iter()
+        .filter(|t| authorized(ctx, AclOperation::Describe, ResourceType::Topic, t))
+        .collect()
 }
 
 #[cfg(test)]

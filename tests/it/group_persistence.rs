@@ -2,8 +2,7 @@
 //! `__consumer_offsets` (checked byte for byte in the segment files against the spec layouts),
 //! a classic group's generation and a consumer group's epochs after a clean restart and after
 //! kill -9 (also a member subscribed by regex), members expiring after their session, offsets
-//! retention, and the tombstones of
-//! deleted groups and topics.
+//! retention, and the tombstones of deleted groups and topics.
 
 use crate::consumer_groups::{beat, heartbeat as cg_heartbeat, join as cg_join, partitions};
 use crate::groups::{

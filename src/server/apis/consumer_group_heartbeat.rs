@@ -31,6 +31,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         rebalance_timeout_ms: request.rebalance_timeout_ms,
         subscribed: request.subscribed_topic_names,
         subscribed_regex: request.subscribed_topic_regex,
+        regex_authorized: None,
         assignor: request.server_assignor,
         owned,
         client_id: header.client_id.clone().unwrap_or_default(),
