@@ -817,7 +817,11 @@ impl ConsumerGroup {
                 changed = true;
             }
         }
-        member.regex_authorized = h.regex_authorized.clone();
+        if h.regex_authorized != member.regex_authorized {
+            // What the member may see changed (an ACL, a topic): its subscription did too.
+            member.regex_authorized = h.regex_authorized.clone();
+            changed = true;
+        }
         if h.assignor.is_some() && h.assignor != member.assignor {
             member.assignor = h.assignor.clone();
             changed = true;

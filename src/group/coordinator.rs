@@ -520,7 +520,7 @@ impl GroupCoordinator {
             let before = group.records(&group_id);
             let mut h = h;
             if ctx.authorizer.enabled() {
-                h.regex_authorized = Some(describable_regex_topics(ctx, &image, group, &h));
+                h.regex_authorized = describable_regex_topics(ctx, &image, group, &h);
             }
             let result = group.heartbeat(
                 h,
@@ -1429,7 +1429,8 @@ fn java_uuid_string() -> String {
     )
 }
 
-/// The topics a heartbeat's member regex matches that the caller's principal may Describe: Kafka
+/// The topics a heartbeat's member regex matches that the caller's principal may Describe (none
+/// without a regex): Kafka
 /// resolves a regex with the authorizer of the member's request context, so a member never gets
 /// partitions of a topic it could not name.
 fn describable_regex_topics(
@@ -1437,18 +1438,17 @@ fn describable_regex_topics(
     image: &crate::metadata::MetadataImage,
     group: &crate::group::consumer::ConsumerGroup,
     h: &Heartbeat,
-) -> std::collections::BTreeSet<String> {
+) -> Option<std::collections::BTreeSet<String>> {
     use crate::security::acl::{AclOperation, ResourceType, authorized};
-    let Some(regex) = group
-        .regex_of(h)
-        .and_then(|r| crate::group::consumer::compile_topic_regex(&r).ok())
-    else {
-        return Default::default();
-    };
-    crate::group::consumer::resolve_topic_regex(&regex, image)
-        .into_iter()
-        .filter(|t| authorized(ctx, AclOperation::Describe, ResourceType::Topic, t))
-        .collect()
+    // A member without a regex has nothing to filter (and a restored one no reason to move).
+    let regex = crate::group::consumer::compile_topic_regex(&group.regex_of(h)?).ok()?;
+    let topics = crate::group::consumer::resolve_topic_regex(&regex, image);
+    Some(
+        topics
+            .into_iter()
+            .filter(|t| authorized(ctx, AclOperation::Describe, ResourceType::Topic, t))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
