@@ -6,8 +6,8 @@
 use crate::groups::create_topic;
 use crate::harness::{Client, TestBroker};
 use sprat::protocol::messages::{
-    consumer_group_describe as cgd, consumer_group_heartbeat as cgh, list_groups as lg,
-    metadata as md, offset_commit as oc,
+    consumer_group_describe as cgd, consumer_group_heartbeat as cgh, delete_topics as dt,
+    list_groups as lg, metadata as md, offset_commit as oc,
 };
 use std::collections::BTreeSet;
 
@@ -379,5 +379,28 @@ fn a_regex_subscription_gets_matching_topics_and_later_ones() {
     );
     let r3 = heartbeat(&mut client, 1, &beat("m1", 2, r2.assignment.as_ref()));
     assert_eq!((r3.error_code, r3.member_epoch), (NONE, 2));
+
+    // A matching topic deleted leaves the assignment on the next heartbeat.
+    let request = dt::DeleteTopicsRequest {
+        topic_names: vec!["orders.us".into()],
+        timeout_ms: 30000,
+        ..Default::default()
+    };
+    let deleted = client.call(
+        dt::API_KEY,
+        5,
+        |e| request.encode(e, 5),
+        dt::DeleteTopicsResponse::decode,
+    );
+    assert_eq!(deleted.responses[0].error_code, NONE);
+    // The member is first told to give up orders.us, at its epoch; once it has, it moves on.
+    let r4 = heartbeat(&mut client, 1, &beat("m1", 2, r2.assignment.as_ref()));
+    assert_eq!((r4.error_code, r4.member_epoch), (NONE, 2), "{r4:?}");
+    assert_eq!(
+        assigned_topics(&mut client, r4.assignment.as_ref().unwrap(), &names),
+        expected(&[("orders.asia", 0), ("orders.eu", 0), ("orders.eu", 1)])
+    );
+    let r5 = heartbeat(&mut client, 1, &beat("m1", 2, r4.assignment.as_ref()));
+    assert_eq!((r5.error_code, r5.member_epoch), (NONE, 3), "{r5:?}");
     broker.assert_no_panics();
 }
