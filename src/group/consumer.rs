@@ -949,6 +949,9 @@ mod tests {
         assert_eq!(resolve(r"orders\..*"), ["orders.eu"]);
         assert_eq!(resolve("orders|xorders.eu"), ["orders", "xorders.eu"]);
         assert_eq!(resolve(".*"), ["orders", "orders.eu", "xorders.eu"]);
+        // A pattern whose program would be huge is refused rather than built.
+        let huge = compile_topic_regex("((a{100}){100}){100}").unwrap_err();
+        assert!(huge.contains("is not a valid regular expression"), "{huge}");
         for bad in ["orders(", "[a-", "(?<=a)b", r"(a)\1"] {
             let e = compile_topic_regex(bad).unwrap_err();
             assert!(e.starts_with(&format!("SubscribedTopicRegex `{bad}` is not a valid")));
