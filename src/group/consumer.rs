@@ -164,6 +164,10 @@ pub struct ConsumerGroup {
     pub target: HashMap<String, Partitions>,
     /// The subscribed topics' partition counts when the target was computed.
     topic_shape: BTreeMap<String, (Uuid, i32)>,
+    /// Each regex in use, resolved: the image's topic names version it was resolved at, and the
+    /// topics. A heartbeat resolves a regex again only after topics were created or deleted,
+    /// rather than matching every topic for every regex member on every heartbeat.
+    resolved_regexes: HashMap<String, (u64, Vec<String>)>,
 }
 
 impl ConsumerGroup {
@@ -232,11 +236,33 @@ impl ConsumerGroup {
 
     /// Every member's topics: the names it subscribes to and the topics its regex resolves to
     /// in the metadata as it is now.
-    fn subscriptions(&self, image: &MetadataImage) -> BTreeMap<String, Vec<String>> {
-        self.members
-            .values()
-            .map(|m| (m.member_id.clone(), m.topics(image)))
-            .collect()
+    fn subscriptions(&mut self, image: &MetadataImage) -> BTreeMap<String, Vec<String>> {
+        let version = image.topic_names_version();
+        let resolved = &mut self.resolved_regexes;
+        resolved.retain(|regex, _| {
+            self.members
+                .values()
+                .any(|m| m.subscribed_regex.as_ref() == Some(regex))
+        });
+        let mut out = BTreeMap::new();
+        for m in self.members.values() {
+            let mut topics = m.subscribed.clone();
+            if let (Some(regex), Some(compiled)) = (&m.subscribed_regex, &m.compiled_regex) {
+                let entry = resolved
+                    .entry(regex.clone())
+                    .or_insert_with(|| (version, resolve_topic_regex(compiled, image)));
+                if entry.0 != version {
+                    *entry = (version, resolve_topic_regex(compiled, image));
+                }
+                let allowed =
+                    |t: &&String| m.regex_authorized.as_ref().is_none_or(|a| a.contains(*t));
+                topics.extend(entry.1.iter().filter(allowed).cloned());
+            }
+            topics.sort();
+            topics.dedup();
+            out.insert(m.member_id.clone(), topics);
+        }
+        out
     }
 
     /// The subscribed topics as the metadata has them now (Kafka's subscription metadata).
@@ -464,22 +490,6 @@ pub fn resolve_topic_regex(regex: &regex::Regex, image: &MetadataImage) -> Vec<S
 }
 
 impl Member {
-    /// The topics the member subscribes to now: its names, and what its regex resolves to.
-    fn topics(&self, image: &MetadataImage) -> Vec<String> {
-        let mut topics = self.subscribed.clone();
-        if let Some(compiled) = &self.compiled_regex {
-            let allowed = |t: &String| self.regex_authorized.as_ref().is_none_or(|a| a.contains(t));
-            topics.extend(
-                resolve_topic_regex(compiled, image)
-                    .into_iter()
-                    .filter(allowed),
-            );
-        }
-        topics.sort();
-        topics.dedup();
-        topics
-    }
-
     /// Sets the member's regex. It was checked when it arrived; a stored one that does not
     /// compile (written by another broker version) matches nothing.
     fn set_regex(&mut self, regex: Option<String>) {
