@@ -12,8 +12,9 @@
 //!
 //! A member may subscribe by `SubscribedTopicRegex` (ConsumerGroupHeartbeat v1) as well as by
 //! names. The regex is RE2 syntax, as Kafka's RE2J, matched against whole topic names; it is
-//! resolved against the metadata on every heartbeat, internal topics excluded, so a matching topic
-//! created (or deleted) later changes the subscription metadata and moves the group epoch. With
+//! resolved against the metadata again on the first heartbeat after topics were created or
+//! deleted, internal topics excluded, so a matching topic created (or deleted) later changes the
+//! subscription metadata and moves the group epoch. With
 //! an authorizer, a member's regex resolves only to the topics its principal may Describe, as
 //! checked on its last heartbeat.
 //!
@@ -461,14 +462,20 @@ impl ConsumerGroup {
 /// topic name (`Matcher.matches`), so `orders\..*` names the topics that start with `orders.`.
 /// The error is Kafka's message for `INVALID_REGULAR_EXPRESSION`.
 pub fn compile_topic_regex(regex: &str) -> Result<regex::Regex, String> {
-    // A limit on the compiled program: a pattern is untrusted input.
-    regex::RegexBuilder::new(&format!("^(?:{regex})$"))
-        .size_limit(1 << 20)
-        .build()
+    let build = |pattern: &str| {
+        // A limit on the compiled program: a pattern is untrusted input.
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+    };
+    // The pattern is checked on its own first: wrapped in the anchors, an unbalanced one such
+    // as `a)|(b` would otherwise compile to something else.
+    build(regex)
+        .and_then(|_| build(&format!("^(?:{regex})$")))
         .map_err(|e| {
             let reason = match e {
                 // The last line of the syntax error says what is wrong, without the caret
-                // drawing (which would point into the anchored form).
+                // drawing.
                 regex::Error::Syntax(s) => {
                     let last = s.lines().last().unwrap_or_default();
                     last.trim_start_matches("error: ").to_string()
@@ -962,7 +969,7 @@ mod tests {
         // A pattern whose program would be huge is refused rather than built.
         let huge = compile_topic_regex("((a{100}){100}){100}").unwrap_err();
         assert!(huge.contains("is not a valid regular expression"), "{huge}");
-        for bad in ["orders(", "[a-", "(?<=a)b", r"(a)\1"] {
+        for bad in ["orders(", "[a-", "(?<=a)b", r"(a)\1", "a)|(b", "a)|(?:b"] {
             let e = compile_topic_regex(bad).unwrap_err();
             assert!(e.starts_with(&format!("SubscribedTopicRegex `{bad}` is not a valid")));
         }
