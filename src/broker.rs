@@ -232,6 +232,8 @@ impl Broker {
         if let Some(addr) = &context.config.metrics_listener {
             crate::metrics::http::start(addr, context.clone())?;
         }
+        // Kafka counts max.connections and max.connections.per.ip over all the listeners.
+        let connection_limits = crate::server::limits::ConnectionLimits::new();
         for (i, (socket, listener)) in sockets.into_iter().enumerate() {
             if i > 0 {
                 info!(
@@ -240,9 +242,10 @@ impl Broker {
                 );
             }
             let ctx = context.clone();
+            let limits = connection_limits.clone();
             std::thread::Builder::new()
                 .name(format!("acceptor-{}", listener.name))
-                .spawn(move || crate::server::accept_loop(socket, listener, ctx))?;
+                .spawn(move || crate::server::accept_loop(socket, listener, ctx, limits))?;
         }
         Ok(Broker {
             context,

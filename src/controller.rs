@@ -44,6 +44,8 @@ pub enum ConfigType {
     ThrottledReplicas,
     /// A message format version such as `2.8` or `3.0-IV1`.
     Version,
+    /// `max.connections.per.ip.overrides`: comma-separated `host:count` entries.
+    IpCountOverrides,
 }
 
 pub use ConfigType::*;
@@ -394,6 +396,7 @@ pub(crate) fn check_config_value(kind: ConfigType, value: &str) -> Result<(), St
                 Some(_) => Err(format!("String must be one of: {}", allowed.join(", "))),
             }
         }
+        IpCountOverrides => crate::server::limits::parse_per_ip_overrides(value).map(drop),
         ThrottledReplicas => {
             let valid = value.is_empty()
                 || value == "*"

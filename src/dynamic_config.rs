@@ -255,6 +255,7 @@ pub const DYNAMIC_BROKER_KEYS: &[DynamicBrokerKey] = &[
     key("producer.id.expiration.ms", Int(1, NO_MAX), None),
     key("max.connections", Int(0, NO_MAX), None),
     key("max.connections.per.ip", Int(0, NO_MAX), None),
+    key("max.connections.per.ip.overrides", IpCountOverrides, None),
     key("max.connection.creation.rate", Int(0, NO_MAX), None),
     key("leader.replication.throttled.rate", Long(0), None),
     key("follower.replication.throttled.rate", Long(0), None),

@@ -10,6 +10,14 @@
 //! owned by two members at once. Members that stop heartbeating are removed after the session
 //! timeout; members that do not release partitions within their rebalance timeout are fenced.
 //!
+//! A member may subscribe by `SubscribedTopicRegex` (ConsumerGroupHeartbeat v1) as well as by
+//! names. The regex is RE2 syntax, as Kafka's RE2J, matched against whole topic names; it is
+//! resolved against the metadata again on the first heartbeat after topics were created or
+//! deleted, internal topics excluded, so a matching topic created (or deleted) later changes the
+//! subscription metadata and moves the group epoch. With
+//! an authorizer, a member's regex resolves only to the topics its principal may Describe, as
+//! checked on its last heartbeat.
+//!
 //! Every change is written to `__consumer_offsets` as Kafka's records (see
 //! [`super::consumer_records`]): [`ConsumerGroup::records`] gives the records of the group as it
 //! is, the coordinator writes the difference after each heartbeat, and
@@ -129,6 +137,13 @@ pub struct Member {
     pub client_id: String,
     pub client_host: String,
     pub subscribed: Vec<String>,
+    /// `SubscribedTopicRegex`: the member also subscribes to every topic it matches.
+    pub subscribed_regex: Option<String>,
+    /// `subscribed_regex` compiled once, not on every heartbeat of the group.
+    compiled_regex: Option<regex::Regex>,
+    /// With an authorizer: the regex's matches the member's principal may Describe, as of its
+    /// last heartbeat (Kafka's `filterTopicDescribeAuthorizedTopics`); `None` filters nothing.
+    regex_authorized: Option<BTreeSet<String>>,
     pub assignor: Option<String>,
     rebalance_timeout: Duration,
     session_deadline: Instant,
@@ -150,6 +165,10 @@ pub struct ConsumerGroup {
     pub target: HashMap<String, Partitions>,
     /// The subscribed topics' partition counts when the target was computed.
     topic_shape: BTreeMap<String, (Uuid, i32)>,
+    /// Each regex in use, resolved: the image's topic names version it was resolved at, and the
+    /// topics. A heartbeat resolves a regex again only after topics were created or deleted,
+    /// rather than matching every topic for every regex member on every heartbeat.
+    resolved_regexes: HashMap<String, (u64, Vec<String>)>,
 }
 
 impl ConsumerGroup {
@@ -216,11 +235,45 @@ impl ConsumerGroup {
         }
     }
 
-    /// The subscribed topics as the metadata has them now.
-    fn shape(&self, image: &MetadataImage) -> BTreeMap<String, (Uuid, i32)> {
-        self.members
+    /// Every member's topics: the names it subscribes to and the topics its regex resolves to
+    /// in the metadata as it is now.
+    fn subscriptions(&mut self, image: &MetadataImage) -> BTreeMap<String, Vec<String>> {
+        let version = image.topic_names_version();
+        let resolved = &mut self.resolved_regexes;
+        resolved.retain(|regex, _| {
+            self.members
+                .values()
+                .any(|m| m.subscribed_regex.as_ref() == Some(regex))
+        });
+        let mut out = BTreeMap::new();
+        for m in self.members.values() {
+            let mut topics = m.subscribed.clone();
+            if let (Some(regex), Some(compiled)) = (&m.subscribed_regex, &m.compiled_regex) {
+                let entry = resolved
+                    .entry(regex.clone())
+                    .or_insert_with(|| (version, resolve_topic_regex(compiled, image)));
+                if entry.0 != version {
+                    *entry = (version, resolve_topic_regex(compiled, image));
+                }
+                let allowed =
+                    |t: &&String| m.regex_authorized.as_ref().is_none_or(|a| a.contains(*t));
+                topics.extend(entry.1.iter().filter(allowed).cloned());
+            }
+            topics.sort();
+            topics.dedup();
+            out.insert(m.member_id.clone(), topics);
+        }
+        out
+    }
+
+    /// The subscribed topics as the metadata has them now (Kafka's subscription metadata).
+    fn shape(
+        subscriptions: &BTreeMap<String, Vec<String>>,
+        image: &MetadataImage,
+    ) -> BTreeMap<String, (Uuid, i32)> {
+        subscriptions
             .values()
-            .flat_map(|m| m.subscribed.iter())
+            .flatten()
             .filter_map(|t| {
                 image
                     .topic(t)
@@ -232,7 +285,8 @@ impl ConsumerGroup {
     /// Computes the target assignment when the group epoch has moved past it.
     /// `bumped`: the epoch already moved for this change, which a new shape then joins.
     fn update_target(&mut self, image: &MetadataImage, config: &ConsumerGroupConfig, bumped: bool) {
-        let shape = self.shape(image);
+        let resolved = self.subscriptions(image);
+        let shape = Self::shape(&resolved, image);
         if shape != self.topic_shape {
             self.topic_shape = shape;
             if !bumped {
@@ -243,15 +297,9 @@ impl ConsumerGroup {
             return;
         }
         let assignor = self.assignor(config);
-        let subscriptions: BTreeMap<&str, Vec<&str>> = self
-            .members
-            .values()
-            .map(|m| {
-                (
-                    m.member_id.as_str(),
-                    m.subscribed.iter().map(String::as_str).collect(),
-                )
-            })
+        let subscriptions: BTreeMap<&str, Vec<&str>> = resolved
+            .iter()
+            .map(|(m, topics)| (m.as_str(), topics.iter().map(String::as_str).collect()))
             .collect();
         let previous: HashMap<&str, &Partitions> =
             self.target.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -277,6 +325,7 @@ impl ConsumerGroup {
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     subscribed_topic_names: m.subscribed.clone(),
+                    subscribed_topic_regex: m.subscribed_regex.clone(),
                     rebalance_timeout_ms: m.rebalance_timeout.as_millis().min(i32::MAX as u128)
                         as i32,
                     server_assignor: m.assignor.clone(),
@@ -386,6 +435,7 @@ impl ConsumerGroup {
                 m.client_id = v.client_id;
                 m.client_host = v.client_host;
                 m.subscribed = v.subscribed_topic_names;
+                m.set_regex(v.subscribed_topic_regex);
                 m.rebalance_timeout = Duration::from_millis(v.rebalance_timeout_ms.max(0) as u64);
                 m.assignor = v.server_assignor;
             }
@@ -408,7 +458,52 @@ impl ConsumerGroup {
     }
 }
 
+/// Compiles a `SubscribedTopicRegex` as Kafka's RE2J `Pattern` does, matched against a whole
+/// topic name (`Matcher.matches`), so `orders\..*` names the topics that start with `orders.`.
+/// The error is Kafka's message for `INVALID_REGULAR_EXPRESSION`.
+pub fn compile_topic_regex(regex: &str) -> Result<regex::Regex, String> {
+    let build = |pattern: &str| {
+        // A limit on the compiled program: a pattern is untrusted input.
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+    };
+    // The pattern is checked on its own first: wrapped in the anchors, an unbalanced one such
+    // as `a)|(b` would otherwise compile to something else.
+    build(regex)
+        .and_then(|_| build(&format!("^(?:{regex})$")))
+        .map_err(|e| {
+            let reason = match e {
+                // The last line of the syntax error says what is wrong, without the caret
+                // drawing.
+                regex::Error::Syntax(s) => {
+                    let last = s.lines().last().unwrap_or_default();
+                    last.trim_start_matches("error: ").to_string()
+                }
+                other => other.to_string(),
+            };
+            format!("SubscribedTopicRegex `{regex}` is not a valid regular expression: {reason}.")
+        })
+}
+
+/// The topics a regex resolves to: every topic it matches but the internal ones, as in Kafka's
+/// `GroupMetadataManager` regex refresh.
+pub fn resolve_topic_regex(regex: &regex::Regex, image: &MetadataImage) -> Vec<String> {
+    image
+        .topics()
+        .filter(|t| !t.is_internal() && regex.is_match(&t.name))
+        .map(|t| t.name.clone())
+        .collect()
+}
+
 impl Member {
+    /// Sets the member's regex. It was checked when it arrived; a stored one that does not
+    /// compile (written by another broker version) matches nothing.
+    fn set_regex(&mut self, regex: Option<String>) {
+        self.compiled_regex = regex.as_deref().and_then(|r| compile_topic_regex(r).ok());
+        self.subscribed_regex = regex;
+    }
+
     /// A member rebuilt from records, before its fields are applied.
     fn restored(member_id: &str, session_deadline: Instant) -> Member {
         Member {
@@ -420,6 +515,9 @@ impl Member {
             client_id: String::new(),
             client_host: String::new(),
             subscribed: Vec::new(),
+            subscribed_regex: None,
+            compiled_regex: None,
+            regex_authorized: None,
             assignor: None,
             rebalance_timeout: Duration::ZERO,
             session_deadline,
@@ -541,6 +639,11 @@ pub struct Heartbeat {
     pub rack_id: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub subscribed: Option<Vec<String>>,
+    /// `SubscribedTopicRegex`: null if unchanged, empty to stop subscribing by regex.
+    pub subscribed_regex: Option<String>,
+    /// With an authorizer, the topics the member's regex matches that its principal may
+    /// Describe (see [`ConsumerGroup::regex_of`]); `None` without one.
+    pub regex_authorized: Option<BTreeSet<String>>,
     pub assignor: Option<String>,
     pub owned: Option<Partitions>,
     pub client_id: String,
@@ -580,8 +683,12 @@ pub fn validate(h: &Heartbeat) -> Result<(), String> {
             if h.owned.as_ref().is_none_or(|o| !o.is_empty()) {
                 return Err("TopicPartitions must be empty when (re-)joining.".into());
             }
-            if h.subscribed.as_ref().is_none_or(Vec::is_empty) {
-                return Err("SubscribedTopicNames must be set in first request.".into());
+            let regex_set = h.subscribed_regex.as_deref().is_some_and(|r| !r.is_empty());
+            if h.subscribed.as_ref().is_none_or(Vec::is_empty) && !regex_set {
+                return Err(
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request."
+                        .into(),
+                );
             }
         }
         -2 | -1 | 1.. if h.member_id.is_empty() => {
@@ -594,6 +701,16 @@ pub fn validate(h: &Heartbeat) -> Result<(), String> {
 }
 
 impl ConsumerGroup {
+    /// The regex a heartbeat's member subscribes with once the heartbeat is applied: the one it
+    /// sends, else the one it has.
+    pub fn regex_of(&self, h: &Heartbeat) -> Option<String> {
+        match &h.subscribed_regex {
+            Some(r) => (!r.is_empty()).then(|| r.clone()),
+            None if h.member_epoch == 0 => None,
+            None => self.members.get(&h.member_id)?.subscribed_regex.clone(),
+        }
+    }
+
     /// Handles one heartbeat (already validated) at `now`.
     pub fn heartbeat(
         &mut self,
@@ -658,6 +775,9 @@ impl ConsumerGroup {
                     client_id: h.client_id.clone(),
                     client_host: h.client_host.clone(),
                     subscribed: Vec::new(),
+                    subscribed_regex: None,
+                    compiled_regex: None,
+                    regex_authorized: None,
                     assignor: None,
                     rebalance_timeout: Duration::from_millis(h.rebalance_timeout_ms.max(0) as u64),
                     session_deadline: now + session,
@@ -706,6 +826,18 @@ impl ConsumerGroup {
                 member.subscribed = sorted;
                 changed = true;
             }
+        }
+        if let Some(regex) = &h.subscribed_regex {
+            let regex = (!regex.is_empty()).then(|| regex.clone());
+            if regex != member.subscribed_regex {
+                member.set_regex(regex);
+                changed = true;
+            }
+        }
+        if h.regex_authorized != member.regex_authorized {
+            // What the member may see changed (an ACL, a topic): its subscription did too.
+            member.regex_authorized = h.regex_authorized.clone();
+            changed = true;
         }
         if h.assignor.is_some() && h.assignor != member.assignor {
             member.assignor = h.assignor.clone();
@@ -817,6 +949,33 @@ mod tests {
     }
 
     #[test]
+    fn topic_regexes_match_whole_names_and_skip_internal_topics() {
+        let mut image = MetadataImage::default();
+        for (i, name) in ["orders.eu", "orders", "xorders.eu", "__consumer_offsets"]
+            .into_iter()
+            .enumerate()
+        {
+            image.apply(&crate::metadata::MetadataRecord::Topic(
+                crate::metadata::records::topic_record::TopicRecord {
+                    name: name.into(),
+                    topic_id: Uuid([i as u8 + 1; 16]),
+                },
+            ));
+        }
+        let resolve = |r: &str| resolve_topic_regex(&compile_topic_regex(r).unwrap(), &image);
+        assert_eq!(resolve(r"orders\..*"), ["orders.eu"]);
+        assert_eq!(resolve("orders|xorders.eu"), ["orders", "xorders.eu"]);
+        assert_eq!(resolve(".*"), ["orders", "orders.eu", "xorders.eu"]);
+        // A pattern whose program would be huge is refused rather than built.
+        let huge = compile_topic_regex("((a{100}){100}){100}").unwrap_err();
+        assert!(huge.contains("is not a valid regular expression"), "{huge}");
+        for bad in ["orders(", "[a-", "(?<=a)b", r"(a)\1", "a)|(b", "a)|(?:b"] {
+            let e = compile_topic_regex(bad).unwrap_err();
+            assert!(e.starts_with(&format!("SubscribedTopicRegex `{bad}` is not a valid")));
+        }
+    }
+
+    #[test]
     fn assignors_spread_partitions() {
         let t = topics(&[("a", 1, 5), ("b", 2, 3)]);
         let subs: BTreeMap<&str, Vec<&str>> = [("m1", vec!["a", "b"]), ("m2", vec!["a", "b"])]
@@ -873,6 +1032,8 @@ mod tests {
             rack_id: None,
             rebalance_timeout_ms: 30000,
             subscribed: Some(vec!["t".into()]),
+            subscribed_regex: None,
+            regex_authorized: None,
             assignor: None,
             owned: Some(Partitions::new()),
             client_id: "c".into(),
@@ -934,6 +1095,8 @@ mod tests {
             rack_id: None,
             rebalance_timeout_ms: 30000,
             subscribed: Some(vec!["t".into()]),
+            subscribed_regex: None,
+            regex_authorized: None,
             assignor: Some("range".into()),
             owned: Some(Partitions::new()),
             client_id: "c".into(),

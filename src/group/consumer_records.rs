@@ -30,6 +30,8 @@ pub struct MemberMetadata {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topic_names: Vec<String>,
+    /// The member's `SubscribedTopicRegex` (KIP-848), if it subscribes by pattern.
+    pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
 }
@@ -163,7 +165,7 @@ impl ConsumerGroupRecord {
                 e.string(true, &m.client_id);
                 e.string(true, &m.client_host);
                 e.array(true, &m.subscribed_topic_names, |e, t| e.string(true, t));
-                e.nullable_string(true, None);
+                e.nullable_string(true, m.subscribed_topic_regex.as_deref());
                 e.i32(m.rebalance_timeout_ms);
                 e.nullable_string(true, m.server_assignor.as_deref());
             }
@@ -330,7 +332,7 @@ fn decode_member_metadata(d: &mut Decoder<'_>) -> DecodeResult<MemberMetadata> {
     let client_id = d.string(true)?;
     let client_host = d.string(true)?;
     let subscribed_topic_names = d.array(true, |d| d.string(true))?;
-    let _regex = d.nullable_string(true)?;
+    let subscribed_topic_regex = d.nullable_string(true)?;
     let rebalance_timeout_ms = d.i32()?;
     let server_assignor = d.nullable_string(true)?;
     Ok(MemberMetadata {
@@ -339,6 +341,7 @@ fn decode_member_metadata(d: &mut Decoder<'_>) -> DecodeResult<MemberMetadata> {
         client_id,
         client_host,
         subscribed_topic_names,
+        subscribed_topic_regex,
         rebalance_timeout_ms,
         server_assignor,
     })
@@ -403,6 +406,7 @@ mod tests {
                 client_id: "c".into(),
                 client_host: "/h".into(),
                 subscribed_topic_names: vec!["t".into()],
+                subscribed_topic_regex: None,
                 rebalance_timeout_ms: 300,
                 server_assignor: Some("uniform".into()),
             }),
@@ -423,6 +427,22 @@ mod tests {
         ]
         .concat();
         assert_eq!(value, expected);
+        // A member subscribed by regex: the pattern follows the (empty) topic names.
+        let (_, value) = round_trip(ConsumerGroupRecord::MemberMetadata {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            value: Some(MemberMetadata {
+                instance_id: None,
+                rack_id: None,
+                client_id: String::new(),
+                client_host: String::new(),
+                subscribed_topic_names: Vec::new(),
+                subscribed_topic_regex: Some("o.*".into()),
+                rebalance_timeout_ms: 300,
+                server_assignor: None,
+            }),
+        });
+        assert_eq!(value[..11], [0, 0, 0, 0, 1, 1, 1, 4, b'o', b'.', b'*']);
 
         let id = Uuid([5; 16]);
         let partitions: Partitions = [(id, [0, 2].into_iter().collect())].into_iter().collect();

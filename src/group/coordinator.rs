@@ -518,6 +518,10 @@ impl GroupCoordinator {
             let mut groups = self.consumer_groups.lock();
             let group = groups.entry(group_id.clone()).or_default();
             let before = group.records(&group_id);
+            let mut h = h;
+            if ctx.authorizer.enabled() {
+                h.regex_authorized = describable_regex_topics(ctx, &image, group, &h);
+            }
             let result = group.heartbeat(
                 h,
                 &image,
@@ -1406,6 +1410,28 @@ fn java_uuid_string() -> String {
         hex(6..8),
         hex(8..10),
         hex(10..16)
+    )
+}
+
+/// The topics a heartbeat's member regex matches that the caller's principal may Describe (none
+/// without a regex): Kafka
+/// resolves a regex with the authorizer of the member's request context, so a member never gets
+/// partitions of a topic it could not name.
+fn describable_regex_topics(
+    ctx: &BrokerContext,
+    image: &crate::metadata::MetadataImage,
+    group: &crate::group::consumer::ConsumerGroup,
+    h: &Heartbeat,
+) -> Option<std::collections::BTreeSet<String>> {
+    use crate::security::acl::{AclOperation, ResourceType, authorized};
+    // A member without a regex has nothing to filter (and a restored one no reason to move).
+    let regex = crate::group::consumer::compile_topic_regex(&group.regex_of(h)?).ok()?;
+    let topics = crate::group::consumer::resolve_topic_regex(&regex, image);
+    Some(
+        topics
+            .into_iter()
+            .filter(|t| authorized(ctx, AclOperation::Describe, ResourceType::Topic, t))
+            .collect(),
     )
 }
 

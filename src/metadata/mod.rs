@@ -220,6 +220,9 @@ pub struct MetadataImage {
     /// ACL bindings by id (AccessControlEntryRecord), shared with the authorizer: a record
     /// changes them by copy-on-write.
     pub acls: Arc<crate::security::acl::AclSet>,
+    /// Moves whenever a topic is created or removed, so that what is derived from the topic
+    /// names (a consumer group's resolved regexes) knows when to derive it again.
+    topic_names_version: u64,
 }
 
 /// One user's SCRAM credential for one mechanism, as RFC 5802 has the server keep it.
@@ -252,6 +255,7 @@ impl MetadataImage {
                 }
                 let configs = self.pending_configs.remove(&r.name).unwrap_or_default();
                 self.names_by_id.insert(r.topic_id, r.name.clone());
+                self.topic_names_version += 1;
                 self.topics.insert(
                     r.name.clone(),
                     Arc::new(TopicMetadata {
@@ -283,6 +287,7 @@ impl MetadataImage {
             MetadataRecord::RemoveTopic(r) => {
                 if let Some(name) = self.names_by_id.remove(&r.topic_id) {
                     self.topics.remove(&name);
+                    self.topic_names_version += 1;
                 }
             }
             MetadataRecord::FeatureLevel(r) => {
@@ -396,6 +401,11 @@ impl MetadataImage {
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicMetadata>> {
         self.topics.get(self.names_by_id.get(id)?)
+    }
+
+    /// A number that moves whenever a topic is created or removed.
+    pub fn topic_names_version(&self) -> u64 {
+        self.topic_names_version
     }
 
     /// All topics, ordered by name.

@@ -146,6 +146,7 @@ error_codes! {
     TelemetryTooLarge = 118, false;
     InvalidRegistration = 119, false;
     TransactionAbortable = 120, false;
+    InvalidRegularExpression = 128, false;
 }
 
 #[cfg(test)]
@@ -169,6 +170,7 @@ mod tests {
             (ErrorCode::MemberIdRequired, 79),
             (ErrorCode::InvalidRecord, 87),
             (ErrorCode::UnknownTopicId, 100),
+            (ErrorCode::InvalidRegularExpression, 128),
         ];
         for (e, code) in cases {
             assert_eq!(e.code(), code, "{e:?}");

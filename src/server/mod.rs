@@ -11,7 +11,7 @@ pub mod zero_copy;
 use crate::broker::BrokerContext;
 use crate::security::BoundListener;
 use crate::storage::open_files;
-use limits::{ConnectionLimits, MemoryPool};
+use limits::{ConnectionLimits, ConnectionQuotas, MemoryPool};
 use log::{debug, error, info, warn};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -22,11 +22,16 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 512 << 20;
 
 /// Accepts connections until the broker shuts down ([`BrokerContext::shutting_down`]).
-pub fn accept_loop(listener: TcpListener, bound: Arc<BoundListener>, ctx: Arc<BrokerContext>) {
-    let limits = ConnectionLimits::new(
-        ctx.config.max_connections,
-        ctx.config.max_connections_per_ip,
-    );
+/// `limits` counts the connections of every listener; the limits come from the live
+/// configuration, read again whenever it changes.
+pub fn accept_loop(
+    listener: TcpListener,
+    bound: Arc<BoundListener>,
+    ctx: Arc<BrokerContext>,
+    limits: Arc<ConnectionLimits>,
+) {
+    let mut live = ctx.live_config();
+    let mut quotas = ConnectionQuotas::from_config(&live);
     let pool_bytes = ctx
         .config
         .get("queued.max.request.bytes")
@@ -61,7 +66,12 @@ pub fn accept_loop(listener: TcpListener, bound: Arc<BoundListener>, ctx: Arc<Br
             .peer_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| "unknown".into());
-        let slot = match stream.peer_addr().map(|a| limits.acquire(a.ip())) {
+        let now_live = ctx.live_config();
+        if !Arc::ptr_eq(&now_live, &live) {
+            quotas = ConnectionQuotas::from_config(&now_live);
+            live = now_live;
+        }
+        let slot = match stream.peer_addr().map(|a| limits.acquire(a.ip(), &quotas)) {
             Ok(Ok(slot)) => slot,
             Ok(Err(reason)) => {
                 warn!("refusing connection from {peer}: {reason}");

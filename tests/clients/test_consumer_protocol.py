@@ -1,6 +1,7 @@
 """KIP-848 consumer groups with real clients: confluent-kafka consumers with
 `group.protocol=consumer` share the partitions of a topic (server-side assignment, each partition
-to one member), rebalance when one leaves, and a new member resumes from the committed offsets."""
+to one member), rebalance when one leaves, and a new member resumes from the committed offsets; a
+regex subscription (`^orders\\..*`) reads the matching topics and one created later."""
 
 from __future__ import annotations
 
@@ -96,3 +97,38 @@ def test_consumer_protocol_members_share_partitions_and_rebalance(broker_factory
     (future,) = admin.describe_consumer_groups([group], request_timeout=OP_TIMEOUT).values()
     description = future.result(timeout=OP_TIMEOUT)
     assert description.group_id == group
+
+
+def test_consumer_protocol_regex_subscription_follows_new_topics(broker_factory, unique):
+    """librdkafka sends a subscription starting with `^` as SubscribedTopicRegex (KIP-848): the
+    broker resolves it to the matching topics, and to a matching topic created later."""
+    broker = broker_factory(PROPS)
+    bs = broker.bootstrap
+    group = f"{unique}-g"
+    Confluent.create_topics(bs, {"orders.eu": 2, "orders.us": 1, "payments": 1})
+    Confluent.produce(bs, [Msg("orders.eu", b"k", f"eu{i}".encode(), (), partition=i % 2) for i in range(4)]
+                      + [Msg("orders.us", b"k", b"us0", ()), Msg("payments", b"k", b"pay0", ())])
+    c = _consumer(bs, group)
+    try:
+        c.subscribe([r"^orders\..*"])
+        got = _poll_until([c], lambda g: len(g[id(c)]) >= 5, "the regex member did not read both topics")
+        assert sorted(m.value().decode() for m in got[id(c)]) == ["eu0", "eu1", "eu2", "eu3", "us0"]
+        assert {(tp.topic, tp.partition) for tp in c.assignment()} == {
+            ("orders.eu", 0), ("orders.eu", 1), ("orders.us", 0)}
+
+        # A matching topic created later joins the assignment; a topic that does not match never does.
+        Confluent.create_topics(bs, {"orders.asia": 1, "ordersXasia": 1})
+        Confluent.produce(bs, [Msg("orders.asia", b"k", b"asia0", ()), Msg("ordersXasia", b"k", b"x0", ())])
+        got = _poll_until([c], lambda g: any(m.topic() == "orders.asia" for m in g[id(c)]),
+                          "the topic created later was not assigned", timeout=45.0)
+        assert [m.value() for m in got[id(c)] if m.topic() == "orders.asia"] == [b"asia0"]
+        topics = {tp.topic for tp in c.assignment()}
+        assert topics == {"orders.eu", "orders.us", "orders.asia"}, topics
+    finally:
+        c.close()
+
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bs})
+    (future,) = admin.describe_consumer_groups([group], request_timeout=OP_TIMEOUT).values()
+    assert future.result(timeout=OP_TIMEOUT).group_id == group

@@ -2,7 +2,7 @@
 //! the first flexible version, round trips for every version), SECURITY_DISABLED without an
 //! authorizer, Kafka's validation, the AccessControlEntryRecord / RemoveAccessControlEntryRecord
 //! in `__cluster_metadata`, ACLs kept across a clean restart and a kill -9, and the checks the
-//! other APIs make for a SASL PLAIN user.
+//! other APIs make for a SASL PLAIN user (a regex subscription resolves to describable topics).
 
 use crate::harness::{
     Client, TestBroker, decode_response, plain_batch, produce_batch, request_frame,
@@ -979,4 +979,82 @@ fn transaction_apis_check_acls() {
     assert_eq!(producers(&mut alice), 29);
     assert_eq!(producers(&mut admin), 0);
     broker.assert_no_panics();
+}
+
+/// A regex subscription resolves only to the topics the member's principal may Describe, as
+/// Kafka's `filterTopicDescribeAuthorizedTopics` does; an ACL granted later lets the next
+/// heartbeat take the topic in.
+#[test]
+fn a_regex_subscription_gets_only_describable_topics() {
+    use sprat::protocol::messages::consumer_group_heartbeat as cgh;
+    let (_broker, addr) = secured_broker("acls_regex");
+    let mut admin = login(addr, "admin");
+    for t in ["orders.open", "orders.secret"] {
+        assert_eq!(create_topic(&mut admin, t), 0);
+    }
+    let alice = "User:alice";
+    let grants = vec![
+        creation(GROUP, "g", LITERAL, alice, READ, ALLOW),
+        creation(TOPIC, "orders.open", LITERAL, alice, DESCRIBE, ALLOW),
+    ];
+    assert_eq!(create_acls(&mut admin, 3, grants), [0, 0]);
+    let ids = metadata(&mut admin, Some(&["orders.open", "orders.secret"])).topics;
+    let id_of = |name: &str| {
+        ids.iter()
+            .find(|t| t.name.as_deref() == Some(name))
+            .unwrap()
+            .topic_id
+    };
+    let mut client = login(addr, "alice");
+    let join = cgh::ConsumerGroupHeartbeatRequest {
+        group_id: "g".into(),
+        member_id: "alice-1".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 30000,
+        subscribed_topic_regex: Some(r"orders\..*".into()),
+        topic_partitions: Some(Vec::new()),
+        ..Default::default()
+    };
+    let heartbeat = |client: &mut Client, request: &cgh::ConsumerGroupHeartbeatRequest| {
+        client.call(
+            cgh::API_KEY,
+            1,
+            |e| request.encode(e, 1),
+            cgh::ConsumerGroupHeartbeatResponse::decode,
+        )
+    };
+    let r = heartbeat(&mut client, &join);
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let topics: Vec<_> = r
+        .assignment
+        .as_ref()
+        .unwrap()
+        .topic_partitions
+        .iter()
+        .map(|t| t.topic_id)
+        .collect();
+    assert_eq!(topics, [id_of("orders.open")]);
+
+    let grant = creation(TOPIC, "orders.secret", LITERAL, alice, DESCRIBE, ALLOW);
+    assert_eq!(create_acls(&mut admin, 3, vec![grant]), [0]);
+    let beat = cgh::ConsumerGroupHeartbeatRequest {
+        group_id: "g".into(),
+        member_id: "alice-1".into(),
+        member_epoch: r.member_epoch,
+        topic_partitions: r.assignment.map(|a| a.topic_partitions),
+        ..Default::default()
+    };
+    let r2 = heartbeat(&mut client, &beat);
+    assert_eq!((r2.error_code, r2.member_epoch), (0, 2), "{r2:?}");
+    let mut topics: Vec<_> = r2
+        .assignment
+        .unwrap()
+        .topic_partitions
+        .iter()
+        .map(|t| t.topic_id)
+        .collect();
+    topics.sort();
+    let mut expected = vec![id_of("orders.open"), id_of("orders.secret")];
+    expected.sort();
+    assert_eq!(topics, expected);
 }

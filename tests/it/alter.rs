@@ -104,7 +104,7 @@ fn grow(name: &str, count: i32, assignments: Option<Vec<Vec<i32>>>) -> cp::Creat
 /// An IncrementalAlterConfigs resource: type, name, and (key, operation, value) per change.
 type IncrementalResource<'a> = (i8, &'a str, Vec<(&'a str, i8, Option<&'a str>)>);
 
-fn incremental(
+pub(crate) fn incremental(
     client: &mut Client,
     version: i16,
     resources: Vec<IncrementalResource<'_>>,

@@ -1,13 +1,13 @@
 //! KIP-848 consumer groups on the wire: ConsumerGroupHeartbeat v0 (the broker names the member)
 //! and v1 (the member names itself, Kafka 4.0), the request checks, reconciliation without a
-//! partition owned twice, leaving, commits checked against member epochs, and
-//! ConsumerGroupDescribe v0.
+//! partition owned twice, leaving, commits checked against member epochs, regex subscriptions
+//! (SubscribedTopicRegex, v1), and ConsumerGroupDescribe v0.
 
 use crate::groups::create_topic;
 use crate::harness::{Client, TestBroker};
 use sprat::protocol::messages::{
-    consumer_group_describe as cgd, consumer_group_heartbeat as cgh, list_groups as lg,
-    offset_commit as oc,
+    consumer_group_describe as cgd, consumer_group_heartbeat as cgh, delete_topics as dt,
+    list_groups as lg, metadata as md, offset_commit as oc,
 };
 use std::collections::BTreeSet;
 
@@ -18,6 +18,7 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 const FENCED_MEMBER_EPOCH: i16 = 110;
 const UNSUPPORTED_ASSIGNOR: i16 = 112;
 const STALE_MEMBER_EPOCH: i16 = 113;
+const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 pub(crate) fn heartbeat(
     client: &mut Client,
@@ -220,15 +221,15 @@ fn heartbeat_requests_are_checked() {
     no_topics.subscribed_topic_names = None;
     let mut bad_assignor = join("m");
     bad_assignor.server_assignor = Some("sticky".into());
-    let mut regex = join("m");
-    regex.subscribed_topic_regex = Some("t.*".into());
+    let mut bad_regex = join("m");
+    bad_regex.subscribed_topic_regex = Some("t[".into());
     for (version, request, code) in [
         (1, join(""), INVALID_REQUEST),
         (0, no_timeout, INVALID_REQUEST),
         (0, no_topics, INVALID_REQUEST),
         (0, beat("", 1, None), INVALID_REQUEST),
         (0, beat("m", -3, None), INVALID_REQUEST),
-        (1, regex, INVALID_REQUEST),
+        (1, bad_regex, INVALID_REGULAR_EXPRESSION),
         (0, bad_assignor, UNSUPPORTED_ASSIGNOR),
     ] {
         let r = heartbeat(&mut client, version, &request);
@@ -238,4 +239,168 @@ fn heartbeat_requests_are_checked() {
     let mut range = join("m");
     range.server_assignor = Some("range".into());
     assert_eq!(heartbeat(&mut client, 1, &range).error_code, NONE);
+}
+
+/// Each topic's id, from Metadata v12.
+fn topic_ids(client: &mut Client, names: &[&str]) -> Vec<(String, sprat::protocol::wire::Uuid)> {
+    let request = md::MetadataRequest {
+        topics: Some(
+            names
+                .iter()
+                .map(|n| md::MetadataRequestTopic {
+                    name: Some(n.to_string()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        allow_auto_topic_creation: false,
+        ..Default::default()
+    };
+    let r = client.call(
+        md::API_KEY,
+        12,
+        |e| request.encode(e, 12),
+        md::MetadataResponse::decode,
+    );
+    r.topics
+        .into_iter()
+        .filter(|t| t.error_code == NONE)
+        .map(|t| (t.name.unwrap_or_default(), t.topic_id))
+        .collect()
+}
+
+/// The topic names of an assignment, by the ids the metadata gives them.
+fn assigned_topics(
+    client: &mut Client,
+    assignment: &cgh::Assignment,
+    names: &[&str],
+) -> BTreeSet<(String, i32)> {
+    let ids = topic_ids(client, names);
+    assignment
+        .topic_partitions
+        .iter()
+        .flat_map(|t| {
+            let name = ids
+                .iter()
+                .find(|(_, id)| *id == t.topic_id)
+                .map(|(n, _)| n.clone())
+                .unwrap_or_else(|| format!("{:?}", t.topic_id));
+            t.partitions.iter().map(move |p| (name.clone(), *p))
+        })
+        .collect()
+}
+
+#[test]
+fn a_regex_subscription_gets_matching_topics_and_later_ones() {
+    let broker = TestBroker::start("kip848-regex");
+    let mut client = broker.connect();
+    for (name, partitions) in [("orders.eu", 2), ("orders.us", 1), ("payments", 1)] {
+        create_topic(&mut client, name, partitions);
+    }
+    // ConsumerGroupHeartbeat v1 as bytes: a member that names itself and subscribes by regex only.
+    #[rustfmt::skip]
+    let body: Vec<u8> = [
+        &[2u8, b'g'][..],               // group id
+        &[3, b'm', b'1'],               // member id
+        &[0, 0, 0, 0],                  // member epoch 0: joining
+        &[0],                           // instance id: null
+        &[0],                           // rack id: null
+        &[0, 0, 0x75, 0x30],            // rebalance timeout 30000 ms
+        &[0],                           // subscribed topic names: null
+        &[11], br"orders\..*",          // subscribed topic regex
+        &[0],                           // server assignor: null
+        &[1],                           // owned partitions: none
+        &[0],                           // tagged fields
+    ]
+    .concat();
+    let frame = crate::harness::request_frame(cgh::API_KEY, 1, 7, |e| e.raw(&body));
+    let response = client.round_trip(&frame);
+    let r = crate::harness::decode_response(
+        &response[4..],
+        7,
+        true,
+        1,
+        cgh::ConsumerGroupHeartbeatResponse::decode,
+    );
+    assert_eq!(r.error_code, NONE, "{r:?}");
+    assert_eq!(r.member_id.as_deref(), Some("m1"));
+    assert_eq!(r.member_epoch, 1);
+    let names = ["orders.eu", "orders.us", "payments", "orders.asia"];
+    let expected = |topics: &[(&str, i32)]| -> BTreeSet<(String, i32)> {
+        topics.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+    };
+    assert_eq!(
+        assigned_topics(&mut client, r.assignment.as_ref().unwrap(), &names),
+        expected(&[("orders.eu", 0), ("orders.eu", 1), ("orders.us", 0)])
+    );
+
+    // A topic created later that matches is assigned on a later heartbeat, with a new epoch.
+    create_topic(&mut client, "orders.asia", 1);
+    create_topic(&mut client, "ordersXasia", 1);
+    let r2 = heartbeat(&mut client, 1, &beat("m1", 1, r.assignment.as_ref()));
+    assert_eq!(r2.error_code, NONE, "{r2:?}");
+    assert_eq!(r2.member_epoch, 2);
+    assert_eq!(
+        assigned_topics(&mut client, r2.assignment.as_ref().unwrap(), &names),
+        expected(&[
+            ("orders.asia", 0),
+            ("orders.eu", 0),
+            ("orders.eu", 1),
+            ("orders.us", 0)
+        ])
+    );
+
+    // ConsumerGroupDescribe shows the regex.
+    let request = cgd::ConsumerGroupDescribeRequest {
+        group_ids: vec!["g".into()],
+        include_authorized_operations: false,
+    };
+    let d = client.call(
+        cgd::API_KEY,
+        0,
+        |e| request.encode(e, 0),
+        cgd::ConsumerGroupDescribeResponse::decode,
+    );
+    let member = &d.groups[0].members[0];
+    assert_eq!(
+        member.subscribed_topic_regex.as_deref(),
+        Some(r"orders\..*")
+    );
+    assert!(member.subscribed_topic_names.is_empty());
+
+    // A bad regex from the member is refused and leaves its subscription as it was.
+    let mut bad = beat("m1", 2, r2.assignment.as_ref());
+    bad.subscribed_topic_regex = Some("orders(".into());
+    let refused = heartbeat(&mut client, 1, &bad);
+    assert_eq!(refused.error_code, INVALID_REGULAR_EXPRESSION);
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("SubscribedTopicRegex `orders(` is not a valid regular expression: unclosed group.")
+    );
+    let r3 = heartbeat(&mut client, 1, &beat("m1", 2, r2.assignment.as_ref()));
+    assert_eq!((r3.error_code, r3.member_epoch), (NONE, 2));
+
+    // A matching topic deleted leaves the assignment on the next heartbeat.
+    let request = dt::DeleteTopicsRequest {
+        topic_names: vec!["orders.us".into()],
+        timeout_ms: 30000,
+        ..Default::default()
+    };
+    let deleted = client.call(
+        dt::API_KEY,
+        5,
+        |e| request.encode(e, 5),
+        dt::DeleteTopicsResponse::decode,
+    );
+    assert_eq!(deleted.responses[0].error_code, NONE);
+    // The member is first told to give up orders.us, at its epoch; once it has, it moves on.
+    let r4 = heartbeat(&mut client, 1, &beat("m1", 2, r2.assignment.as_ref()));
+    assert_eq!((r4.error_code, r4.member_epoch), (NONE, 2), "{r4:?}");
+    assert_eq!(
+        assigned_topics(&mut client, r4.assignment.as_ref().unwrap(), &names),
+        expected(&[("orders.asia", 0), ("orders.eu", 0), ("orders.eu", 1)])
+    );
+    let r5 = heartbeat(&mut client, 1, &beat("m1", 2, r4.assignment.as_ref()));
+    assert_eq!((r5.error_code, r5.member_epoch), (NONE, 3), "{r5:?}");
+    broker.assert_no_panics();
 }

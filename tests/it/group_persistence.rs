@@ -1,8 +1,8 @@
 //! Group state that survives restarts: the GroupMetadata and KIP-848 records sprat writes to
 //! `__consumer_offsets` (checked byte for byte in the segment files against the spec layouts),
 //! a classic group's generation and a consumer group's epochs after a clean restart and after
-//! kill -9, members expiring after their session, offsets retention, and the tombstones of
-//! deleted groups and topics.
+//! kill -9 (also a member subscribed by regex), members expiring after their session, offsets
+//! retention, and the tombstones of deleted groups and topics.
 
 use crate::consumer_groups::{beat, heartbeat as cg_heartbeat, join as cg_join, partitions};
 use crate::groups::{
@@ -309,6 +309,69 @@ fn consumer_group_epochs_survive_kill_9() {
     broker.kill_and_restart();
     let mut client = broker.connect();
     assert!(list_groups(&mut client, 4, &[]).is_empty());
+}
+
+#[test]
+fn a_regex_subscription_survives_kill_9() {
+    let mut broker = TestBroker::start_with("consumer-group-regex", |_| {}, GROUP_PROPERTIES);
+    let mut client = broker.connect();
+    create_topic(&mut client, "orders.eu", 1);
+    create_topic(&mut client, "orders.us", 1);
+    create_topic(&mut client, "payments", 1);
+    let mut join = cg_join("member-r");
+    join.subscribed_topic_names = Some(Vec::new());
+    join.subscribed_topic_regex = Some(r"orders\..*".into());
+    let a = cg_heartbeat(&mut client, 1, &join);
+    assert_eq!((a.error_code, a.member_epoch), (NONE, 1), "{a:?}");
+    let owned = a.assignment.clone().unwrap();
+    assert_eq!(owned.topic_partitions.len(), 2, "both orders topics");
+
+    // The member record holds the regex after the (empty) names; the subscription metadata
+    // holds the two topics it resolved to.
+    let records = offsets_records(&broker.log_dir, "g");
+    let member = values_of(&records, &key(5, &["g", "member-r"]));
+    let m = member.last().unwrap().clone().unwrap();
+    let regex = [&[11u8][..], br"orders\..*"].concat();
+    // After the client id: client host "/127.0.0.1", no topic names, the regex.
+    let expected = [&[11u8][..], b"/127.0.0.1", &[1], &regex].concat();
+    assert_eq!(m[15..15 + expected.len()], expected[..]);
+    let pm = values_of(&records, &key(4, &["g"]));
+    let pm = pm.last().unwrap().clone().unwrap();
+    assert_eq!(pm[..3], [0, 0, 3], "two topics");
+
+    drop(client);
+    broker.kill_and_restart();
+    let mut client = broker.connect();
+    let again = cg_heartbeat(&mut client, 1, &beat("member-r", 1, Some(&owned)));
+    assert_eq!(
+        (again.error_code, again.member_epoch),
+        (NONE, 1),
+        "{again:?}"
+    );
+    let request = cgd::ConsumerGroupDescribeRequest {
+        group_ids: vec!["g".into()],
+        include_authorized_operations: false,
+    };
+    let described = client.call(
+        cgd::API_KEY,
+        0,
+        |e| request.encode(e, 0),
+        cgd::ConsumerGroupDescribeResponse::decode,
+    );
+    let member = &described.groups[0].members[0];
+    assert_eq!(
+        member.subscribed_topic_regex.as_deref(),
+        Some(r"orders\..*")
+    );
+    // The restored regex still follows new topics.
+    create_topic(&mut client, "orders.asia", 1);
+    let later = cg_heartbeat(&mut client, 1, &beat("member-r", 1, Some(&owned)));
+    assert_eq!(
+        (later.error_code, later.member_epoch),
+        (NONE, 2),
+        "{later:?}"
+    );
+    assert_eq!(later.assignment.unwrap().topic_partitions.len(), 3);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Connection limits and timeouts: `connections.max.idle.ms`, `max.connections.per.ip`,
-//! `max.connections`, and the cost of many idle connections (one thread each).
+//! `max.connections` (also changed at run time, with `max.connections.per.ip.overrides`), and the cost of many idle connections (one thread each).
 
 use crate::harness::{Client, TestBroker, plain_batch};
 use crate::storage::{create_topic, fetched, produce_with};
@@ -77,6 +77,71 @@ fn connections_over_the_total_limit_are_refused() {
     drop(held);
     std::thread::sleep(std::time::Duration::from_millis(200));
     api_versions_works(&broker);
+}
+
+/// Whether a new connection is served: it answers ApiVersions, or is closed at once.
+fn accepted(broker: &TestBroker) -> Option<Client> {
+    // Give the acceptor time to count the connections already made.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut client = broker.connect();
+    if client.is_closed() {
+        return None;
+    }
+    api_versions_answers(&mut client);
+    Some(client)
+}
+
+#[test]
+fn connection_limits_change_live_with_incremental_alter_configs() {
+    const BROKER: i8 = 4;
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    const INVALID_CONFIG: i16 = 40;
+    let broker = TestBroker::start("limits-live");
+    let mut admin = broker.connect();
+    let _second = accepted(&broker).expect("no limit by default");
+    let mut alter = |changes: Vec<(&str, i8, Option<&str>)>| {
+        let r = crate::alter::incremental(&mut admin, 1, vec![(BROKER, "", changes)], false);
+        (r[0].1, r[0].2.clone())
+    };
+    // Two connections are open from this address: the limit is lowered to two.
+    assert_eq!(alter(vec![("max.connections.per.ip", SET, Some("2"))]).0, 0);
+    assert!(
+        accepted(&broker).is_none(),
+        "the third is over max.connections.per.ip"
+    );
+    // An override for this address lets one more in.
+    let (code, message) = alter(vec![(
+        "max.connections.per.ip.overrides",
+        SET,
+        Some("127.0.0.1:3"),
+    )]);
+    assert_eq!(code, 0, "{message:?}");
+    let third = accepted(&broker).expect("the override allows three");
+    assert!(accepted(&broker).is_none(), "a fourth is over the override");
+    let bad = alter(vec![(
+        "max.connections.per.ip.overrides",
+        SET,
+        Some("127.0.0.1"),
+    )]);
+    assert_eq!(bad.0, INVALID_CONFIG, "{bad:?}");
+    // max.connections counts every address.
+    assert_eq!(
+        alter(vec![
+            ("max.connections.per.ip.overrides", DELETE, None),
+            ("max.connections.per.ip", DELETE, None),
+            ("max.connections", SET, Some("3")),
+        ])
+        .0,
+        0
+    );
+    assert!(accepted(&broker).is_none(), "over max.connections");
+    drop(third);
+    let _again = accepted(&broker).expect("a place was freed");
+    // Raised back: accepted again.
+    assert_eq!(alter(vec![("max.connections", DELETE, None)]).0, 0);
+    let _more = accepted(&broker).expect("no limit again");
+    broker.assert_no_panics();
 }
 
 /// A numeric field of `/proc/<pid>/status`, such as `Threads` or `VmRSS` (in KiB).

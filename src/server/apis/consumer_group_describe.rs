@@ -51,7 +51,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
                             client_id: m.client_id.clone(),
                             client_host: m.client_host.clone(),
                             subscribed_topic_names: m.subscribed.clone(),
-                            subscribed_topic_regex: None,
+                            subscribed_topic_regex: m.subscribed_regex.clone(),
                             assignment: assignment(&image, &m.assigned),
                             target_assignment: assignment(
                                 &image,

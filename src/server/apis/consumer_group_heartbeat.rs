@@ -1,4 +1,5 @@
-//! ConsumerGroupHeartbeat (key 68), versions 0-1 (v1 as Kafka 4.0 defines it): joining, staying in and leaving a KIP-848
+//! ConsumerGroupHeartbeat (key 68), versions 0-1 (v1 as Kafka 4.0 defines it, with
+//! SubscribedTopicRegex): joining, staying in and leaving a KIP-848
 //! consumer group (see [`crate::group::consumer`]).
 
 use super::{HandlerResult, respond};
@@ -29,33 +30,31 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         rack_id: request.rack_id,
         rebalance_timeout_ms: request.rebalance_timeout_ms,
         subscribed: request.subscribed_topic_names,
+        subscribed_regex: request.subscribed_topic_regex,
+        regex_authorized: None,
         assignor: request.server_assignor,
         owned,
         client_id: header.client_id.clone().unwrap_or_default(),
         client_host: crate::server::connection::client_host(),
     };
-    // Since v1 (KIP-1082) the member names itself; topic regexes (v1) are not supported here.
+    // Since v1 (KIP-1082) the member names itself.
     let checked = if version >= 1 && heartbeat.member_id.is_empty() {
-        Err("MemberId can't be empty.".to_string())
-    } else if request
-        .subscribed_topic_regex
-        .as_deref()
-        .is_some_and(|r| !r.is_empty())
-    {
-        Err(
-            "SubscribedTopicRegex is not supported by this broker; subscribe to topic names."
-                .into(),
-        )
+        Err((
+            ErrorCode::InvalidRequest,
+            "MemberId can't be empty.".to_string(),
+        ))
     } else {
         consumer::validate(&heartbeat)
+            .map_err(|m| (ErrorCode::InvalidRequest, m))
+            .and_then(|()| regex_check(&heartbeat))
     };
     let result = match checked {
         _ if denied.is_some() => consumer::HeartbeatResult {
             error: denied,
             ..Default::default()
         },
-        Err(message) => consumer::HeartbeatResult {
-            error: Some((ErrorCode::InvalidRequest, message)),
+        Err(error) => consumer::HeartbeatResult {
+            error: Some(error),
             ..Default::default()
         },
         Ok(()) => ctx.group_coordinator.consumer_heartbeat(ctx, heartbeat),
@@ -82,6 +81,17 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         ..Default::default()
     };
     Ok(respond(header, |e| response.encode(e, version)))
+}
+
+/// A regex that does not compile is Kafka's INVALID_REGULAR_EXPRESSION, before the member
+/// joins or changes (`Utils.throwIfRegularExpressionIsInvalid`).
+fn regex_check(h: &Heartbeat) -> Result<(), (ErrorCode, String)> {
+    match h.subscribed_regex.as_deref() {
+        Some(r) if !r.is_empty() => consumer::compile_topic_regex(r)
+            .map(drop)
+            .map_err(|m| (ErrorCode::InvalidRegularExpression, m)),
+        _ => Ok(()),
+    }
 }
 
 /// Kafka's checks: Read on the group, then Describe on every subscribed topic.

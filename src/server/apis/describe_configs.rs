@@ -396,7 +396,7 @@ fn type_of(kind: ConfigType) -> i8 {
         ConfigType::Double(..) => TYPE_DOUBLE,
         ConfigType::Boolean => TYPE_BOOLEAN,
         ConfigType::ListOf(_) | ConfigType::ThrottledReplicas => TYPE_LIST,
-        ConfigType::OneOf(_) | ConfigType::Version => TYPE_STRING,
+        ConfigType::OneOf(_) | ConfigType::Version | ConfigType::IpCountOverrides => TYPE_STRING,
     }
 }
 
