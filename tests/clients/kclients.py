@@ -439,6 +439,25 @@ class Confluent:
 # ---------------------------------------------------------------------------------------------
 # kafka-python
 
+def subscribe_kafka_python(consumer, topic: str) -> None:
+    """Subscribes a kafka-python consumer once it knows the topic's partitions.
+
+    kafka-python 3.0.12 can lose a rebalance: when poll() times out while a JoinGroup/SyncGroup
+    round is in flight, the round's completion is dropped, so the consumer keeps its assignment
+    but never re-enables heartbeats or fetches, and the broker expires it after the session
+    timeout (seen against sprat about once in 50 runs; the client's debug log shows the SyncGroup
+    answer arriving and nothing after it). The usual trigger is the consumer's own second
+    rebalance: subscribed before its metadata has the topic, its first assignment is empty and it
+    rejoins at once. Learning the partitions first (and polling with a longer timeout) avoids it.
+    """
+    deadline = time.monotonic() + 30
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            raise ClientError(f"kafka-python never saw the partitions of {topic}")
+        time.sleep(0.05)
+    consumer.subscribe([topic])
+
+
 
 class KafkaPython:
     name = "kafka-python"
@@ -562,16 +581,17 @@ class KafkaPython:
     def group_consume(bs: str, group: str, topic: str, partitions: int, limit: int, commit: bool = True) -> GroupResult:
         from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
-        c = KafkaConsumer(topic, bootstrap_servers=bs, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest")
+        c = KafkaConsumer(bootstrap_servers=bs, group_id=group, enable_auto_commit=False, auto_offset_reset="earliest")
         got: list[Got] = []
         try:
+            subscribe_kafka_python(c, topic)
             start = time.monotonic()
             while len(got) < limit:
                 now = time.monotonic()
                 if (not got and now - start > GROUP_FIRST_MESSAGE_TIMEOUT) or now - start > CONSUME_TIMEOUT:
                     raise ClientError(f"kafka-python group consumer read {len(got)} of {limit} messages within "
                                       f"{now - start:.0f}s ({_tally(got)})")
-                for tp, records in c.poll(timeout_ms=200, max_records=limit - len(got)).items():
+                for tp, records in c.poll(timeout_ms=1000, max_records=limit - len(got)).items():
                     for r in records:
                         got.append(Got(r.topic, r.partition, r.offset, r.key, r.value, tuple(tuple(h) for h in (r.headers or ()))))
             if commit:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from kclients import OP_TIMEOUT, Confluent, Msg
+from kclients import OP_TIMEOUT, Confluent, Msg, subscribe_kafka_python
 
 PARTITIONS = 3
 
@@ -98,13 +98,14 @@ def test_kafka_python_describes_the_classic_group_after_restart(broker, unique):
     topic, group = f"{unique}-t", f"{unique}-g"
     Confluent.create_topics(bs, {topic: PARTITIONS})
     _produce(bs, topic, "a", 2)
-    c = KafkaConsumer(topic, bootstrap_servers=bs, group_id=group, auto_offset_reset="earliest",
+    c = KafkaConsumer(bootstrap_servers=bs, group_id=group, auto_offset_reset="earliest",
                       enable_auto_commit=False, session_timeout_ms=30000)
     try:
+        subscribe_kafka_python(c, topic)
         got = 0
         deadline = time.monotonic() + 60
         while got < 6 and time.monotonic() < deadline:
-            got += sum(len(v) for v in c.poll(timeout_ms=200).values())
+            got += sum(len(v) for v in c.poll(timeout_ms=1000).values())
         assert got == 6
         c.commit()
         before = _describe(bs, group)
