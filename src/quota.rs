@@ -32,8 +32,11 @@ const SAMPLE_WINDOW: Duration = Duration::from_secs(1);
 /// The longest a client is throttled for one request (Kafka bounds it by the quota window).
 const MAX_THROTTLE: Duration = Duration::from_secs(SAMPLES as u64);
 
-/// The user principal of connections without authentication (Kafka's `User:ANONYMOUS`).
-pub const ANONYMOUS: &str = "ANONYMOUS";
+/// The `user` quota entity of a principal: its name (`User:alice` is `alice`, a connection
+/// without authentication `ANONYMOUS`), as Kafka's quota managers take the session's user.
+pub fn quota_user(principal: &str) -> &str {
+    principal.strip_prefix("User:").unwrap_or(principal)
+}
 
 /// The value type of a quota key, as Kafka's `QuotaConfigs` defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,12 +298,33 @@ mod tests {
         let quotas = QuotaManager::default();
         let now = Instant::now();
         // 10,000 bytes over the minimum 10 s window is exactly the quota.
-        let t = quotas.record(&image, PRODUCER_BYTE_RATE, ANONYMOUS, "c", 10_000, now);
+        let t = quotas.record(
+            &image,
+            PRODUCER_BYTE_RATE,
+            quota_user(crate::security::ANONYMOUS),
+            "c",
+            10_000,
+            now,
+        );
         assert_eq!(t, Duration::ZERO);
         // 10,000 more: 2,000 B/s, twice the quota: throttled for one more window.
-        let t = quotas.record(&image, PRODUCER_BYTE_RATE, ANONYMOUS, "c", 10_000, now);
+        let t = quotas.record(
+            &image,
+            PRODUCER_BYTE_RATE,
+            quota_user(crate::security::ANONYMOUS),
+            "c",
+            10_000,
+            now,
+        );
         assert_eq!(t, Duration::from_secs(10));
-        let other = quotas.record(&image, PRODUCER_BYTE_RATE, ANONYMOUS, "d", 1 << 20, now);
+        let other = quotas.record(
+            &image,
+            PRODUCER_BYTE_RATE,
+            quota_user(crate::security::ANONYMOUS),
+            "d",
+            1 << 20,
+            now,
+        );
         assert_eq!(other, Duration::ZERO, "no quota for client d");
     }
 

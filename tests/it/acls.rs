@@ -76,7 +76,7 @@ fn free_port() -> u16 {
 
 /// A broker with the authorizer on, `User:admin` as super user, and a SASL_PLAINTEXT listener
 /// (returned) next to the harness's PLAINTEXT one.
-fn secured_broker(name: &str) -> (TestBroker, SocketAddr) {
+pub(crate) fn secured_broker(name: &str) -> (TestBroker, SocketAddr) {
     let port = free_port();
     let listeners = format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{port}");
     let lines = [
@@ -91,7 +91,7 @@ fn secured_broker(name: &str) -> (TestBroker, SocketAddr) {
 }
 
 /// A connection authenticated with SASL PLAIN as `user`.
-fn login(addr: SocketAddr, user: &str) -> Client {
+pub(crate) fn login(addr: SocketAddr, user: &str) -> Client {
     let mut client = Client::connect(addr);
     let request = sh::SaslHandshakeRequest {
         mechanism: "PLAIN".into(),

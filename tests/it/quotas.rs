@@ -350,3 +350,28 @@ fn byte_rate_quotas_throttle_producers_and_consumers() {
     assert_eq!(produce(&mut client, 9, &batch), (NONE, 0));
     broker.assert_no_panics();
 }
+
+#[test]
+fn user_quotas_apply_to_the_authenticated_principal() {
+    // The SASL user `admin` (a super user of that broker) gets a user quota; the plaintext
+    // listener's ANONYMOUS clients are not involved.
+    let (broker, addr) = crate::acls::secured_broker("quota-user");
+    let mut admin = crate::acls::login(addr, "admin");
+    create_topic(&mut admin, "q", 1);
+    let set = alter(
+        &mut admin,
+        1,
+        &[(
+            &[("user", Some("admin"))],
+            &[("producer_byte_rate", 1000.0, false)],
+        )],
+        false,
+    );
+    assert_eq!(set[0].0, NONE);
+    let batch = plain_batch(0, &[&[9u8; 6000]]);
+    assert_eq!(produce(&mut admin, 9, &batch), (NONE, 0));
+    let (code, throttle) = produce(&mut admin, 9, &batch);
+    assert_eq!(code, NONE);
+    assert!(throttle > 0, "the user quota of User:admin was not applied");
+    broker.assert_no_panics();
+}

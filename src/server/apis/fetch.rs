@@ -95,7 +95,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, d: &mut Decoder<'_>) 
         ctx.quotas.record(
             &ctx.metadata.read(),
             quota::CONSUMER_BYTE_RATE,
-            quota::ANONYMOUS,
+            quota::quota_user(&crate::security::current_principal()),
             header.client_id.as_deref().unwrap_or_default(),
             sent,
             Instant::now(),

@@ -123,7 +123,7 @@ fn finish(
     let throttle = ctx.quotas.record(
         &ctx.metadata.read(),
         quota::PRODUCER_BYTE_RATE,
-        quota::ANONYMOUS,
+        quota::quota_user(&crate::security::current_principal()),
         header.client_id.as_deref().unwrap_or_default(),
         request_bytes,
         std::time::Instant::now(),
@@ -345,7 +345,7 @@ fn submit(
             set_log_append_time(&mut batch, t);
         }
         appends.push(PartitionAppend {
-            topic_partition: TopicPartition::new(part.topic.clone(), part.index),
+            topic_partition: tp,
             batches: batch,
         });
         pending.push(Pending::Appending(appends.len() - 1, append_time));
