@@ -615,6 +615,36 @@ fn inject_batch(log_dir: &Path, topic: &str, batch: &[u8]) -> i64 {
     end
 }
 
+/// Produces filler batches of rounds `0..rounds` to partition 0 of `topic`, except that at round
+/// `at` the broker is stopped and `injected` goes into the log on disk instead (see
+/// [`inject_batch`]). Returns a connection and every batch with its base offset.
+fn produce_around_injected(
+    broker: &mut TestBroker,
+    mut client: Client,
+    topic: &str,
+    rounds: usize,
+    at: usize,
+    injected: &[u8],
+) -> (Client, Vec<(i64, Vec<u8>)>) {
+    let mut produced = Vec::new();
+    for round in 0..rounds {
+        if round == at {
+            drop(client);
+            assert!(broker.terminate());
+            let base = inject_batch(&broker.log_dir, topic, injected);
+            produced.push((base, injected.to_vec()));
+            broker.restart();
+            client = broker.connect();
+            continue;
+        }
+        let batch = filler_batch(round, 5);
+        let (error, base) = produce_with(&mut client, topic, 0, &batch, -1);
+        assert_eq!(error, NONE);
+        produced.push((base, batch));
+    }
+    (client, produced)
+}
+
 fn cleaning_failures(broker: &TestBroker, topic: &str, seen: &mut Vec<String>) -> usize {
     seen.extend(broker.drain_log());
     let needle = format!("{topic}-0: cleaning failed");
@@ -638,26 +668,12 @@ fn a_corrupt_compressed_batch_fails_cleaning_of_its_log_only_and_loses_nothing()
     }
     let crc = crc32c::crc32c(&corrupt[ATTRIBUTES_OFFSET..]);
     BigEndian::write_u32(&mut corrupt[CRC_OFFSET..], crc);
-    let mut produced = Vec::new();
     assert_eq!(
         produce_with(&mut client, BROKEN, 0, &corrupt, -1).0,
         CORRUPT_MESSAGE
     );
-    for round in 0..120 {
-        if round == 40 {
-            drop(client);
-            assert!(broker.terminate());
-            let base = inject_batch(&broker.log_dir, BROKEN, &corrupt);
-            produced.push((base, corrupt.clone()));
-            broker.restart();
-            client = broker.connect();
-            continue;
-        }
-        let batch = filler_batch(round, 5);
-        let (error, base) = produce_with(&mut client, BROKEN, 0, &batch, -1);
-        assert_eq!(error, NONE);
-        produced.push((base, batch));
-    }
+    let (mut client, mut produced) =
+        produce_around_injected(&mut broker, client, BROKEN, 120, 40, &corrupt);
     let mut rng = Rng::new("a_corrupt_compressed_batch_fails_cleaning_of_its_log_only");
     let mut model = Model::default();
     for _ in 0..200 {
@@ -728,8 +744,22 @@ fn the_log_cleaner_thread_runs_at_nice_10() {
     let tasks = Path::new("/proc")
         .join(broker.pid().to_string())
         .join("task");
+    // Fields after the parenthesised name: state is field 3, nice field 19.
+    let nice_of = |stat: &str| -> i32 {
+        stat[stat.rfind(')').unwrap() + 2..]
+            .split(' ')
+            .nth(16)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // The request threads keep the broker's own priority (0, unless the test runs niced: then
+    // the cleaner cannot go below it without privileges).
+    let main_nice =
+        nice_of(&fs::read_to_string(tasks.join(broker.pid().to_string()).join("stat")).unwrap());
+    // The thread is named before it lowers its priority: wait for both.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let nice = loop {
+    loop {
         let found = fs::read_dir(&tasks)
             .unwrap()
             .filter_map(|e| e.ok())
@@ -738,24 +768,16 @@ fn the_log_cleaner_thread_runs_at_nice_10() {
                 (comm.trim() == "log-cleaner")
                     .then(|| fs::read_to_string(t.path().join("stat")).ok())?
             });
-        if let Some(stat) = found {
-            // Fields after the parenthesised name: state is field 3, nice field 19.
-            let rest = &stat[stat.rfind(')').unwrap() + 2..];
-            break rest.split(' ').nth(16).unwrap().parse::<i32>().unwrap();
+        let last = found.as_deref().map(nice_of);
+        if last == Some(main_nice.max(10)) {
+            break;
         }
-        assert!(Instant::now() < deadline, "no log-cleaner thread");
+        assert!(
+            Instant::now() < deadline,
+            "log-cleaner thread's nice value: {last:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
-    };
-    // The request threads keep the broker's own priority (0, unless the test runs niced: then
-    // the cleaner cannot go below it without privileges).
-    let main_stat = fs::read_to_string(tasks.join(broker.pid().to_string()).join("stat")).unwrap();
-    let main_nice: i32 = main_stat[main_stat.rfind(')').unwrap() + 2..]
-        .split(' ')
-        .nth(16)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(nice, main_nice.max(10));
+    }
 }
 
 /// A keyed batch of `keys` from an idempotent producer, compressed with `codec`.
@@ -892,27 +914,12 @@ fn a_zstd_bomb_fails_cleaning_at_the_decompression_limit() {
     BigEndian::write_i32(&mut bomb[LENGTH_OFFSET..], length);
     let crc = crc32c::crc32c(&bomb[ATTRIBUTES_OFFSET..]);
     BigEndian::write_u32(&mut bomb[CRC_OFFSET..], crc);
-    let mut produced = Vec::new();
     // Produce decompresses it to check its records and stops at the same limit.
     assert_eq!(
         produce_with(&mut client, BOMB, 0, &bomb, -1).0,
         CORRUPT_MESSAGE
     );
-    for round in 0..80 {
-        if round == 20 {
-            drop(client);
-            assert!(broker.terminate());
-            let base = inject_batch(&broker.log_dir, BOMB, &bomb);
-            produced.push((base, bomb.clone()));
-            broker.restart();
-            client = broker.connect();
-            continue;
-        }
-        let batch = filler_batch(round, 5);
-        let (error, base) = produce_with(&mut client, BOMB, 0, &batch, -1);
-        assert_eq!(error, NONE);
-        produced.push((base, batch));
-    }
+    let (client, mut produced) = produce_around_injected(&mut broker, client, BOMB, 80, 20, &bomb);
     drop(client);
     assert!(broker.terminate());
     broker.extra_properties = CLEANER.iter().map(|s| s.to_string()).collect();
